@@ -1,0 +1,18 @@
+"""Lambda entry point: POST /webhooks/redemption-succeeded (see voucherify_ledger.webhooks)."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from voucherify_ledger.webhooks import REDEMPTION_SUCCEEDED, WebhookReceiver
+
+logger = Logger()
+metrics = Metrics()
+receiver = WebhookReceiver.from_env(REDEMPTION_SUCCEEDED, logger=logger, metrics=metrics)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return receiver.handle(event)

@@ -1,0 +1,167 @@
+"""Authenticity of webhook deliveries.
+
+Two ways, either is enough:
+- ``x-voucherify-signature``: lowercase hex HMAC-SHA256 of the payload keyed with the project's webhook
+  secret. Checked over the raw body, then over the body with JSON whitespace outside strings removed
+  (that is what Voucherify signs); never over a re-serialised document.
+- a shared token in a custom header (distribution webhooks, which may be unsigned).
+
+The secrets live in AWS Secrets Manager, fetched through Powertools parameters and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+SIGNATURE_HEADER = "x-voucherify-signature"
+_SHA256_HEX_LENGTH = 64
+
+# A JSON string literal (kept as is) or a run of JSON whitespace (dropped).
+_STRING_OR_WHITESPACE = re.compile(rb'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.DOTALL)
+
+
+class SecretUnavailableError(RuntimeError):
+    """The webhook secret could not be read: the delivery cannot be checked now, so it must be retried."""
+
+
+def sign(secret: str, payload: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+
+
+def strip_json_whitespace(payload: bytes) -> bytes:
+    """Removes whitespace outside JSON strings, leaving string contents (escaped quotes included) intact."""
+    return _STRING_OR_WHITESPACE.sub(lambda m: m.group(1) or b"", payload)
+
+
+def _same(expected_hex: str, given: bytes) -> bool:
+    return hmac.compare_digest(expected_hex.encode("ascii"), given)
+
+
+def verify_signature(secret: str, payload: bytes, signature: str | bytes | None) -> bool:
+    """Constant-time check of a hex signature over the raw body, then over the whitespace-stripped body."""
+    if not secret or not signature:
+        return False
+    given = signature.encode("utf-8", "replace") if isinstance(signature, str) else signature
+    given = given.strip().lower()
+    if len(given) != _SHA256_HEX_LENGTH:
+        return False
+    if _same(sign(secret, payload), given):
+        return True
+    stripped = strip_json_whitespace(payload)
+    return stripped != payload and _same(sign(secret, stripped), given)
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    signing_secret: str | None = None
+    header_token: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | bytes | dict | None) -> WebhookSecrets:
+        """A JSON object ``{"signing_secret", "header_token"}``, or a plain string used as the signing secret."""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if isinstance(value, str):
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                decoded = None
+            value = decoded if isinstance(decoded, dict) else {"signing_secret": value.strip()}
+        if not isinstance(value, dict):
+            raise SecretUnavailableError("the webhook secret is empty")
+        secrets = cls(
+            signing_secret=str(value.get("signing_secret") or "") or None,
+            header_token=str(value.get("header_token") or "") or None,
+        )
+        if not (secrets.signing_secret or secrets.header_token):
+            raise SecretUnavailableError("the webhook secret has neither signing_secret nor header_token")
+        return secrets
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    ok: bool
+    method: str  # "signature" | "token" | "none" | "" when refused
+    reason: str = ""
+
+
+SecretFetcher = Callable[[str, bool], "str | bytes | dict | None"]
+
+
+def powertools_secret_fetcher(max_age: int) -> SecretFetcher:
+    def fetch(secret_id: str, force: bool) -> str | bytes | dict | None:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            return parameters.get_secret(secret_id, max_age=max_age, force_fetch=force)
+        except parameters.exceptions.GetParameterError as exc:
+            raise SecretUnavailableError(f"cannot read webhook secret: {type(exc.__cause__ or exc).__name__}") from exc
+
+    return fetch
+
+
+class WebhookAuthenticator:
+    """Accepts a delivery whose signature or token matches the secret; refuses anything else.
+
+    On a failed check the secret is re-read at most once a minute, so a rotated secret is picked up
+    without letting a flood of bad requests hammer Secrets Manager.
+    """
+
+    REFRESH_INTERVAL_SECONDS = 60.0
+
+    def __init__(
+        self,
+        secret_id: str | None,
+        token_header: str,
+        *,
+        allow_unauthenticated: bool = False,
+        fetch: SecretFetcher | None = None,
+        max_age: int = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.secret_id = secret_id
+        self.token_header = token_header.lower()
+        self.allow_unauthenticated = allow_unauthenticated
+        self._fetch = fetch or powertools_secret_fetcher(max_age)
+        self._clock = clock
+        self._last_forced = float("-inf")
+
+    def _secrets(self, force: bool = False) -> WebhookSecrets:
+        assert self.secret_id
+        return WebhookSecrets.parse(self._fetch(self.secret_id, force))
+
+    def _check(self, secrets: WebhookSecrets, headers: Mapping[str, str], body: bytes) -> AuthResult | None:
+        signature = headers.get(SIGNATURE_HEADER)
+        if secrets.signing_secret and signature and verify_signature(secrets.signing_secret, body, signature):
+            return AuthResult(True, "signature")
+        token = headers.get(self.token_header)
+        if secrets.header_token and token and hmac.compare_digest(
+            token.strip().encode("utf-8", "replace"), secrets.header_token.encode("utf-8")
+        ):
+            return AuthResult(True, "token")
+        return None
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes) -> AuthResult:
+        """``headers`` must be case-insensitive or lower-cased (API Gateway v2 lower-cases them)."""
+        if self.allow_unauthenticated:
+            return AuthResult(True, "none")
+        has_signature = bool(headers.get(SIGNATURE_HEADER))
+        has_token = bool(headers.get(self.token_header))
+        if not (has_signature or has_token):
+            return AuthResult(
+                False, "", f"missing {SIGNATURE_HEADER} header (or the {self.token_header} token header)"
+            )
+        result = self._check(self._secrets(), headers, body)
+        if result is None and self._clock() - self._last_forced >= self.REFRESH_INTERVAL_SECONDS:
+            self._last_forced = self._clock()
+            result = self._check(self._secrets(force=True), headers, body)
+        if result is not None:
+            return result
+        what = SIGNATURE_HEADER if has_signature else f"{self.token_header} token"
+        return AuthResult(False, "", f"{what} does not match the webhook secret")

@@ -1,0 +1,288 @@
+"""Receiving a Voucherify webhook delivered through API Gateway (HTTP API, payload format 2.0).
+
+The order of checks is deliberate, and so is every answer, because Voucherify retries anything but a
+2xx and disables a webhook after 12 failed attempts:
+
+1. body larger than ``MAX_BODY_BYTES``              → 413, nothing stored
+2. missing or wrong signature / token              → 401, nothing stored
+3. body that is not a JSON object                  → 400, nothing stored
+4. authentic but invalid, or the wrong event type  → 202 ``quarantined``: stored whole with the errors,
+                                                     so a poison payload is neither lost nor retried
+5. valid                                           → 200 ``recorded`` or ``duplicate``
+6. the secret or the ledger cannot be reached      → 503, so Voucherify retries later
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from pydantic import BaseModel
+
+from voucherify_ledger.auth import SecretUnavailableError, WebhookAuthenticator
+from voucherify_ledger.ledger import Delivery, Ledger, StorageError, WriteOutcome
+from voucherify_ledger.models import (
+    EventRedemptionRollbackSucceededData,
+    EventRedemptionSucceededData,
+    WebhookEnvelope,
+    is_envelope,
+)
+from voucherify_ledger.settings import WebhookSettings
+
+MAX_REPORTED_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    event_types: frozenset[str]
+    model: type[BaseModel]
+    record: Callable[[Ledger, Any, Delivery], WriteOutcome]
+
+
+REDEMPTION_SUCCEEDED = Route(
+    name="redemption-succeeded",
+    event_types=frozenset({"redemption.succeeded"}),
+    model=EventRedemptionSucceededData,
+    record=lambda ledger, data, delivery: ledger.record_redemption(data, delivery),
+)
+
+REDEMPTION_ROLLBACK_SUCCEEDED = Route(
+    name="redemption-rollback-succeeded",
+    event_types=frozenset({"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded"}),
+    model=EventRedemptionRollbackSucceededData,
+    record=lambda ledger, data, delivery: ledger.record_rollback(data, delivery),
+)
+
+
+def respond(status_code: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status_code,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body, separators=(",", ":")),
+    }
+
+
+def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    """``field.path: what was expected`` for each problem; never the offending value (it may be personal)."""
+    described = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+        described.append(f"{location or 'body'}: {error['msg']}")
+    if len(described) > MAX_REPORTED_ERRORS:
+        described = [*described[:MAX_REPORTED_ERRORS], f"… and {len(described) - MAX_REPORTED_ERRORS} more"]
+    return described
+
+
+class _Quarantine(Exception):
+    def __init__(self, reason: str, errors: list[str], event_type: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors
+        self.event_type = event_type
+
+
+class WebhookReceiver:
+    """Authenticates, validates and records the deliveries of one route."""
+
+    def __init__(
+        self,
+        route: Route,
+        settings: WebhookSettings,
+        ledger: Ledger,
+        authenticator: WebhookAuthenticator,
+        logger: Any,
+        metrics: Any,
+    ) -> None:
+        self.route = route
+        self.settings = settings
+        self.ledger = ledger
+        self.authenticator = authenticator
+        self.logger = logger
+        self.metrics = metrics
+        if settings.allow_unauthenticated_webhooks:
+            logger.warning(
+                "ALLOW_UNAUTHENTICATED_WEBHOOKS is on: deliveries are NOT authenticated. Local use only.",
+                route=route.name,
+            )
+
+    @classmethod
+    def from_env(cls, route: Route, *, logger: Any, metrics: Any, dynamodb: Any = None) -> WebhookReceiver:
+        settings = WebhookSettings.from_env()
+        if dynamodb is None:
+            import boto3
+            from botocore.config import Config
+
+            dynamodb = boto3.client(
+                "dynamodb",
+                config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        authenticator = WebhookAuthenticator(
+            settings.webhook_secret_id,
+            settings.webhook_token_header,
+            allow_unauthenticated=settings.allow_unauthenticated_webhooks,
+            max_age=settings.secret_max_age_seconds,
+        )
+        return cls(route, settings, Ledger(settings.ledger_table_name, dynamodb), authenticator, logger, metrics)
+
+    # --- the steps ------------------------------------------------------------------------------
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        request = APIGatewayProxyEventV2(dict(event))
+        received_at = datetime.now(timezone.utc)
+        try:
+            raw = self._raw_body(request)
+        except ValueError as exc:
+            return self._reject(400, "bad_request", str(exc))
+        if len(raw) > self.settings.max_body_bytes:
+            return self._reject(
+                413, "too_large", f"body of {len(raw)} bytes exceeds the limit of {self.settings.max_body_bytes} bytes"
+            )
+        try:
+            auth = self.authenticator.authenticate(request.headers, raw)
+        except SecretUnavailableError as exc:
+            self.logger.exception("webhook secret unavailable", route=self.route.name)
+            return self._unavailable(f"cannot authenticate the delivery now ({exc}); retry later")
+        if not auth.ok:
+            return self._reject(401, "unauthorized", auth.reason)
+
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return self._reject(400, "bad_request", f"body is not valid JSON: {_json_problem(exc)}")
+        if not isinstance(body, dict):
+            return self._reject(400, "bad_request", f"body must be a JSON object, got a JSON {type(body).__name__}")
+
+        delivery = Delivery(raw=raw, route=self.route.name, received_at=received_at)
+        try:
+            data, delivery = self._validate(body, delivery)
+        except _Quarantine as problem:
+            return self._quarantine(problem, delivery)
+
+        try:
+            outcome = self.route.record(self.ledger, data, delivery)
+        except StorageError as exc:
+            self.logger.exception("ledger write failed", route=self.route.name, delivery_id=delivery.delivery_id)
+            return self._unavailable(f"the ledger could not be written ({exc}); retry later")
+
+        self.metrics.add_metric(name="Recorded" if outcome.status == "recorded" else "Duplicates", unit="Count", value=1)
+        answer = {
+            "status": outcome.status,
+            "event_type": delivery.event_type,
+            "redemption_id": outcome.redemption_id,
+            "ledger_status": outcome.ledger_status,
+        }
+        if outcome.rollback_id:
+            answer["rollback_id"] = outcome.rollback_id
+        self.logger.info(
+            f"delivery {outcome.status}",
+            route=self.route.name,
+            auth=auth.method,
+            delivery_id=delivery.delivery_id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            redemption_id=outcome.redemption_id,
+            rollback_id=outcome.rollback_id,
+            ledger_status=outcome.ledger_status,
+        )
+        return respond(200, {k: v for k, v in answer.items() if v is not None})
+
+    @staticmethod
+    def _raw_body(request: APIGatewayProxyEventV2) -> bytes:
+        body = request.body or ""
+        if not isinstance(body, str):
+            raise ValueError("body must be a string")
+        if request.is_base64_encoded:
+            try:
+                return base64.b64decode(body.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError):
+                raise ValueError("body is flagged base64 but is not valid base64") from None
+        return body.encode("utf-8", "surrogatepass")
+
+    def _validate(self, body: dict[str, Any], delivery: Delivery) -> tuple[Any, Delivery]:
+        prefix = ""
+        data: Any = body
+        if is_envelope(body):
+            try:
+                envelope = parse(event=body, model=WebhookEnvelope)
+            except ValidationError as exc:
+                raise _Quarantine("the v2024-01-01 envelope is invalid", describe_errors(exc)) from None
+            delivery = Delivery(
+                raw=delivery.raw,
+                route=delivery.route,
+                received_at=delivery.received_at,
+                event_type=envelope.event.type,
+                delivery_id=envelope.id,
+                event_id=envelope.event.id,
+            )
+            if envelope.event.type not in self.route.event_types:
+                expected = " or ".join(sorted(self.route.event_types))
+                raise _Quarantine(
+                    "wrong event type for this webhook URL",
+                    [f"event.type: got {envelope.event.type!r}, this URL accepts {expected}"],
+                    envelope.event.type,
+                )
+            data, prefix = envelope.data, "data"
+        try:
+            return parse(event=data, model=self.route.model), delivery
+        except ValidationError as exc:
+            raise _Quarantine(
+                f"the payload does not match the {'/'.join(sorted(self.route.event_types))} schema",
+                describe_errors(exc, prefix),
+                delivery.event_type,
+            ) from None
+
+    # --- answers --------------------------------------------------------------------------------
+    def _quarantine(self, problem: _Quarantine, delivery: Delivery) -> dict[str, Any]:
+        try:
+            outcome = self.ledger.quarantine(
+                delivery,
+                problem.errors,
+                retention_days=self.settings.quarantine_retention_days,
+                reason=problem.reason,
+            )
+        except StorageError as exc:
+            self.logger.exception("quarantine write failed", route=self.route.name)
+            return self._unavailable(f"the delivery failed validation and could not be quarantined ({exc})")
+        self.metrics.add_metric(name="Quarantined", unit="Count", value=1)
+        self.logger.warning(
+            "delivery quarantined",
+            route=self.route.name,
+            quarantine_id=outcome.quarantine_id,
+            delivery_id=delivery.delivery_id,
+            event_type=delivery.event_type,
+            reason=problem.reason,
+            errors=problem.errors,
+        )
+        return respond(
+            202,
+            {
+                "status": "quarantined",
+                "quarantine_id": outcome.quarantine_id,
+                "reason": problem.reason,
+                "errors": problem.errors,
+            },
+        )
+
+    def _reject(self, status_code: int, status: str, message: str) -> dict[str, Any]:
+        self.metrics.add_metric(name="Rejected", unit="Count", value=1)
+        self.logger.warning("delivery rejected", route=self.route.name, status_code=status_code, error=message)
+        return respond(status_code, {"status": status, "error": message})
+
+    def _unavailable(self, message: str) -> dict[str, Any]:
+        self.metrics.add_metric(name="StorageErrors", unit="Count", value=1)
+        return respond(503, {"status": "error", "error": message})
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the bytes are not valid UTF-8"
+    return type(exc).__name__

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, WebhookReceiver
 
 logger = Logger()

@@ -141,8 +141,10 @@ class WebhookAuthenticator:
         if secrets.signing_secret and signature and verify_signature(secrets.signing_secret, body, signature):
             return AuthResult(True, "signature")
         token = headers.get(self.token_header)
-        if secrets.header_token and token and hmac.compare_digest(
-            token.strip().encode("utf-8", "replace"), secrets.header_token.encode("utf-8")
+        if (
+            secrets.header_token
+            and token
+            and hmac.compare_digest(token.strip().encode("utf-8", "replace"), secrets.header_token.encode("utf-8"))
         ):
             return AuthResult(True, "token")
         return None
@@ -154,9 +156,7 @@ class WebhookAuthenticator:
         has_signature = bool(headers.get(SIGNATURE_HEADER))
         has_token = bool(headers.get(self.token_header))
         if not (has_signature or has_token):
-            return AuthResult(
-                False, "", f"missing {SIGNATURE_HEADER} header (or the {self.token_header} token header)"
-            )
+            return AuthResult(False, "", f"missing {SIGNATURE_HEADER} header (or the {self.token_header} token header)")
         result = self._check(self._secrets(), headers, body)
         if result is None and self._clock() - self._last_forced >= self.REFRESH_INTERVAL_SECONDS:
             self._last_forced = self._clock()

@@ -19,7 +19,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -135,7 +135,7 @@ class WebhookReceiver:
     # --- the steps ------------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         request = APIGatewayProxyEventV2(dict(event))
-        received_at = datetime.now(timezone.utc)
+        received_at = datetime.now(UTC)
         try:
             raw = self._raw_body(request)
         except ValueError as exc:
@@ -171,7 +171,9 @@ class WebhookReceiver:
             self.logger.exception("ledger write failed", route=self.route.name, delivery_id=delivery.delivery_id)
             return self._unavailable(f"the ledger could not be written ({exc}); retry later")
 
-        self.metrics.add_metric(name="Recorded" if outcome.status == "recorded" else "Duplicates", unit="Count", value=1)
+        self.metrics.add_metric(
+            name="Recorded" if outcome.status == "recorded" else "Duplicates", unit="Count", value=1
+        )
         answer = {
             "status": outcome.status,
             "event_type": delivery.event_type,

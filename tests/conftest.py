@@ -1,0 +1,124 @@
+"""Shared fixtures: AWS emulated by moto (the table built from template.yaml), handlers loaded as Lambda loads them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
+from ledger_tools.handlers import load_handler
+from ledger_tools.template import PROJECT_ROOT, create_table, function_environment
+from voucherify_ledger.auth import sign
+from voucherify_ledger.ledger import Ledger
+
+SHARED_DIR = Path(os.environ.get("VOUCHERIFY_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+PAYLOADS = PROJECT_ROOT / "events" / "payloads"
+
+SIGNING_SECRET = "test-signing-secret"
+HEADER_TOKEN = "test-header-token"
+TABLE_NAME = "voucherify-ledger-test"
+SECRET_ID = "voucherify-ledger/webhook"
+ROUTES = {
+    "RedemptionSucceededFunction": "/webhooks/redemption-succeeded",
+    "RedemptionRollbackSucceededFunction": "/webhooks/redemption-rollback-succeeded",
+}
+
+
+def compact(document: Any) -> bytes:
+    """JSON as Voucherify sends it: compact, UTF-8."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class Aws:
+    dynamodb: Any
+    secrets: Any
+    table_name: str
+    ledger: Ledger
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.dynamodb.scan(TableName=self.table_name, ConsistentRead=True)["Items"]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """moto in-process: the ledger table as template.yaml defines it, and the webhook secret."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SAM_LOCAL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_table(dynamodb, table_name=TABLE_NAME)
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(
+            Name=SECRET_ID, SecretString=json.dumps({"signing_secret": SIGNING_SECRET, "header_token": HEADER_TOKEN})
+        )
+        yield Aws(dynamodb, secrets, TABLE_NAME, Ledger(TABLE_NAME, dynamodb))
+
+
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
+    """Sets a function's environment from template.yaml (resources resolved to the test ones)."""
+
+    def apply(logical_id: str, **overrides: str) -> dict[str, str]:
+        env = function_environment(logical_id, {"LedgerTable": TABLE_NAME, "WebhookSecretId": SECRET_ID})
+        env.update(POWERTOOLS_METRICS_NAMESPACE="VoucherifyLedgerTest", **overrides)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return env
+
+    return apply
+
+
+@pytest.fixture
+def invoke(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Callable[..., Answer]:
+    """POSTs a body to a webhook function through an API Gateway v2 event, as API Gateway would."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    loaded: dict[str, Any] = {}
+
+    def call(
+        logical_id: str,
+        body: bytes | str,
+        *,
+        signed: bool = True,
+        headers: dict[str, str] | None = None,
+        base64_encoded: bool | None = None,
+    ) -> Answer:
+        if logical_id not in loaded:
+            function_env(logical_id)
+            loaded[logical_id] = load_handler(logical_id)
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        all_headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks"}
+        if signed:
+            all_headers["x-voucherify-signature"] = sign(SIGNING_SECRET, raw)
+        all_headers.update(headers or {})
+        event = http_api_event("POST", ROUTES[logical_id], raw, all_headers, base64_encoded=base64_encoded)
+        status, answer_headers, answer_body = response_parts(
+            loaded[logical_id](event, LambdaContext(function_name=logical_id))
+        )
+        return Answer(status, answer_headers, json.loads(answer_body))
+
+    return call

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -39,6 +42,61 @@ def compact(document: Any) -> bytes:
 
 def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+# --- Voucherify's published documents (the shared folder beside the repository) -------------------------
+SEEDS_DIR = SHARED_DIR / "seeds"
+OPENAPI_WEBHOOKS = SHARED_DIR / "reference" / "voucherify" / "OpenAPIWebhooks.json"
+# OpenAPI webhook name → event name (event.type) and the function whose URL receives it.
+WEBHOOK_EVENTS = {
+    "EVENTS.REDEMPTION.SUCCEEDED": ("redemption.succeeded", "RedemptionSucceededFunction"),
+    "EVENTS.CUSTOMER.REDEMPTION.SUCCEEDED": ("customer.redemption.succeeded", "RedemptionSucceededFunction"),
+    "EVENTS.REDEMPTION.ROLLBACK.SUCCEEDED": ("redemption.rollback.succeeded", "RedemptionRollbackSucceededFunction"),
+    "EVENTS.CUSTOMER.REDEMPTION.ROLLBACK.SUCCEEDED": (
+        "customer.redemption.rollback.succeeded",
+        "RedemptionRollbackSucceededFunction",
+    ),
+}
+
+
+def seed_documents(prefix: str) -> list[Any]:
+    """The JSON documents embedded in the text of seed page ``seeds/<prefix>_….txt``, in page order."""
+    (path,) = SEEDS_DIR.glob(f"{prefix}_*.txt")
+    text = path.read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    start = text.find("{")
+    while start >= 0:
+        try:
+            document, length = decoder.raw_decode(text, start)
+        except ValueError:
+            start = text.find("{", start + 1)
+            continue
+        found.append(document)
+        start = text.find("{", length)
+    return found
+
+
+@functools.cache
+def _openapi_webhooks_text() -> str:
+    return OPENAPI_WEBHOOKS.read_text(encoding="utf-8")
+
+
+def openapi_webhooks() -> dict[str, Any]:
+    """A fresh copy of ``OpenAPIWebhooks.json`` (callers may change it)."""
+    return json.loads(_openapi_webhooks_text())
+
+
+def openapi_examples(webhook: str) -> list[tuple[str, Any]]:
+    """``(name, value)`` of every request-body example of ``webhooks[webhook]``."""
+    content = openapi_webhooks()["webhooks"][webhook]["post"]["requestBody"]["content"]
+    found = []
+    for media in content.values():
+        if "example" in media:
+            found.append((f"{webhook}:example", media["example"]))
+        for name, example in (media.get("examples") or {}).items():
+            found.append((f"{webhook}:{name}", example["value"]))
+    return found
 
 
 @dataclass
@@ -122,3 +180,55 @@ def invoke(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Callable[..
         return Answer(status, answer_headers, json.loads(answer_body))
 
     return call
+
+
+@dataclass
+class LambdaApp:
+    """One function imported as Lambda imports it, with its module (and so its receiver) within reach."""
+
+    logical_id: str
+    module: ModuleType
+
+    @property
+    def receiver(self) -> Any:
+        return self.module.receiver
+
+    def send(self, event: dict[str, Any]) -> Answer:
+        result = self.module.lambda_handler(event, LambdaContext(function_name=self.logical_id))
+        status, headers, body = response_parts(result)
+        return Answer(status, headers, json.loads(body))
+
+    def post(
+        self,
+        body: bytes | str,
+        *,
+        secret: str | None = SIGNING_SECRET,
+        signed_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        base64_encoded: bool | None = None,
+    ) -> Answer:
+        """POSTs ``body`` to the function's route, signed with ``secret`` over ``signed_body`` (default: body)."""
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        all_headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks"}
+        if secret is not None:
+            all_headers["x-voucherify-signature"] = sign(secret, raw if signed_body is None else signed_body)
+        all_headers.update(headers or {})
+        return self.send(
+            http_api_event("POST", ROUTES[self.logical_id], raw, all_headers, base64_encoded=base64_encoded)
+        )
+
+
+@pytest.fixture
+def lambda_app(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., LambdaApp]]:
+    """Loads a function after setting its environment from template.yaml (plus keyword overrides)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+
+    def load(logical_id: str, **env: str) -> LambdaApp:
+        function_env(logical_id, **env)
+        load_handler(logical_id)
+        return LambdaApp(logical_id, sys.modules[f"functions.{logical_id}.app"])
+
+    yield load
+    parameters.clear_caches()

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SIGNATURE_HEADER = "x-voucherify-signature"
 _SHA256_HEX_LENGTH = 64
@@ -95,11 +96,22 @@ SecretFetcher = Callable[[str, bool], "str | bytes | dict | None"]
 
 
 def powertools_secret_fetcher(max_age: int) -> SecretFetcher:
+    """Reads the secret through Powertools parameters (cached for ``max_age`` seconds), with timeouts that
+    fit a webhook function's few seconds: a stalled Secrets Manager call ends in a clean 503."""
+    provider: Any = None
+
     def fetch(secret_id: str, force: bool) -> str | bytes | dict | None:
+        nonlocal provider
         from aws_lambda_powertools.utilities import parameters
 
+        if provider is None:
+            from botocore.config import Config
+
+            provider = parameters.SecretsProvider(
+                boto_config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"})
+            )
         try:
-            return parameters.get_secret(secret_id, max_age=max_age, force_fetch=force)
+            return provider.get(secret_id, max_age=max_age, force_fetch=force)
         except parameters.exceptions.GetParameterError as exc:
             raise SecretUnavailableError(f"cannot read webhook secret: {type(exc.__cause__ or exc).__name__}") from exc
 

@@ -161,13 +161,18 @@ class DiscountUnitMultiple(VoucherifyModel):
 
 
 def _discount_tag(value: Any) -> str | None:
-    """Picks the discount shape: ``type``, and for UNIT whether it carries a list of ``units``."""
+    """Picks the discount shape: ``type``, and for UNIT whether it carries a list of ``units``.
+
+    A single-unit discount may also have effect ADD_MANY_ITEMS (``DiscountUnitVouchersEffectTypes``), so
+    the effect decides only when there is neither ``units`` nor ``unit_type``.
+    """
     if isinstance(value, BaseModel):
         value = value.model_dump()
     if not isinstance(value, dict):
         return None
     kind = value.get("type")
-    if kind == "UNIT" and (value.get("effect") == "ADD_MANY_ITEMS" or isinstance(value.get("units"), list)):
+    many = value.get("effect") == "ADD_MANY_ITEMS" and value.get("unit_type") is None
+    if kind == "UNIT" and (isinstance(value.get("units"), list) or many):
         return "UNIT_MULTIPLE"
     return kind if isinstance(kind, str) else None
 

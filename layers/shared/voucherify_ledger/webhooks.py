@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ MAX_REPORTED_ERRORS = 20
 @dataclass(frozen=True)
 class Route:
     name: str
+    schema: str  # the event whose data schema the route validates
     event_types: frozenset[str]
     model: type[BaseModel]
     record: Callable[[Ledger, Any, Delivery], WriteOutcome]
@@ -49,13 +50,16 @@ class Route:
 
 REDEMPTION_SUCCEEDED = Route(
     name="redemption-succeeded",
-    event_types=frozenset({"redemption.succeeded"}),
+    schema="redemption.succeeded",
+    # customer.redemption.succeeded is the distribution twin of redemption.succeeded, with the same data.
+    event_types=frozenset({"redemption.succeeded", "customer.redemption.succeeded"}),
     model=EventRedemptionSucceededData,
     record=lambda ledger, data, delivery: ledger.record_redemption(data, delivery),
 )
 
 REDEMPTION_ROLLBACK_SUCCEEDED = Route(
     name="redemption-rollback-succeeded",
+    schema="redemption.rollback.succeeded",
     event_types=frozenset({"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded"}),
     model=EventRedemptionRollbackSucceededData,
     record=lambda ledger, data, delivery: ledger.record_rollback(data, delivery),
@@ -82,11 +86,10 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
 
 
 class _Quarantine(Exception):
-    def __init__(self, reason: str, errors: list[str], event_type: str | None = None) -> None:
+    def __init__(self, reason: str, errors: list[str]) -> None:
         super().__init__(reason)
         self.reason = reason
         self.errors = errors
-        self.event_type = event_type
 
 
 class WebhookReceiver:
@@ -122,7 +125,8 @@ class WebhookReceiver:
 
             dynamodb = boto3.client(
                 "dynamodb",
-                config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 3, "mode": "standard"}),
+                # Two attempts of at most 1 s + 1.5 s fit the function's 5 s with room for the answer.
+                config=Config(connect_timeout=1, read_timeout=1.5, retries={"max_attempts": 2, "mode": "standard"}),
             )
         authenticator = WebhookAuthenticator(
             settings.webhook_secret_id,
@@ -153,15 +157,17 @@ class WebhookReceiver:
             return self._reject(401, "unauthorized", auth.reason)
 
         try:
-            body = json.loads(raw)
+            body = json.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259), nothing else
         except (UnicodeDecodeError, ValueError) as exc:
             return self._reject(400, "bad_request", f"body is not valid JSON: {_json_problem(exc)}")
         if not isinstance(body, dict):
-            return self._reject(400, "bad_request", f"body must be a JSON object, got a JSON {type(body).__name__}")
+            return self._reject(400, "bad_request", f"body must be a JSON object, got {_json_kind(body)}")
 
         delivery = Delivery(raw=raw, route=self.route.name, received_at=received_at)
         try:
-            data, delivery = self._validate(body, delivery)
+            data, delivery, prefix = self._unwrap(body, delivery)
+            self._check_event_type(data, delivery)
+            data = self._validate(data, prefix)
         except _Quarantine as problem:
             return self._quarantine(problem, delivery)
 
@@ -207,37 +213,40 @@ class WebhookReceiver:
                 raise ValueError("body is flagged base64 but is not valid base64") from None
         return body.encode("utf-8", "surrogatepass")
 
-    def _validate(self, body: dict[str, Any], delivery: Delivery) -> tuple[Any, Delivery]:
-        prefix = ""
-        data: Any = body
-        if is_envelope(body):
-            try:
-                envelope = parse(event=body, model=WebhookEnvelope)
-            except ValidationError as exc:
-                raise _Quarantine("the v2024-01-01 envelope is invalid", describe_errors(exc)) from None
-            delivery = Delivery(
-                raw=delivery.raw,
-                route=delivery.route,
-                received_at=delivery.received_at,
-                event_type=envelope.event.type,
-                delivery_id=envelope.id,
-                event_id=envelope.event.id,
-            )
-            if envelope.event.type not in self.route.event_types:
-                expected = " or ".join(sorted(self.route.event_types))
-                raise _Quarantine(
-                    "wrong event type for this webhook URL",
-                    [f"event.type: got {envelope.event.type!r}, this URL accepts {expected}"],
-                    envelope.event.type,
-                )
-            data, prefix = envelope.data, "data"
+    def _unwrap(self, body: dict[str, Any], delivery: Delivery) -> tuple[Any, Delivery, str]:
+        """The event's data, the delivery with the envelope's ids, and where the data sits in the body."""
+        if not is_envelope(body):
+            return body, delivery, ""
         try:
-            return parse(event=data, model=self.route.model), delivery
+            envelope = parse(event=body, model=WebhookEnvelope)
+        except ValidationError as exc:
+            raise _Quarantine("the v2024-01-01 envelope is invalid", describe_errors(exc)) from None
+        delivery = replace(
+            delivery, event_type=envelope.event.type, delivery_id=envelope.id, event_id=envelope.event.id
+        )
+        return envelope.data, delivery, "data"
+
+    def _check_event_type(self, data: Any, delivery: Delivery) -> None:
+        accepted = " or ".join(sorted(self.route.event_types))
+        if delivery.event_type is not None and delivery.event_type not in self.route.event_types:
+            raise _Quarantine(
+                "wrong event type for this webhook URL",
+                [f"event.type: got {delivery.event_type!r}, this URL accepts {accepted}"],
+            )
+        if "redemption_rollback" in data and "redemption_rollback" not in self.route.model.model_fields:
+            # A bare rollback also carries ``redemption``: without this it would pass as a redemption.
+            raise _Quarantine(
+                "wrong event type for this webhook URL",
+                [f"redemption_rollback: a rollback event, this URL accepts {accepted}"],
+            )
+
+    def _validate(self, data: Any, prefix: str) -> Any:
+        try:
+            return parse(event=data, model=self.route.model)
         except ValidationError as exc:
             raise _Quarantine(
-                f"the payload does not match the {'/'.join(sorted(self.route.event_types))} schema",
+                f"the payload does not match the {self.route.schema} schema",
                 describe_errors(exc, prefix),
-                delivery.event_type,
             ) from None
 
     # --- answers --------------------------------------------------------------------------------
@@ -280,6 +289,17 @@ class WebhookReceiver:
     def _unavailable(self, message: str) -> dict[str, Any]:
         self.metrics.add_metric(name="StorageErrors", unit="Count", value=1)
         return respond(503, {"status": "error", "error": message})
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type (``list`` is an array, ``None`` is null …)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
 
 
 def _json_problem(exc: Exception) -> str:

@@ -16,7 +16,7 @@ from ledger_tools.local_stack import template_parameter_default
 from ledger_tools.template import function_environment, http_routes, resources
 from voucherify_ledger.auth import SIGNATURE_HEADER, verify_signature
 from voucherify_ledger.models import is_envelope
-from voucherify_ledger.settings import WebhookSettings
+from voucherify_ledger.settings import WebhookSettings, WorkerSettings
 
 DEV_SECRET = "local-dev-webhook-secret"  # the documented one, written out: a change must be deliberate
 SPECS = {spec.name: spec for spec in make_events.EVENT_FILES}
@@ -118,8 +118,13 @@ def test_env_json_gives_every_function_its_template_environment_for_make_run() -
         template_names = set(function_environment(logical_id, make_events.local_refs("http://x")))
         assert template_names <= set(env)
         assert env["LEDGER_TABLE_NAME"] == "voucherify-ledger"
-        assert env["WEBHOOK_SECRET_ID"] == template_parameter_default("WebhookSecretId")
         assert env["AWS_ENDPOINT_URL"] == "http://host.docker.internal:5000"
         assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("testing", "testing")
         assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
-        WebhookSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})  # a valid configuration
+        if logical_id == "RollbackWorkerFunction":
+            assert env["VOUCHERIFY_API_URL"] == "http://host.docker.internal:8787"  # make run's fake Voucherify
+            assert env["ROLLBACK_QUEUE_URL"].startswith("http://host.docker.internal:5000/")
+            WorkerSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})  # a valid configuration
+        else:
+            assert env["WEBHOOK_SECRET_ID"] == template_parameter_default("WebhookSecretId")
+            WebhookSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})

@@ -167,9 +167,8 @@ def test_rollback_before_its_redemption_keeps_rolled_back_and_fills_details(aws:
     aws.ledger.record_rollback(rollback(seed_rollback()), delivery("rollback"))
     assert aws.ledger.get_redemption(SPRING_REDEMPTION)["status"] == "ROLLED_BACK"
     outcome = aws.ledger.record_redemption(redemption(spring_redemption()), delivery("late", T0 + timedelta(hours=2)))
-    # outcome.ledger_status is not asserted: it comes from UPDATED_NEW, which moto (unlike DynamoDB) leaves
-    # empty for an attribute an update did not change, and the ledger then assumes SUCCEEDED (reported).
     assert outcome.status == "recorded"
+    assert outcome.ledger_status == "ROLLED_BACK"  # the 200 answer tells the truth, not "SUCCEEDED"
     view = aws.ledger.get_redemption(SPRING_REDEMPTION)
     assert view["status"] == "ROLLED_BACK"
     assert view["rollback_ids"] == [SPRING_ROLLBACK]

@@ -61,7 +61,7 @@ def free_port() -> int:
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SAM_LOCAL"):
         monkeypatch.delenv(name, raising=False)
-    with LocalStack(LocalConfig(aws_port=0, api_port=0)) as running:
+    with LocalStack(LocalConfig(aws_port=0, api_port=0, voucherify_port=0)) as running:
         yield running
 
 
@@ -201,6 +201,7 @@ def test_secret_from_the_environment_is_used_and_not_printed(monkeypatch: pytest
     monkeypatch.setenv(local_stack.SIGNING_SECRET_ENV, "my-own-dev-secret")
     monkeypatch.setenv(local_stack.API_PORT_ENV, "0")
     monkeypatch.setenv(local_stack.AWS_PORT_ENV, "0")
+    monkeypatch.setenv(local_stack.VOUCHERIFY_PORT_ENV, "0")
     with LocalStack() as stack:
         banner = stack.banner()
         accepted = deliver(stack, SUCCEEDED_PATH, compact(payload("redemption_succeeded")), secret="my-own-dev-secret")
@@ -212,7 +213,7 @@ def test_secret_from_the_environment_is_used_and_not_printed(monkeypatch: pytest
 def test_stop_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "before")
-    stack = LocalStack(LocalConfig(aws_port=0, api_port=0)).start()
+    stack = LocalStack(LocalConfig(aws_port=0, api_port=0, voucherify_port=0)).start()
     during = (os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"), os.environ["LEDGER_TABLE_NAME"])
     stack.stop()
     stack.stop()  # idempotent
@@ -228,9 +229,9 @@ def test_port_in_use_is_a_clear_startup_error() -> None:
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(local_stack.StartupError, match=f"port {port} .*LOCAL_API_PORT"):
-            LocalStack(LocalConfig(aws_port=0, api_port=port)).start()
+            LocalStack(LocalConfig(aws_port=0, api_port=port, voucherify_port=0)).start()
         with pytest.raises(local_stack.StartupError, match=f"port {port} .*LOCAL_AWS_PORT"):
-            LocalStack(LocalConfig(aws_port=port, api_port=0)).start()
+            LocalStack(LocalConfig(aws_port=port, api_port=0, voucherify_port=0)).start()
 
 
 class _Recorder:
@@ -250,7 +251,7 @@ def test_background_services_start_after_the_resources_and_stop_in_reverse() -> 
     events: list[str] = []
     polls: list[str] = []
     poller = PollingService("poller", lambda stack: polls.append(stack.refs["LedgerTable"]), interval=0.01)
-    stack = LocalStack(LocalConfig(aws_port=0, api_port=0), services=[_Recorder("a", events)])
+    stack = LocalStack(LocalConfig(aws_port=0, api_port=0, voucherify_port=0), services=[_Recorder("a", events)])
     stack.add_service(_Recorder("b", events))
     stack.add_service(poller)
     with stack:
@@ -268,35 +269,36 @@ def test_background_services_start_after_the_resources_and_stop_in_reverse() -> 
 
 
 def test_queues_are_created_from_template_resources_with_redrive_resolved(stack: LocalStack) -> None:
+    # made-up resources beside the stack's own RollbackQueue / RollbackDeadLetterQueue
     sqs = stack.aws_client("sqs")
-    refs = {**stack.refs, "RollbackVisibility": "45"}
+    refs = {**stack.refs, "AuditVisibility": "45"}
     queue_resources = {
-        "RollbackQueue": {
+        "AuditQueue": {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "VisibilityTimeout": {"Ref": "RollbackVisibility"},
-                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["RollbackDlq", "Arn"]}, "maxReceiveCount": 5},
+                "VisibilityTimeout": {"Ref": "AuditVisibility"},
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["AuditDlq", "Arn"]}, "maxReceiveCount": 5},
             },
         },
-        "RollbackDlq": {
+        "AuditDlq": {
             "Type": "AWS::SQS::Queue",
-            "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-dlq"}, "MessageRetentionPeriod": 1209600},
+            "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-audit-dlq"}, "MessageRetentionPeriod": 1209600},
         },
     }
 
     created = {q.logical_id: q for q in create_queues(sqs, queue_resources, refs)}
 
-    assert list(created) == ["RollbackDlq", "RollbackQueue"]  # the DLQ first
-    assert created["RollbackDlq"].name == "voucherify-ledger-local-dlq"
-    assert created["RollbackQueue"].name == "voucherify-ledger-local-rollback-queue"
-    attributes = sqs.get_queue_attributes(QueueUrl=created["RollbackQueue"].url, AttributeNames=["All"])["Attributes"]
+    assert list(created) == ["AuditDlq", "AuditQueue"]  # the DLQ first
+    assert created["AuditDlq"].name == "voucherify-ledger-local-audit-dlq"
+    assert created["AuditQueue"].name == "voucherify-ledger-local-audit-queue"
+    attributes = sqs.get_queue_attributes(QueueUrl=created["AuditQueue"].url, AttributeNames=["All"])["Attributes"]
     assert json.loads(attributes["RedrivePolicy"]) == {
-        "deadLetterTargetArn": created["RollbackDlq"].arn,
+        "deadLetterTargetArn": created["AuditDlq"].arn,
         "maxReceiveCount": 5,
     }
     assert attributes["VisibilityTimeout"] == "45"
-    assert refs["RollbackQueue"] == created["RollbackQueue"].url
-    assert refs["RollbackDlq.Arn"] == created["RollbackDlq"].arn
+    assert refs["AuditQueue"] == created["AuditQueue"].url
+    assert refs["AuditDlq.Arn"] == created["AuditDlq"].arn
     cycle = {"A": {"Properties": {"RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["A", "Arn"]}}}}}
     with pytest.raises(ValueError, match="cycle"):
         create_queues(sqs, cycle, dict(refs))
@@ -305,7 +307,9 @@ def test_queues_are_created_from_template_resources_with_redrive_resolved(stack:
 def test_make_run_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     api_port, aws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCAL_", "VOUCHERIFY_"))}
-    env.update(LOCAL_API_PORT=str(api_port), LOCAL_AWS_PORT=str(aws_port), PYTHONUNBUFFERED="1")
+    env.update(
+        LOCAL_API_PORT=str(api_port), LOCAL_AWS_PORT=str(aws_port), LOCAL_VOUCHERIFY_PORT="0", PYTHONUNBUFFERED="1"
+    )
     output = tmp_path / "make-run.log"
     raw = compact(payload("redemption_succeeded"))
     url = f"http://127.0.0.1:{api_port}{SUCCEEDED_PATH}"

@@ -1,8 +1,14 @@
-"""``redemption-ledger``: read the ledger from a terminal.
+"""``redemption-ledger``: read the ledger and request rollbacks from a terminal.
 
     redemption-ledger show r_0e2500291ae016adea --local          # the `make run` stack
     redemption-ledger show r_0e2500291ae016adea --stack my-stack # table from the stack's LedgerTableName
     redemption-ledger list --order ord_3VYCHwdV0YOOch2nm1RsTKNI --table voucherify-ledger --region eu-west-1
+    redemption-ledger rollback r_0e2500291ae016adea --reason "Order cancelled" --local --wait 60
+    redemption-ledger rollback --order ord_3VYCHwdV0YOOch2nm1RsTKNI --reason Refund --stack my-stack
+
+``rollback`` puts a RollbackRequest (``rollback-request.schema.json``) on the rollback queue: the queue of
+``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
+``$ROLLBACK_QUEUE_URL``. With ``--wait`` it then follows the request in the ledger until it ends.
 
 Where the ledger is (one of): ``--local`` (the moto server of ``make run``, 127.0.0.1:$LOCAL_AWS_PORT,
 dummy credentials), ``--stack NAME`` (CloudFormation output ``LedgerTableName``), ``--table NAME``;
@@ -25,10 +31,13 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ledger_tools import local_stack
+from ledger_tools.template import resources
 
 PROG = "redemption-ledger"
 STACK_OUTPUT = "LedgerTableName"
+QUEUE_OUTPUT = "RollbackQueueUrl"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_ROLLBACK_FAILED, EXIT_STILL_PENDING = 4, 5
 
 
 class CliError(Exception):
@@ -106,10 +115,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if len(chosen) > 1:
         raise CliError(f"use one of --local, --stack, --table (got --{' and --'.join(chosen)})", EXIT_USAGE)
     if args.local:
-        try:
-            config = local_stack.LocalConfig.from_env()
-        except ValueError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
+        config = _local_config()
         endpoint = config.aws_endpoint
         host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
         if not _listening(host, int(port)):
@@ -120,7 +126,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
         client = local_stack.aws_client("dynamodb", endpoint, args.region or config.region)
         return Target(config.table_name, client, f"the local stack ({endpoint})")
     if args.stack:
-        table = _table_of_stack(args.stack, args.region)
+        table = _stack_output(args.stack, args.region, STACK_OUTPUT)
         return Target(table, _aws_client("dynamodb", args.region), f"stack {args.stack}")
     table = args.table or os.environ.get("LEDGER_TABLE_NAME", "")
     if not table:
@@ -128,7 +134,14 @@ def resolve_target(args: argparse.Namespace) -> Target:
     return Target(table, _aws_client("dynamodb", args.region), "")
 
 
-def _table_of_stack(stack: str, region: str | None) -> str:
+def _local_config() -> local_stack.LocalConfig:
+    try:
+        return local_stack.LocalConfig.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _stack_output(stack: str, region: str | None, output: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     cloudformation = _aws_client("cloudformation", region)
@@ -142,14 +155,13 @@ def _table_of_stack(stack: str, region: str | None) -> str:
     except BotoCoreError as exc:
         raise CliError(_aws_problem(exc)) from None
     outputs = {o.get("OutputKey"): o.get("OutputValue") for o in (stacks[0].get("Outputs") or [])} if stacks else {}
-    table = outputs.get(STACK_OUTPUT)
-    if not table:
+    value = outputs.get(output)
+    if not value:
         status = stacks[0].get("StackStatus", "?") if stacks else "?"
         raise CliError(
-            f"stack {stack} ({where}, {status}) has no output {STACK_OUTPUT}: "
-            "is it this bundle's stack, fully deployed?"
+            f"stack {stack} ({where}, {status}) has no output {output}: is it this bundle's stack, fully deployed?"
         )
-    return str(table)
+    return str(value)
 
 
 def _read(target: Target, read: Callable[[Any], Any]) -> Any:
@@ -229,14 +241,160 @@ def register_list(commands: Any, parent: argparse.ArgumentParser) -> None:
     listing.set_defaults(run=run_list)
 
 
-COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [register_show, register_list]
+TERMINAL_STATES = ("SUCCEEDED", "ALREADY_ROLLED_BACK", "FAILED")
+
+
+@dataclass
+class Queue:
+    """The rollback queue a command writes to, and how it was found (for messages)."""
+
+    url: str
+    client: Any
+    where: str
+
+
+def resolve_queue(args: argparse.Namespace) -> Queue:
+    chosen = [option for option in ("local", "stack", "queue_url") if getattr(args, option)]
+    if len(chosen) > 1:
+        names = " and ".join("--" + option.replace("_", "-") for option in chosen)
+        raise CliError(f"use one of --local, --stack, --queue-url (got {names})", EXIT_USAGE)
+    if args.local:
+        config = _local_config()
+        props = resources("AWS::SQS::Queue")[local_stack.WORKER_QUEUE].get("Properties", {})
+        name = local_stack.local_queue_name(local_stack.WORKER_QUEUE, props, {"AWS::StackName": local_stack.STACK_NAME})
+        client = local_stack.aws_client("sqs", config.aws_endpoint, args.region or config.region)
+        try:
+            url = client.get_queue_url(QueueName=name)["QueueUrl"]
+        except Exception as exc:  # nothing listening, or a moto server without the stack's queues
+            raise CliError(
+                f"the local stack's rollback queue {name} cannot be reached at {config.aws_endpoint}: is `make run` "
+                f"running? ({_aws_problem(exc)})"
+            ) from None
+        return Queue(str(url), client, f"the local stack ({config.aws_endpoint})")
+    if args.stack:
+        url = _stack_output(args.stack, args.region, QUEUE_OUTPUT)
+        return Queue(url, _aws_client("sqs", args.region), f"stack {args.stack}")
+    url = args.queue_url or os.environ.get("ROLLBACK_QUEUE_URL", "")
+    if not url:
+        raise CliError("say where the rollback queue is: --local, --stack NAME or --queue-url URL", EXIT_USAGE)
+    return Queue(url, _aws_client("sqs", args.region), "")
+
+
+def _rollback_request(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from voucherify_ledger.rollbacks import RollbackRequest, validation_errors
+
+    fields: dict[str, Any] = {
+        "redemption_id": args.redemption_id,
+        "order_id": args.order,
+        "reason": args.reason,
+        "tracking_id": args.tracking_id,
+        "request_id": args.request_id,
+    }
+    try:
+        return RollbackRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise CliError("not a valid rollback request: " + "; ".join(validation_errors(exc)), EXIT_USAGE) from None
+
+
+def _request_states(ledger: Any, request: Any, request_id: str) -> list[dict[str, Any]]:
+    """The ledger's items of the request: one for a redemption; for an order, the order request followed by
+    the requests it queued per redemption (``<request id>:<r_…>``)."""
+    if request.redemption_id:
+        item = ledger.get_rollback_request(request_id, request.redemption_id)
+        return [item] if item else []
+    order = next((r for r in ledger.order_rollback_requests(request.order_id) if r["request_id"] == request_id), None)
+    if order is None:
+        return []
+    children = [ledger.get_rollback_request(f"{request_id}:{rid}", rid) for rid in order.get("redemption_ids") or []]
+    return [order, *children]
+
+
+def _finished(items: list[dict[str, Any]]) -> bool:
+    if not items or None in items:
+        return False
+    head, children = items[0], items[1:]
+    if head.get("state") == "FANNED_OUT":
+        return bool(children) and all(c.get("state") in TERMINAL_STATES for c in children)
+    return all(item.get("state") in (*TERMINAL_STATES,) for item in items)
+
+
+def run_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    request = _rollback_request(args)
+    if args.wait and not (args.local or args.stack or args.table or os.environ.get("LEDGER_TABLE_NAME")):
+        raise CliError(
+            "--wait reads the ledger: also say where it is (--local, --stack NAME or --table NAME)", EXIT_USAGE
+        )
+    queue = resolve_queue(args)
+    from voucherify_ledger.rollbacks import enqueue_rollback
+
+    try:
+        message_id = enqueue_rollback(queue.client, queue.url, request)
+    except CliError:
+        raise
+    except Exception as exc:
+        raise CliError(f"cannot queue the request on {queue.url}: {_aws_problem(exc)}") from None
+    request_id = request.request_id or message_id
+    target = {"redemption_id": request.redemption_id} if request.redemption_id else {"order_id": request.order_id}
+    queued = {"queued": True, "request_id": request_id, "message_id": message_id, **target, "queue_url": queue.url}
+    if not args.wait:
+        _print_json(queued, out)
+        return EXIT_OK
+    ledger_target = resolve_target(args)
+    deadline = time.monotonic() + args.wait
+    items: list[dict[str, Any]] = []
+    while True:
+        items = _read(ledger_target, lambda ledger: _request_states(ledger, request, request_id))
+        if _finished(items) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    finished = _finished(items)
+    _print_json({**queued, "finished": finished, "requests": [i for i in items if i]}, out)
+    if not finished:
+        print(f"{PROG}: request {request_id} has not finished after {args.wait:g} s (it stays queued)", file=sys.stderr)
+        return EXIT_STILL_PENDING
+    return EXIT_ROLLBACK_FAILED if any(i.get("state") == "FAILED" for i in items) else EXIT_OK
+
+
+def register_rollback(commands: Any, parent: argparse.ArgumentParser) -> None:
+    rollback = commands.add_parser(
+        "rollback",
+        parents=[parent],
+        help="queue a rollback of a redemption, or of every redemption of an order",
+        description="Puts a rollback request on the rollback queue; the rollback worker sends it to Voucherify "
+        "and records the outcome in the ledger (see `show`).",
+        epilog="Exit codes: 0 queued (with --wait: rolled back or already rolled back), 2 wrong usage, 3 AWS "
+        "cannot be reached, 4 Voucherify refused (the ledger says why), 5 not finished within --wait.",
+    )
+    what = rollback.add_mutually_exclusive_group(required=True)
+    what.add_argument("redemption_id", metavar="REDEMPTION_ID", nargs="?", help="Voucherify redemption id (r_…)")
+    what.add_argument("--order", metavar="ORD", help="roll back every SUCCEEDED redemption of this order (ord_…)")
+    rollback.add_argument("--reason", metavar="TEXT", help="reason for the rollback, kept by Voucherify")
+    rollback.add_argument("--tracking-id", dest="tracking_id", metavar="ID", help="the customer's source_id")
+    rollback.add_argument(
+        "--request-id", dest="request_id", metavar="ID", help="your id of the request (default: SQS message id)"
+    )
+    rollback.add_argument(
+        "--queue-url", dest="queue_url", metavar="URL", help="the rollback queue (default $ROLLBACK_QUEUE_URL)"
+    )
+    rollback.add_argument(
+        "--wait", type=float, metavar="SECONDS", default=0.0, help="follow the request in the ledger until it ends"
+    )
+    rollback.set_defaults(run=run_rollback)
+
+
+COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [register_show, register_list, register_rollback]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Reads the Voucherify redemption ledger (DynamoDB).",
-        epilog="Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read.",
+        description="Reads the Voucherify redemption ledger (DynamoDB) and queues rollback requests.",
+        epilog="Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read "
+        "(rollback: see its --help).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = target_options()

@@ -47,6 +47,9 @@ from ledger_tools.template import PROJECT_ROOT, HttpRoute, create_table, http_ro
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
+    from ledger_tools.fake_voucherify import FakeVoucherify
+    from ledger_tools.sqs_poller import SqsPoller
+
 log = logging.getLogger("ledger_tools.local_stack")
 
 # --- the local environment, in one place (the CLI's --local reads the same) ----------------------
@@ -65,6 +68,13 @@ SIGNING_SECRET_ENV = "VOUCHERIFY_WEBHOOK_SECRET"
 HEADER_TOKEN_ENV = "VOUCHERIFY_WEBHOOK_TOKEN"
 DEFAULT_SIGNING_SECRET = "local-dev-webhook-secret"  # documented; also signs the committed events/*.json
 DEFAULT_HEADER_TOKEN = "local-dev-token"
+VOUCHERIFY_PORT_ENV = "LOCAL_VOUCHERIFY_PORT"
+DEFAULT_VOUCHERIFY_PORT = 8787  # the fake Voucherify
+VOUCHERIFY_API_URL_ENV = "VOUCHERIFY_API_URL"  # set: the worker calls this API instead of the fake
+VOUCHERIFY_APP_ID_ENV = "VOUCHERIFY_APP_ID"
+VOUCHERIFY_APP_TOKEN_ENV = "VOUCHERIFY_APP_TOKEN"
+WORKER_FUNCTION = "RollbackWorkerFunction"
+WORKER_QUEUE = "RollbackQueue"
 PAYLOADS_DIR = PROJECT_ROOT / "events" / "payloads"
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
@@ -106,12 +116,21 @@ class LocalConfig:
     header_token: str = DEFAULT_HEADER_TOKEN
     signing_secret_from_env: bool = False
     header_token_from_env: bool = False
+    # The rollback worker: its queue polled, its API a fake Voucherify on voucherify_port, or the real
+    # (or any) API at voucherify_api_url with these keys.
+    rollbacks: bool = True
+    voucherify_port: int = DEFAULT_VOUCHERIFY_PORT
+    voucherify_api_url: str = ""
+    voucherify_app_id: str = ""
+    voucherify_app_token: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalConfig:
         env = os.environ if env is None else env
         secret = env.get(SIGNING_SECRET_ENV, "")
         token = env.get(HEADER_TOKEN_ENV, "")
+        api_url = env.get(VOUCHERIFY_API_URL_ENV, "").strip().rstrip("/")
+        app_id, app_token = env.get(VOUCHERIFY_APP_ID_ENV, "").strip(), env.get(VOUCHERIFY_APP_TOKEN_ENV, "").strip()
         return cls(
             aws_host=env.get(AWS_HOST_ENV, "").strip() or HOST,
             aws_port=_port(env, AWS_PORT_ENV, DEFAULT_AWS_PORT),
@@ -120,6 +139,10 @@ class LocalConfig:
             header_token=token or DEFAULT_HEADER_TOKEN,
             signing_secret_from_env=bool(secret),
             header_token_from_env=bool(token),
+            voucherify_port=_port(env, VOUCHERIFY_PORT_ENV, DEFAULT_VOUCHERIFY_PORT),
+            voucherify_api_url=api_url,
+            voucherify_app_id=app_id,
+            voucherify_app_token=app_token,
         )
 
     @property
@@ -562,6 +585,8 @@ class LocalStack:
         self._api: _ApiServer | None = None
         self._api_thread: threading.Thread | None = None
         self._started_services: list[BackgroundService] = []
+        self.fake_voucherify: FakeVoucherify | None = None
+        self.rollback_poller: SqsPoller | None = None
         self.started = False
 
     # --- public API -------------------------------------------------------------------------------
@@ -649,6 +674,7 @@ class LocalStack:
         self._set_env({"NO_PROXY": no_proxy, "no_proxy": no_proxy})  # loopback never goes through a proxy
         self._clear_parameter_caches()
         self._create_resources()
+        self._start_rollbacks()
         for service in self.services:
             log.info("starting %s", service.name)
             service.start(self)
@@ -748,11 +774,63 @@ class LocalStack:
             for queue in create_queues(self.aws_client("sqs"), queues, self.refs):
                 self.queues[queue.logical_id] = queue
 
+    def _start_rollbacks(self) -> None:
+        """The worker's API (the fake Voucherify, or VOUCHERIFY_API_URL) and keys, and its queue's poller."""
+        cfg = self.config
+        if not cfg.rollbacks or WORKER_FUNCTION not in resources("AWS::Serverless::Function"):
+            return
+        from ledger_tools.fake_voucherify import FakeVoucherify, api_secret_value
+        from ledger_tools.sqs_poller import SqsPoller
+
+        if cfg.voucherify_api_url:
+            if not cfg.voucherify_api_url.startswith(("https://", "http://")):
+                raise StartupError(f"{VOUCHERIFY_API_URL_ENV} must be an http(s) URL, got {cfg.voucherify_api_url!r}")
+            if not (cfg.voucherify_app_id and cfg.voucherify_app_token):
+                raise StartupError(
+                    f"{VOUCHERIFY_API_URL_ENV} is set: also set {VOUCHERIFY_APP_ID_ENV} and {VOUCHERIFY_APP_TOKEN_ENV} "
+                    "(Project settings > Application keys)"
+                )
+            api_url, keys = cfg.voucherify_api_url, api_secret_value(cfg.voucherify_app_id, cfg.voucherify_app_token)
+        else:
+            webhook = next((r.path for r in self.routes if r.function == "RedemptionRollbackSucceededFunction"), None)
+            # Bound like the embedded AWS (LOCAL_AWS_HOST=0.0.0.0 lets `sam local` containers reach both).
+            _check_free(cfg.aws_host, cfg.voucherify_port, "fake Voucherify", VOUCHERIFY_PORT_ENV)
+            fake = FakeVoucherify(
+                host=cfg.aws_host,
+                port=cfg.voucherify_port,
+                webhook_url=self.api_url + webhook if webhook else None,
+                webhook_secret=cfg.signing_secret,
+            )
+            fake.start(self)
+            self._started_services.append(fake)
+            self.fake_voucherify = fake
+            api_url, keys = fake.url, api_secret_value()
+        secret_id = self.refs.get("VoucherifyApiSecretId") or template_parameter_default("VoucherifyApiSecretId")
+        self.aws_client("secretsmanager").create_secret(Name=secret_id, SecretString=keys)
+        self.refs["VoucherifyApiUrl"] = api_url
+        self.function(WORKER_FUNCTION)  # loaded now: a configuration error stops start-up, not the first message
+        if WORKER_QUEUE in self.queues:
+            poller = SqsPoller(
+                self.aws_client("sqs"),
+                self.queues[WORKER_QUEUE].url,
+                lambda event, _context: self.function(WORKER_FUNCTION).invoke(event),
+                function_name=WORKER_FUNCTION,
+                timeout_seconds=float(_function_setting(WORKER_FUNCTION, "Timeout", 3)),
+                region=cfg.region,
+                queue_arn=self.queues[WORKER_QUEUE].arn,
+                max_consecutive_errors=1_000_000,  # make run keeps polling through a flaky moment
+            )
+            poller.start(self)
+            self._started_services.append(poller)
+            self.rollback_poller = poller
+
     def _load(self, logical_id: str) -> LocalFunction:
         from ledger_tools.handlers import load_handler
         from ledger_tools.template import function_environment
 
         environment = function_environment(logical_id, self.refs)
+        for name in self.config.aws_environment():  # the embedded AWS, not the template's placeholders
+            environment.pop(name, None)
         clashes = {
             name
             for fn in self._functions.values()
@@ -817,6 +895,11 @@ class LocalStack:
             for key, route in zip(self.route_keys(), self.routes, strict=True)
         ]
         lines += [f"  queue         {q.name}  ({lid})" for lid, q in self.queues.items()]
+        if cfg.voucherify_api_url:
+            lines.append(
+                f"  Voucherify API {cfg.voucherify_api_url}  "
+                f"({VOUCHERIFY_API_URL_ENV}, X-App-Id {cfg.voucherify_app_id})"
+            )
         for service in self._started_services or self.services:
             describe = getattr(service, "describe", None)
             lines += [f"  {line}" for line in (describe() if callable(describe) else [f"service       {service.name}"])]
@@ -842,6 +925,10 @@ class LocalStack:
             lines += [
                 f"  redemption-ledger show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)
             ]
+        if self.rollback_poller is not None:
+            example = examples[0].redemption_id if examples else "r_…"
+            lines += ["", "Roll a redemption back through the queue and the worker:"]
+            lines.append(f'  redemption-ledger rollback {example} --reason "order cancelled" --local')
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
 

@@ -11,7 +11,8 @@ v2024-01-01 envelope, compact JSON as Voucherify sends it, signed (``x-voucherif
 documented local dev secret. Ids and times are derived from the payloads, so regeneration is stable.
 
 ``env.json`` gives each function its template environment resolved to the local stack's resources, with
-``AWS_ENDPOINT_URL`` pointing at the ``make run`` moto server as seen from the SAM container.
+``AWS_ENDPOINT_URL`` pointing at the ``make run`` moto server, and the worker's ``VOUCHERIFY_API_URL`` at
+the ``make run`` fake Voucherify, as seen from the SAM container.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SIGNING_SECRET = local_stack.DEFAULT_SIGNING_SECRET  # documented local dev secr
 # The `make run` moto server as a `sam local` container reaches it (Docker Desktop; on Linux run
 # `sam local invoke --add-host host.docker.internal:host-gateway` and LOCAL_AWS_HOST=0.0.0.0 make run).
 CONTAINER_AWS_ENDPOINT = f"http://host.docker.internal:{local_stack.DEFAULT_AWS_PORT}"
+CONTAINER_VOUCHERIFY_URL = f"http://host.docker.internal:{local_stack.DEFAULT_VOUCHERIFY_PORT}"  # the fake
 LOCAL_API = f"{local_stack.HOST}:{local_stack.DEFAULT_API_PORT}"  # where `sam local start-api` listens
 PROJECT_ID = "proj_5T4Rpl4T1nuM"  # the example project id of Voucherify's OpenAPI file
 USER_AGENT = "Voucherify-Webhooks"
@@ -213,7 +215,7 @@ def build_event(spec: WebhookEventFile) -> dict[str, Any]:
 
 def build_env() -> dict[str, dict[str, str]]:
     """``sam local invoke --env-vars`` file: per function, its environment for the `make run` resources."""
-    refs = local_refs(CONTAINER_AWS_ENDPOINT)
+    refs = {**local_refs(CONTAINER_AWS_ENDPOINT), "VoucherifyApiUrl": CONTAINER_VOUCHERIFY_URL}
     files: dict[str, dict[str, str]] = {}
     for logical_id in resources("AWS::Serverless::Function"):
         env = function_environment(logical_id, refs)

@@ -9,6 +9,12 @@ pk                                sk                  item
                                                       id, order id, amounts, dates, rollback ids
 ``REDEMPTION#<r_…>``              ``ROLLBACK#<rr_…>`` one rollback of that redemption
 ``QUARANTINE#<q_…>``              ``QUARANTINE``      an authentic delivery that failed validation
+``REDEMPTION#<r_…>``              ``REQUEST#<id>``    a rollback request of the rollback worker: state,
+                                                      attempts, error, rollback id
+``ORDER#<ord_…>``                 ``REQUEST#<id>``    an order-level rollback request (fanned out)
+``REQUEST#<id>``                  ``REQUEST``         a malformed rollback request, with its errors
+``IDEMPOTENCY#rollback-worker``   ``rollback-call#…`` Powertools Idempotency record of one API call
+                                                      (TTL ``expires_at``)
 ================================  ==================  ==============================================
 
 One query on ``pk`` returns a redemption with its rollbacks. Sparse GSIs on the redemption item answer
@@ -18,14 +24,15 @@ emails or other personal data, and project only non-personal summary attributes.
 
 Writes are idempotent on Voucherify's ids, independent of arrival order, and atomic: a rollback writes
 its own item and flips its redemption to ``ROLLED_BACK`` in one transaction; a redemption that arrives
-after its rollback fills in the details but keeps the status.
+after its rollback fills in the details but keeps the status. The webhook and the rollback worker record a
+rollback through the same transaction, so the same ``rr_…`` is recorded once whichever reports it first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +64,19 @@ ROLLED_BACK = "ROLLED_BACK"
 INDEXES = {"order": "ByOrder", "customer": "ByCustomer", "voucher_code": "ByVoucherCode"}
 INDEX_KEYS = {"order": "order_id", "customer": "customer_id", "voucher_code": "voucher_code"}
 
+# --- rollback requests (the rollback worker; see the section at the end of Ledger) ---------------
+REQUEST_SK_PREFIX = "REQUEST#"  # REDEMPTION#<r_…> / REQUEST#<request id>: a rollback request of a redemption
+ORDER_PREFIX = "ORDER#"  # ORDER#<ord_…> / REQUEST#<request id>: an order-level request, fanned out
+REJECTED_PREFIX = "REQUEST#"  # REQUEST#<request id> / REQUEST: a malformed request (it names no redemption)
+REJECTED_SK = "REQUEST"
+PENDING = "PENDING"  # being processed
+RETRYING = "RETRYING"  # a transient problem; SQS delivers the message again at next_attempt_at
+ALREADY_ROLLED_BACK = "ALREADY_ROLLED_BACK"  # the goal was reached before this request: no rollback made by it
+FAILED = "FAILED"  # permanent: error.key / error.message say why (or dead_lettered after the last attempt)
+FANNED_OUT = "FANNED_OUT"  # an order request: one message per redemption was queued
+REQUEST_STATES = (PENDING, RETRYING, SUCCEEDED, ALREADY_ROLLED_BACK, FAILED, FANNED_OUT)
+COUNTED_REQUEST_FIELDS = frozenset({"api_calls"})  # added up over the attempts, not overwritten
+
 
 class StorageError(RuntimeError):
     """The ledger could not be written or read; the caller should answer 5xx so the sender retries."""
@@ -80,6 +100,14 @@ class WriteOutcome:
     redemption_id: str
     ledger_status: str | None = None
     rollback_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestStart:
+    """``begin_rollback_request``'s answer: go on (``proceed``), or the request is already finished."""
+
+    proceed: bool
+    item: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -202,6 +230,10 @@ def rollback_summary(rollback: SimpleRedemption, redemption_id: str) -> dict[str
     )
 
 
+def rollback_succeeded(rollback: SimpleRedemption) -> bool:
+    return rollback.result != "FAILURE" and rollback.status != "FAILED"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -212,6 +244,7 @@ class _Update:
     def __init__(self) -> None:
         self.sets: list[str] = []
         self.adds: list[str] = []
+        self.removes: list[str] = []
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
 
@@ -236,6 +269,10 @@ class _Update:
         self.adds.append(f"{n} {v}")
         return self
 
+    def remove(self, name: str) -> _Update:
+        self.removes.append(self.name_of(name))
+        return self
+
     def name_of(self, attribute: str) -> str:
         for placeholder, name in self.names.items():
             if name == attribute:
@@ -248,6 +285,8 @@ class _Update:
         expression = "SET " + ", ".join(self.sets)
         if self.adds:
             expression += " ADD " + ", ".join(self.adds)
+        if self.removes:
+            expression += " REMOVE " + ", ".join(self.removes)
         return {
             "UpdateExpression": expression,
             "ExpressionAttributeNames": self.names,
@@ -286,7 +325,9 @@ class Ledger:
                 TableName=self.table_name,
                 Key=self._redemption_key(redemption.id),
                 ConditionExpression=f"attribute_not_exists({recorded})",
-                ReturnValues="UPDATED_NEW",
+                # ALL_NEW: the status a rollback that came first left in place (UPDATED_NEW may omit an
+                # attribute whose value did not change). Returned values cost no capacity.
+                ReturnValues="ALL_NEW",
                 **update.params(),
             )
         except ClientError as exc:
@@ -295,12 +336,27 @@ class Ledger:
             raise StorageError(f"DynamoDB refused the redemption write: {_error_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
-        status = _plain(answer.get("Attributes", {}).get("status", {"S": SUCCEEDED}))
-        return WriteOutcome("recorded", redemption.id, status)
+        return WriteOutcome("recorded", redemption.id, _plain(answer["Attributes"]["status"]))
 
     def record_rollback(
         self, data: EventRedemptionRollbackSucceededData, delivery: Delivery, *, source: str = "webhook"
     ) -> WriteOutcome:
+        return self._write_rollback(data, delivery, source=source)
+
+    def _write_rollback(
+        self,
+        data: EventRedemptionRollbackSucceededData,
+        delivery: Delivery,
+        *,
+        source: str,
+        also: Sequence[Mapping[str, Any]] = (),
+    ) -> WriteOutcome:
+        """The one write path of a rollback (``rr_…``), whoever reports it first — the webhook or the worker.
+
+        One transaction: the rollback item (only if absent), its redemption flipped to ``ROLLED_BACK`` (or the
+        failed rollback noted), and ``also`` (extra ``TransactItems``, e.g. the worker's request item). When the
+        rollback item already exists nothing is written and the outcome is ``duplicate``.
+        """
         rollback = data.redemption_rollback
         redemption_id = data.redemption_id
         when = iso(delivery.received_at)
@@ -320,7 +376,7 @@ class Ledger:
         else:
             update.set_if_absent("redemption_id", redemption_id)
         update.set_if_absent("entity", "redemption")
-        succeeded = rollback.result != "FAILURE" and rollback.status != "FAILED"
+        succeeded = rollback_succeeded(rollback)
         if succeeded:
             update.set("status", ROLLED_BACK)
             update.set("rolled_back_at", iso(rollback.date))
@@ -345,6 +401,7 @@ class Ledger:
                             **update.params(),
                         }
                     },
+                    *also,
                 ]
             )
         except ClientError as exc:
@@ -403,14 +460,20 @@ class Ledger:
             return None
         view: dict[str, Any] = {"id": redemption_id}
         rollbacks: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []
         for item in items:
             if item["sk"] == REDEMPTION_SK:
                 view.update(_public(item))
             elif item["sk"].startswith(ROLLBACK_SK_PREFIX):
                 rollbacks.append(_public(item))
+            elif item["sk"].startswith(REQUEST_SK_PREFIX):
+                requests.append(_public(item))
         view.setdefault("status", None)
         view["rollbacks"] = sorted(rollbacks, key=lambda r: r.get("rolled_back_at") or "")
         view["rollback_ids"] = sorted(view.get("rollback_ids") or [])
+        if requests:  # rollback requests of the rollback worker (absent when there were none)
+            requests.sort(key=lambda r: (r.get("created_at") or "", r.get("request_id", "")))
+            view["rollback_requests"] = requests
         return view
 
     def redemptions_by(self, key: Literal["order", "customer", "voucher_code"], value: str) -> list[dict[str, Any]]:
@@ -433,6 +496,380 @@ class Ledger:
                 Key={"pk": _av(QUARANTINE_PREFIX + quarantine_id), "sk": _av(QUARANTINE_SK)},
                 ConsistentRead=True,
             )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"DynamoDB read failed: {type(exc).__name__}") from exc
+        item = answer.get("Item")
+        return _item(item) if item else None
+
+    # =============================================================================================
+    # Rollback requests: what the rollback worker asked Voucherify and what came of it.
+    #
+    # A request item carries ``state`` (REQUEST_STATES), ``attempts``, ``error`` ({status, key,
+    # message} of the last problem), ``next_attempt_at``, ``rollback_id``. Request items never carry
+    # ``order_id``/``customer_id``/``voucher_code``/``redeemed_at``, so the indexes never list them, and they
+    # hold no personal data (the rollback's customer, order and metadata are sent, not stored).
+    #
+    # Guards keep a finished request finished: nothing overwrites SUCCEEDED; ALREADY_ROLLED_BACK gives way
+    # only to SUCCEEDED; PENDING/RETRYING/FAILED never replace either.
+    # =============================================================================================
+    def begin_rollback_request(
+        self,
+        redemption_id: str,
+        request_id: str,
+        *,
+        now: datetime,
+        message_id: str | None = None,
+        receive_count: int | None = None,
+        reason: str | None = None,
+        source_order_id: str | None = None,
+        parent_request_id: str | None = None,
+    ) -> RequestStart:
+        """Marks the request PENDING and counts the attempt — unless it is already finished (SUCCEEDED,
+        ALREADY_ROLLED_BACK, or FAILED other than by running out of attempts): then ``proceed`` is False and
+        ``item`` is the finished request (a redelivered message is answered from the ledger)."""
+        update = _Update()
+        update.set("state", PENDING)
+        update.set_if_absent("entity", "rollback_request")
+        update.set_if_absent("request_id", request_id)
+        update.set_if_absent("redemption_id", redemption_id)
+        update.set_if_absent("created_at", iso(now))
+        update.set("updated_at", iso(now))
+        for name, value in (
+            ("message_id", message_id),
+            ("receive_count", receive_count),
+            ("reason", reason),
+            ("source_order_id", source_order_id),
+            ("parent_request_id", parent_request_id),
+        ):
+            if value is not None:
+                update.set(name, value)
+        update.add("attempts", 1)
+        update.remove("dead_lettered")
+        state = update.name_of("state")
+        dead = update.name_of("dead_lettered")
+        update.values.update({":pending": _av(PENDING), ":retrying": _av(RETRYING), ":failed": _av(FAILED)})
+        update.values[":true"] = _av(True)
+        key = self._request_key(redemption_id, request_id)
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                ConditionExpression=(
+                    f"attribute_not_exists({state}) OR {state} IN (:pending, :retrying) "
+                    f"OR ({state} = :failed AND {dead} = :true)"
+                ),
+                ReturnValues="ALL_NEW",
+                **update.params(),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return RequestStart(False, self._get(key) or {})
+            raise StorageError(f"DynamoDB refused the request write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+        return RequestStart(True, _item(answer.get("Attributes", {})))
+
+    def update_rollback_request(
+        self,
+        redemption_id: str,
+        request_id: str,
+        state: str,
+        *,
+        now: datetime,
+        fields: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Sets the request's state (and ``fields``; ``None`` values remove the attribute). False when a guard
+        kept a finished request as it was."""
+        update, condition = self._request_update(state, now, fields)
+        self._request_identity(update, redemption_id, request_id, now)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._request_key(redemption_id, request_id),
+                **({"ConditionExpression": condition} if condition else {}),
+                **update.params(),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(f"DynamoDB refused the request write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+        return True
+
+    def record_worker_rollback(
+        self,
+        redemption_id: str,
+        rollback: SimpleRedemption,
+        *,
+        raw: bytes,
+        received_at: datetime,
+        request_id: str | None = None,
+        request_fields: Mapping[str, Any] | None = None,
+    ) -> WriteOutcome:
+        """A rollback object from the API's answer, through the same transaction as the webhook's (so the same
+        ``rr_…`` is recorded once, whichever arrives first), together with the request's final state: SUCCEEDED,
+        or FAILED with ``failure_code``/``failure_message`` for a rollback whose result is FAILURE."""
+        if not rollback.redemption:
+            rollback = rollback.model_copy(update={"redemption": redemption_id})
+        data = EventRedemptionRollbackSucceededData(redemption_rollback=rollback)
+        delivery = Delivery(raw=raw, route="rollback-worker", received_at=received_at, event_type="redemption_rollback")
+        state, fields = SUCCEEDED, {"rollback_id": rollback.id, **(request_fields or {})}
+        if not rollback_succeeded(rollback):
+            state = FAILED
+            fields["error"] = _compact(
+                {
+                    "status": 200,
+                    "key": rollback.failure_code or "rollback_failed",
+                    "message": rollback.failure_message or "Voucherify answered the rollback with result FAILURE",
+                }
+            )
+        also = []
+        if request_id is not None:
+            # Unguarded inside the transaction: the rollback is new, so this is the request's final word.
+            update, _ = self._request_update(state, received_at, fields, guarded=False)
+            self._request_identity(update, redemption_id, request_id, received_at)
+            also.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": self._request_key(redemption_id, request_id),
+                        **update.params(),
+                    }
+                }
+            )
+        outcome = self._write_rollback(data, delivery, source="worker", also=also)
+        if outcome.status == "duplicate" and request_id is not None:
+            # The webhook recorded this rollback first: only the request is left to finish.
+            self.update_rollback_request(
+                redemption_id, request_id, state, now=received_at, fields={**fields, "recorded_by": "webhook"}
+            )
+        return outcome
+
+    def record_already_rolled_back(
+        self,
+        redemption_id: str,
+        request_id: str,
+        *,
+        now: datetime,
+        confirmed_by: Literal["ledger", "api"],
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Voucherify (``400 already_rolled_back``) or the ledger says the redemption is already rolled back:
+        the request ends ALREADY_ROLLED_BACK and the redemption is (kept) ROLLED_BACK, in one transaction."""
+        request_fields = {"confirmed_by": confirmed_by, **(fields or {})}
+        if confirmed_by == "ledger":
+            self.update_rollback_request(redemption_id, request_id, ALREADY_ROLLED_BACK, now=now, fields=request_fields)
+            return
+        request_update, condition = self._request_update(ALREADY_ROLLED_BACK, now, request_fields)
+        self._request_identity(request_update, redemption_id, request_id, now)
+        redemption = _Update()
+        redemption.set_if_absent("redemption_id", redemption_id)
+        redemption.set_if_absent("entity", "redemption")
+        redemption.set("status", ROLLED_BACK)
+        redemption.set("updated_at", iso(now))
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": self._request_key(redemption_id, request_id),
+                            **({"ConditionExpression": condition} if condition else {}),
+                            **request_update.params(),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": self._redemption_key(redemption_id),
+                            **redemption.params(),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException" and self._first_condition_failed(exc):
+                return  # the request already SUCCEEDED: nothing to change
+            raise StorageError(f"DynamoDB refused the request write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+
+    def record_rejected_rollback_request(
+        self,
+        request_id: str,
+        *,
+        errors: Sequence[str],
+        now: datetime,
+        message_id: str | None = None,
+        receive_count: int | None = None,
+    ) -> None:
+        """A message that is not a valid ``RollbackRequest``: FAILED with the validation errors (field paths and
+        what was expected, never the values), under its own key ``REQUEST#<request id>``."""
+        update = _Update()
+        update.set_if_absent("entity", "rollback_request")
+        update.set_if_absent("request_id", request_id)
+        update.set_if_absent("created_at", iso(now))
+        update.set("updated_at", iso(now))
+        update.set("state", FAILED)
+        update.set("error", {"key": "invalid_request", "message": "the message is not a valid RollbackRequest"})
+        update.set("errors", list(errors)[:50])
+        if message_id is not None:
+            update.set("message_id", message_id)
+        if receive_count is not None:
+            update.set("receive_count", receive_count)
+        update.add("attempts", 1)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _av(REJECTED_PREFIX + request_id), "sk": _av(REJECTED_SK)},
+                **update.params(),
+            )
+        except ClientError as exc:
+            raise StorageError(f"DynamoDB refused the request write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+
+    def record_order_rollback_request(
+        self,
+        order_id: str,
+        request_id: str,
+        state: str,
+        *,
+        now: datetime,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """An order-level request (``ORDER#<ord_…>`` / ``REQUEST#<request id>``): FANNED_OUT with the redemptions
+        it queued, ALREADY_ROLLED_BACK, or FAILED (the ledger holds no redemption of the order)."""
+        update, condition = self._request_update(state, now, fields)
+        update.set_if_absent("entity", "rollback_request")
+        update.set_if_absent("request_id", request_id)
+        update.set_if_absent("source_order_id", order_id)
+        update.set_if_absent("created_at", iso(now))
+        update.add("attempts", 1)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _av(ORDER_PREFIX + order_id), "sk": _av(REQUEST_SK_PREFIX + request_id)},
+                **({"ConditionExpression": condition} if condition else {}),
+                **update.params(),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return
+            raise StorageError(f"DynamoDB refused the request write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+
+    def redemption_state(self, redemption_id: str) -> dict[str, Any] | None:
+        """``status``, ``rollback_ids`` and ``parent_redemption_id`` of a redemption (strongly consistent), or
+        None when the ledger does not know it. Unlike the webhook's lookups, a failed read raises StorageError."""
+        return self._get(
+            self._redemption_key(redemption_id),
+            projection=("redemption_id", "status", "rollback_ids", "parent_redemption_id"),
+        )
+
+    def redemption_states(self, redemption_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``redemption_state`` of several redemptions (BatchGetItem, strongly consistent), by id."""
+        ids = list(dict.fromkeys(redemption_ids))
+        found: dict[str, dict[str, Any]] = {}
+        names = {"#i": "redemption_id", "#s": "status", "#r": "rollback_ids", "#p": "parent_redemption_id"}
+        for start in range(0, len(ids), 100):
+            keys = [self._redemption_key(r) for r in ids[start : start + 100]]
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#i, #s, #r, #p",
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            for _ in range(5):
+                try:
+                    answer = self.client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StorageError(f"DynamoDB read failed: {type(exc).__name__}") from exc
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    plain = _item(item)
+                    found[plain["redemption_id"]] = plain
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise StorageError("DynamoDB left keys unprocessed after 5 attempts")
+        return found
+
+    def get_rollback_request(self, request_id: str, redemption_id: str | None = None) -> dict[str, Any] | None:
+        """A request of a redemption, or (without ``redemption_id``) a rejected, malformed request."""
+        key = (
+            self._request_key(redemption_id, request_id)
+            if redemption_id
+            else {"pk": _av(REJECTED_PREFIX + request_id), "sk": _av(REJECTED_SK)}
+        )
+        item = self._get(key)
+        return _public(item) if item else None
+
+    def order_rollback_requests(self, order_id: str) -> list[dict[str, Any]]:
+        """The order-level rollback requests of an order, oldest first."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": _av(ORDER_PREFIX + order_id), ":sk": _av(REQUEST_SK_PREFIX)},
+            ConsistentRead=True,
+        )
+        return sorted((_public(i) for i in items), key=lambda r: (r.get("created_at") or "", r["request_id"]))
+
+    # --- helpers of the section
+    @staticmethod
+    def _request_key(redemption_id: str, request_id: str) -> dict[str, Any]:
+        return {"pk": _av(REDEMPTION_PREFIX + redemption_id), "sk": _av(REQUEST_SK_PREFIX + request_id)}
+
+    @staticmethod
+    def _request_identity(update: _Update, redemption_id: str, request_id: str, now: datetime) -> None:
+        """A request item written before its first attempt was recorded still says what it is."""
+        update.set_if_absent("entity", "rollback_request")
+        update.set_if_absent("request_id", request_id)
+        update.set_if_absent("redemption_id", redemption_id)
+        update.set_if_absent("created_at", iso(now))
+
+    @staticmethod
+    def _request_update(
+        state: str, now: datetime, fields: Mapping[str, Any] | None, *, guarded: bool = True
+    ) -> tuple[_Update, str | None]:
+        """The update of a request to ``state``, and (``guarded``) the condition that keeps a finished request."""
+        if state not in REQUEST_STATES:
+            raise ValueError(f"unknown request state {state!r}")
+        update = _Update()
+        update.set("state", state)
+        update.set("updated_at", iso(now))
+        values = dict(fields or {})
+        if state != RETRYING:
+            values.setdefault("next_attempt_at", None)
+        if state in (SUCCEEDED, ALREADY_ROLLED_BACK):
+            values.setdefault("error", None)
+        for name, value in values.items():
+            if value is None or value == "":
+                update.remove(name)
+            elif name in COUNTED_REQUEST_FIELDS:
+                update.add(name, value)
+            else:
+                update.set(name, value)
+        placeholder = update.name_of("state")
+        if state == SUCCEEDED or not guarded:
+            return update, None
+        update.values[":succeeded"] = _av(SUCCEEDED)
+        if state == ALREADY_ROLLED_BACK:
+            return update, f"attribute_not_exists({placeholder}) OR {placeholder} <> :succeeded"
+        update.values[":already"] = _av(ALREADY_ROLLED_BACK)
+        return update, f"attribute_not_exists({placeholder}) OR NOT {placeholder} IN (:succeeded, :already)"
+
+    def _get(self, key: Mapping[str, Any], projection: Sequence[str] = ()) -> dict[str, Any] | None:
+        params: dict[str, Any] = {"TableName": self.table_name, "Key": key, "ConsistentRead": True}
+        if projection:
+            names = {f"#p{i}": name for i, name in enumerate(projection)}
+            params["ProjectionExpression"] = ", ".join(names)
+            params["ExpressionAttributeNames"] = names
+        try:
+            answer = self.client.get_item(**params)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"DynamoDB read failed: {type(exc).__name__}") from exc
         item = answer.get("Item")

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -64,3 +64,69 @@ class WebhookSettings(BaseModel):
                 "AWS_SAM_LOCAL=true or an AWS_ENDPOINT_URL on 127.0.0.1/localhost"
             )
         return settings
+
+
+# --- the rollback worker ----------------------------------------------------------------------------
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors())
+
+
+class WorkerSettings(BaseModel):
+    """Settings of the rollback worker (``RollbackWorkerFunction``), same conventions as ``WebhookSettings``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ledger_table_name: str = Field(min_length=3, max_length=255)
+    # The queue the worker reads: it fans order requests out onto it and delays retries on it.
+    rollback_queue_url: str = Field(min_length=1)
+    # Voucherify's API base URL, per cluster: https://api.voucherify.io (EU), https://us1.api.voucherify.io, …
+    voucherify_api_url: str = "https://api.voucherify.io"
+    # Secrets Manager secret (name or ARN) holding {"app_id": ..., "app_token": ...}.
+    voucherify_api_secret_id: str = Field(min_length=1)
+    secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    # The project's API budget this worker may spend (Business plan 100/min, Organization 2000/min) …
+    voucherify_requests_per_minute: int = Field(default=100, ge=1, le=100_000)
+    # … shared by at most this many concurrent executions (the event source's ScalingConfig.MaximumConcurrency).
+    rollback_max_concurrency: int = Field(default=2, ge=1, le=1_000)
+    # Records of one batch sent at the same time.
+    rollback_batch_threads: int = Field(default=10, ge=1, le=10)
+    voucherify_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    voucherify_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Quick retries inside the invocation (5xx, timeouts, connection errors) before handing back to SQS.
+    rollback_in_process_retries: int = Field(default=2, ge=0, le=5)
+    # Retries through SQS: the message is hidden for base × 2^(receive count − 1) seconds (jittered), capped.
+    rollback_retry_base_seconds: float = Field(default=5.0, ge=0, le=900)
+    rollback_retry_max_seconds: int = Field(default=120, ge=0, le=43_200)
+    # The queue's RedrivePolicy.maxReceiveCount: the attempt that ends in the dead-letter queue is recorded as such.
+    rollback_max_receive_count: int = Field(default=5, ge=1, le=1_000)
+    # How long the idempotency record of a successful call stays (it replaces a second call to Voucherify).
+    idempotency_expires_after_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+
+    @model_validator(mode="after")
+    def _sane(self, info: ValidationInfo) -> WorkerSettings:
+        url = urlparse(self.voucherify_api_url)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ValueError("VOUCHERIFY_API_URL must be an absolute URL such as https://api.voucherify.io")
+        local = bool((info.context or {}).get("local"))  # sam local / the local stack: a fake Voucherify
+        if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS and not local:
+            raise ValueError(
+                "VOUCHERIFY_API_URL must use https (plain http only for a fake on 127.0.0.1/localhost, or "
+                "under sam local)"
+            )
+        if self.rollback_retry_max_seconds < self.rollback_retry_base_seconds:
+            raise ValueError("ROLLBACK_RETRY_MAX_SECONDS must not be below ROLLBACK_RETRY_BASE_SECONDS")
+        return self
+
+    @property
+    def requests_per_minute_per_execution(self) -> float:
+        """Each concurrent execution paces itself to an equal share of the budget."""
+        return self.voucherify_requests_per_minute / self.rollback_max_concurrency
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper(), "") != ""}
+        try:
+            return cls.model_validate(values, context={"local": embedded_aws(env)})
+        except ValidationError as exc:
+            raise SettingsError(f"invalid function configuration: {_problems(exc)}") from None

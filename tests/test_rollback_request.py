@@ -1,0 +1,109 @@
+"""The message contract: RollbackRequest, its published JSON Schema, and enqueueing."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import jsonschema
+import pytest
+from conftest import Aws
+from pydantic import ValidationError
+
+from ledger_tools.template import PROJECT_ROOT
+from voucherify_ledger.rollbacks import (
+    RollbackRequest,
+    enqueue_rollback,
+    rollback_request_schema,
+    schema_document,
+    validation_errors,
+)
+
+SCHEMA_FILE = PROJECT_ROOT / "rollback-request.schema.json"
+VALID = [
+    {"redemption_id": "r_0e2500291ae016adea"},
+    {"order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "reason": "Refund", "request_id": "refund-1"},
+    {
+        "redemption_id": "r_0e2500291ae016adea",
+        "reason": "Order cancelled",
+        "tracking_id": "track_x",
+        "customer": {"id": "cust_1"},
+        "order": {"source_id": "o-1"},
+        "metadata": {"location_id": ["L2"]},
+        "order_id": None,
+    },
+]
+INVALID = [
+    {},
+    {"redemption_id": "r_0e2500291ae016adea", "order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk"},
+    {"redemption_id": "0e2500291ae016adea"},
+    {"order_id": "r_0e2500291ae016adea"},
+    {"redemption_id": "r_0e2500291ae016adea", "redemptionId": "r_x"},
+    {"redemption_id": "r_0e2500291ae016adea", "customer": "annie@lemon.com"},
+    {"redemption_id": "r_0e2500291ae016adea", "request_id": "has spaces"},
+]
+
+
+def test_the_published_schema_is_the_models() -> None:
+    published = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert published == rollback_request_schema(), (
+        "rollback-request.schema.json is stale: .venv/bin/python -m voucherify_ledger.rollbacks "
+        "> rollback-request.schema.json"
+    )
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_document()
+
+
+@pytest.mark.parametrize("document", VALID)
+def test_valid_requests_pass_the_model_and_the_schema(document: dict) -> None:
+    RollbackRequest.model_validate(document)
+    jsonschema.Draft202012Validator(rollback_request_schema()).validate(document)
+
+
+@pytest.mark.parametrize("document", INVALID)
+def test_invalid_requests_fail_the_model_and_the_schema(document: dict) -> None:
+    with pytest.raises(ValidationError):
+        RollbackRequest.model_validate(document)
+    assert list(jsonschema.Draft202012Validator(rollback_request_schema()).iter_errors(document))
+
+
+def test_validation_errors_name_fields_never_values() -> None:
+    with pytest.raises(ValidationError) as caught:
+        RollbackRequest.model_validate({"redemption_id": "r_1x", "customer": "annie@lemon.com", "phone": "+1 933"})
+
+    errors = validation_errors(caught.value)
+
+    assert any(e.startswith("customer:") for e in errors) and any(e.startswith("phone:") for e in errors)
+    assert "annie" not in " ".join(errors) and "933" not in " ".join(errors)
+    with pytest.raises(ValidationError) as keyed:
+        RollbackRequest.model_validate({"redemption_id": "r_1x", "annie@lemon.com": True})
+    assert validation_errors(keyed.value) == ["<key>: Extra inputs are not permitted"]
+
+
+def test_the_message_and_the_api_body() -> None:
+    request = RollbackRequest(
+        redemption_id="r_0e2500291ae016adea", reason="Refund", tracking_id="t", customer={"id": "c"}, metadata={"a": 1}
+    )
+
+    assert json.loads(request.to_message()) == {
+        "redemption_id": "r_0e2500291ae016adea",
+        "reason": "Refund",
+        "tracking_id": "t",
+        "customer": {"id": "c"},
+        "metadata": {"a": 1},
+    }
+    body = request.api_body()
+    assert body.query() == "reason=Refund&tracking_id=t"
+    assert json.loads(body.json()) == {"customer": {"id": "c"}, "metadata": {"a": 1}}
+
+
+def test_enqueue_validates_then_sends(aws: Aws) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="rollbacks")["QueueUrl"]
+
+    message_id = enqueue_rollback(sqs, url, {"order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "reason": "Refund"})
+    with pytest.raises(ValidationError):
+        enqueue_rollback(sqs, url, {"redemption_id": "r_1", "order_id": "ord_2"})
+
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert message["MessageId"] == message_id
+    assert json.loads(message["Body"]) == {"order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "reason": "Refund"}

@@ -1,0 +1,690 @@
+"""The rollback worker end to end: SQS (moto) → the real handler → the fake Voucherify over HTTP → the ledger.
+
+Every test drives the queue with the poller (real SQS events, partial batch responses, redrive) and the
+handler loaded from template.yaml with its template environment; the fake counts the API calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from conftest import PAYLOADS, SIGNING_SECRET, TABLE_NAME, Aws, payload
+from moto.dynamodb.models import DynamoDBBackend
+
+from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
+from ledger_tools.fake_voucherify import FakeVoucherify, api_secret_value
+from ledger_tools.handlers import load_handler
+from ledger_tools.local_stack import create_queues
+from ledger_tools.sqs_poller import PollResult, SqsPoller
+from ledger_tools.template import function_environment, load_template, resources
+from voucherify_ledger.ledger import Delivery, Ledger
+from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.rollbacks import RollbackRequest, enqueue_rollback
+
+API_SECRET_ID = "voucherify-ledger/api"
+EMAIL = "annie@lemon.com"
+
+
+# --- harness --------------------------------------------------------------------------------------
+@pytest.fixture
+def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each request atomically (a conditional write is a compare-and-set); moto does not
+    lock, so concurrency tests serialise its backend calls to get DynamoDB's guarantee, not moto's races."""
+    lock = threading.RLock()
+    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items", "query"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@dataclass
+class Harness:
+    aws: Aws
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    fake: FakeVoucherify
+    handler: Callable[[dict[str, Any], Any], Any]
+    poller: SqsPoller
+    env: dict[str, str]
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.aws.ledger
+
+    def send(self, **request: Any) -> str:
+        return enqueue_rollback(self.sqs, self.queue_url, request)
+
+    def send_raw(self, body: str) -> str:
+        return self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)["MessageId"]
+
+    def poll(self) -> PollResult:
+        return self.poller.poll_once(wait_time_seconds=0)
+
+    def drain(self, max_polls: int = 20) -> list[PollResult]:
+        return self.poller.drain(max_polls)
+
+    def queue_depth(self, url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def request(self, redemption_id: str, request_id: str) -> dict[str, Any]:
+        view = self.ledger.get_redemption(redemption_id) or {}
+        found = [r for r in view.get("rollback_requests", []) if r["request_id"] == request_id]
+        assert found, f"no request {request_id} under {redemption_id}: {view}"
+        return found[0]
+
+    def rollback_items(self) -> list[dict[str, Any]]:
+        return [i for i in self.aws.items() if i["sk"]["S"].startswith("ROLLBACK#")]
+
+
+def template_refs(**extra: str) -> dict[str, str]:
+    refs = {name: str(p.get("Default", "")) for name, p in load_template()["Parameters"].items()}
+    refs.update({"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"})
+    refs.update({"AWS::StackName": "rollback-test", "AWS::URLSuffix": "amazonaws.com"})
+    refs.update(extra)
+    return refs
+
+
+@pytest.fixture
+def make_harness(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, serialized_dynamodb: None
+) -> Iterator[Callable[..., Harness]]:
+    """Builds the queues from template.yaml, the API secret, a fake Voucherify and the worker."""
+    from aws_lambda_powertools.utilities import parameters
+
+    fakes: list[FakeVoucherify] = []
+
+    def build(*, env: dict[str, str] | None = None, **fake_options: Any) -> Harness:
+        parameters.clear_caches()
+        sqs = boto3.client("sqs")
+        aws.secrets.create_secret(Name=API_SECRET_ID, SecretString=api_secret_value())
+        refs = template_refs(LedgerTable=TABLE_NAME)
+        queues = {q.logical_id: q for q in create_queues(sqs, resources("AWS::SQS::Queue"), refs)}
+        fake = FakeVoucherify(**{"webhook_delay": None, **fake_options}).start()
+        fakes.append(fake)
+        environment = function_environment("RollbackWorkerFunction", refs)
+        environment.update(
+            VOUCHERIFY_API_URL=fake.url,
+            ROLLBACK_RETRY_BASE_SECONDS="0",  # a retried message is visible again at once
+            VOUCHERIFY_READ_TIMEOUT_SECONDS="0.5",
+            VOUCHERIFY_REQUESTS_PER_MINUTE="6000",  # pacing has its own test
+            POWERTOOLS_METRICS_NAMESPACE="VoucherifyLedger",
+        )
+        environment.update(env or {})
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        handler = load_handler("RollbackWorkerFunction")
+        poller = SqsPoller(sqs, queues["RollbackQueue"].url, handler, wait_time_seconds=0, timeout_seconds=30)
+        return Harness(
+            aws,
+            sqs,
+            queues["RollbackQueue"].url,
+            queues["RollbackDeadLetterQueue"].url,
+            fake,
+            handler,
+            poller,
+            environment,
+        )
+
+    yield build
+    for fake in fakes:
+        fake.stop()
+
+
+@pytest.fixture
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()
+
+
+def redemption_data(
+    redemption_id: str, *, order_id: str | None = None, parent_id: str | None = None
+) -> EventRedemptionSucceededData:
+    """The seed redemption.succeeded payload, re-identified."""
+    data = payload("redemption_succeeded")
+    data["redemption"]["id"] = redemption_id
+    data["redemption"]["redemption"] = parent_id
+    if order_id:
+        data["order"]["id"] = order_id
+        data["redemption"]["order"]["id"] = order_id
+    return EventRedemptionSucceededData.model_validate(data)
+
+
+def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> None:
+    from datetime import UTC, datetime
+
+    delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=datetime.now(UTC))
+    assert ledger.record_redemption(redemption_data(redemption_id, **options), delivery).status == "recorded"
+
+
+def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """Sum of every metric the functions flushed (Powertools EMF lines on stdout)."""
+    totals: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
+                    values if isinstance(values, list) else [values]
+                )
+    return totals
+
+
+R1 = "r_0e2500291ae016adea"
+R2 = "r_0e6ff48b91cfa02e97"
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+def test_success_records_the_rollback_and_the_redemption_is_rolled_back(harness: Harness) -> None:
+    record_redemption(harness.ledger, R1)
+    harness.send(
+        redemption_id=R1,
+        reason="Order cancelled",
+        tracking_id="track_1",
+        customer={"id": "cust_1", "email": EMAIL},
+        metadata={"channel": "web"},
+        request_id="cancel-1",
+    )
+
+    (result,) = harness.drain()
+
+    assert result.deleted and not result.failed
+    rollback_id = harness.fake.rollback_id(R1)
+    view = harness.ledger.get_redemption(R1)
+    assert view["status"] == "ROLLED_BACK"
+    assert view["rollback_ids"] == [rollback_id]
+    assert [(r["rollback_id"], r["source"], r["result"]) for r in view["rollbacks"]] == [
+        (rollback_id, "worker", "SUCCESS")
+    ]
+    request = harness.request(R1, "cancel-1")
+    assert (request["state"], request["rollback_id"], request["attempts"], request["api_calls"]) == (
+        "SUCCEEDED",
+        rollback_id,
+        1,
+        1,
+    )
+    assert "customer" not in request and EMAIL not in json.dumps(request)  # sent, never stored
+    (sent,) = harness.fake.requests
+    assert sent.query == {"reason": "Order cancelled", "tracking_id": "track_1"}
+    assert sent.body == {"customer": {"id": "cust_1", "email": EMAIL}, "metadata": {"channel": "web"}}
+    assert sent.user_agent == "voucherify-redemption-ledger/0.1.0"
+    assert harness.fake.calls(R1) == 1
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+    # The call ran under Powertools Idempotency, its record kept in the ledger table with a TTL.
+    (record,) = [i for i in harness.aws.items() if i["pk"]["S"] == "IDEMPOTENCY#rollback-worker"]
+    assert record["status"]["S"] == "COMPLETED" and int(record["expires_at"]["N"]) > time.time()
+
+
+def test_a_failure_result_is_recorded_as_a_permanent_failure(harness: Harness) -> None:
+    record_redemption(harness.ledger, R1)
+    harness.fake.fail("failure", failure_code="customer_rules_violated", failure_message="Not this customer")
+    harness.send(redemption_id=R1, request_id="req-f")
+
+    harness.drain()
+
+    request = harness.request(R1, "req-f")
+    assert request["state"] == "FAILED"
+    assert request["error"] == {"status": 200, "key": "customer_rules_violated", "message": "Not this customer"}
+    view = harness.ledger.get_redemption(R1)
+    assert view["status"] == "SUCCEEDED"  # a failed rollback leaves the redemption as it was
+    assert view["failed_rollback_ids"] == [request["rollback_id"]]
+    assert harness.fake.calls(R1) == 1
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_already_rolled_back_in_voucherify_is_the_goal_reached(harness: Harness) -> None:
+    harness.fake.add_redemption(R1).rollback_id = "rr_0e3ac8762299fef1e3"  # undone in the dashboard
+    harness.send(redemption_id=R1, request_id="req-a")
+
+    harness.drain()
+
+    request = harness.request(R1, "req-a")
+    assert request["state"] == "ALREADY_ROLLED_BACK"
+    assert request["confirmed_by"] == "api" and "error" not in request
+    assert request["voucherify_resource_id"].startswith("rrf_")
+    assert harness.ledger.get_redemption(R1)["status"] == "ROLLED_BACK"
+    assert harness.fake.calls(R1) == 1
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_a_redemption_rolled_back_in_the_ledger_is_not_sent_again(harness: Harness) -> None:
+    rollback = EventRedemptionRollbackSucceededData.model_validate(payload("redemption_rollback_succeeded"))
+    from datetime import UTC, datetime
+
+    harness.ledger.record_rollback(rollback, Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC)))
+    harness.send(redemption_id=rollback.redemption_id, request_id="req-l")
+
+    harness.drain()
+
+    request = harness.request(rollback.redemption_id, "req-l")
+    assert (request["state"], request["confirmed_by"]) == ("ALREADY_ROLLED_BACK", "ledger")
+    assert request["rollback_ids"] == [rollback.redemption_rollback.id]
+    assert harness.fake.calls() == 0
+
+
+def test_a_stacked_parent_is_rolled_back_with_the_stack_endpoint(harness: Harness) -> None:
+    parent, children = "r_parent0000000000001", ["r_child00000000000001", "r_child00000000000002"]
+    harness.fake.add_stack(parent, children, order_id="ord_stack000000000001")
+    harness.send(redemption_id=parent, request_id="req-s")
+
+    harness.drain()
+
+    assert [r.endpoint for r in harness.fake.requests] == ["rollback", "rollbacks"]
+    request = harness.request(parent, "req-s")
+    assert request["state"] == "SUCCEEDED" and request["stacked"] is True
+    assert request["rollback_id"] == harness.fake.rollback_id(parent)
+    assert sorted(request["child_rollback_ids"]) == sorted(harness.fake.rollback_id(c) for c in children)
+    for redemption_id in (parent, *children):
+        view = harness.ledger.get_redemption(redemption_id)
+        assert view["status"] == "ROLLED_BACK"
+        assert view["rollback_ids"] == [harness.fake.rollback_id(redemption_id)]
+    assert harness.queue_depth() == 0
+
+
+@pytest.mark.parametrize(
+    ("setup", "key", "status"),
+    [
+        ("unknown", "not_found", 404),
+        ("stack_child", "invalid_redemption_parent", 400),
+        ("invalid_order", "invalid_order", 400),
+        ("invalid_customer", "invalid_customer", 400),
+    ],
+)
+def test_client_errors_are_permanent_failures_not_retried(
+    make_harness: Callable[..., Harness], setup: str, key: str, status: int
+) -> None:
+    harness = make_harness(accept_unknown=setup != "unknown")
+    target = R1
+    if setup == "stack_child":
+        harness.fake.add_stack("r_parent0000000000009", [R1])
+    elif setup.startswith("invalid_"):
+        harness.fake.fail("error", key=key)
+    harness.send(redemption_id=target, request_id="req-e")
+
+    harness.drain()
+
+    request = harness.request(target, "req-e")
+    assert request["state"] == "FAILED"
+    assert (request["error"]["status"], request["error"]["key"]) == (status, key)
+    assert request["error"]["message"] and request["error"]["details"]
+    assert harness.fake.calls(target) == 1
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_auth_failures_are_retried_and_counted_not_dropped(
+    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness = make_harness(app_token="the-rotated-token")  # the secret still has the old token
+    harness.send(redemption_id=R1, request_id="req-401")
+
+    first = harness.poll()
+
+    assert first.failed == [first.failed[0]] and not first.deleted
+    request = harness.request(R1, "req-401")
+    assert (request["state"], request["error"]["status"], request["error"]["key"]) == ("RETRYING", 401, "unauthorized")
+    assert metrics_emitted(capsys).get("VoucherifyAuthFailures", 0) >= 1
+
+    harness.fake.app_token = "local-app-token"  # Voucherify accepts the key again
+    harness.drain()
+
+    assert harness.request(R1, "req-401")["state"] == "SUCCEEDED"
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_a_429_is_retried_no_sooner_than_voucherify_says(harness: Harness) -> None:
+    harness.fake.fail("rate_limit", retry_after=1)
+    harness.send(redemption_id=R1, request_id="req-429")
+
+    first = harness.poll()
+    assert first.failed and harness.fake.calls(R1) == 1
+    request = harness.request(R1, "req-429")
+    assert (request["state"], request["error"]["status"]) == ("RETRYING", 429)
+    assert request["next_attempt_at"] > request["updated_at"]  # hidden for at least Retry-After
+
+    assert harness.poll().received == 0  # still hidden: no second call before Retry-After
+    assert harness.fake.calls(R1) == 1
+
+    for _ in range(40):  # the message comes back after Retry-After (bounded wait, nothing timed)
+        if harness.poll().received:
+            break
+        time.sleep(0.1)
+    assert harness.request(R1, "req-429")["state"] == "SUCCEEDED"
+    assert harness.fake.calls(R1) == 2
+
+
+def test_transient_errors_are_retried_in_process(harness: Harness) -> None:
+    harness.fake.fail("status", status=503, times=1)
+    harness.fake.fail("drop", times=1)
+    harness.send(redemption_id=R1, request_id="req-5xx")
+
+    (result,) = harness.drain()
+
+    assert result.deleted
+    request = harness.request(R1, "req-5xx")
+    assert (request["state"], request["attempts"], request["api_calls"]) == ("SUCCEEDED", 1, 3)
+    assert harness.fake.calls(R1) == 3
+
+
+def test_a_lost_answer_is_retried_and_ends_already_rolled_back(harness: Harness) -> None:
+    # Voucherify rolls back but the answer never arrives (read timeout); the retry says already_rolled_back.
+    harness.fake.fail("timeout", seconds=3, apply=True)
+    harness.send(redemption_id=R1, request_id="req-t")
+
+    harness.drain()
+
+    request = harness.request(R1, "req-t")
+    assert (request["state"], request["api_calls"]) == ("ALREADY_ROLLED_BACK", 2)
+    assert harness.ledger.get_redemption(R1)["status"] == "ROLLED_BACK"
+    assert harness.fake.calls(R1) == 2
+
+
+def test_persistent_5xx_goes_to_the_dead_letter_queue_after_max_receive_count(harness: Harness) -> None:
+    harness.fake.fail("status", status=500, times=None)
+    message_id = harness.send(redemption_id=R1, request_id="req-dlq")
+    max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
+
+    results = harness.drain()
+
+    assert [len(r.failed) for r in results] == [1] * max_receive
+    request = harness.request(R1, "req-dlq")
+    assert (request["state"], request["dead_lettered"], request["attempts"]) == ("FAILED", True, max_receive)
+    assert request["error"]["status"] == 500 and "dead-letter" in request["error"]["message"]
+    assert harness.fake.calls(R1) == max_receive * 3  # 1 + 2 in-process retries per attempt
+    assert harness.queue_depth() == 0
+    dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["MessageId"] for m in dead] == [message_id]
+
+
+def test_a_malformed_message_is_recorded_and_not_retried(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = [
+        harness.send_raw("not json"),
+        harness.send_raw(json.dumps({"redemption_id": R1, "order_id": "ord_x0000000000000001"})),
+        harness.send_raw(json.dumps({"redemption_id": R1, "customer": EMAIL, "email": EMAIL})),
+    ]
+
+    (result,) = harness.drain()
+
+    assert sorted(result.deleted) == sorted(bad) and not result.failed
+    for message_id in bad:
+        request = harness.ledger.get_rollback_request(message_id)
+        assert (request["state"], request["error"]["key"]) == ("FAILED", "invalid_request")
+        assert request["errors"]
+    errors = harness.ledger.get_rollback_request(bad[2])["errors"]
+    assert any(e.startswith("customer:") for e in errors) and any(e.startswith("email:") for e in errors)
+    assert EMAIL not in json.dumps([harness.ledger.get_rollback_request(m) for m in bad])
+    assert EMAIL not in capsys.readouterr().out  # nor in the logs
+    assert harness.fake.calls() == 0
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_a_batch_reports_only_its_failed_records(harness: Harness) -> None:
+    harness.fake.fail("status", status=502, times=None, redemption_id=R2)
+    ok = harness.send(redemption_id=R1)
+    failing = harness.send(redemption_id=R2)
+    malformed = harness.send_raw("{}")
+
+    result = harness.poll()
+
+    assert result.received == 3
+    assert result.response == {"batchItemFailures": [{"itemIdentifier": failing}]}
+    assert sorted(result.deleted) == sorted([ok, malformed])
+    assert harness.request(R1, ok)["state"] == "SUCCEEDED"
+    assert harness.request(R2, failing)["state"] == "RETRYING"
+
+
+# --- never twice ----------------------------------------------------------------------------------
+def test_duplicate_and_concurrent_messages_make_one_api_call(harness: Harness) -> None:
+    harness.fake.fail("latency", seconds=0.3, times=None)  # the first call is still in flight
+    body = RollbackRequest(redemption_id=R1, request_id="req-dup").to_message()
+    for _ in range(3):
+        harness.send_raw(body)  # the same request delivered three times
+    harness.send(redemption_id=R1, request_id="req-other")  # and another request for the same redemption
+
+    first = harness.poll()
+    assert first.received == 4 and len(first.deleted) == 1  # the others found the call in progress
+    harness.drain()
+
+    assert harness.fake.calls(R1) == 1
+    assert len(harness.rollback_items()) == 1
+    assert harness.request(R1, "req-dup")["state"] == "SUCCEEDED"
+    assert harness.request(R1, "req-other")["state"] == "ALREADY_ROLLED_BACK"
+    assert harness.queue_depth() == 0
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")  # three instances share Powertools' metric set
+def test_concurrent_invocations_for_one_redemption_make_one_api_call(harness: Harness) -> None:
+    harness.fake.fail("latency", seconds=0.3, times=None)
+    messages = []
+    for request_id in ("req-c1", "req-c2", "req-c3"):
+        harness.send(redemption_id=R1, request_id=request_id)
+    for _ in range(3):
+        messages += harness.poller.receive(wait_time_seconds=0)
+    assert len(messages) == 3
+    results: list[Any] = []
+    instances = [load_handler("RollbackWorkerFunction") for _ in messages]  # three Lambda instances
+
+    def invoke(handler: Any, message: dict[str, Any]) -> None:
+        context = LambdaContext("RollbackWorkerFunction", timeout_seconds=30)
+        results.append(handler(harness.poller.event([message]), context))
+
+    threads = [threading.Thread(target=invoke, args=pair) for pair in zip(instances, messages, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert harness.fake.calls(R1) == 1
+    assert sum(1 for r in results if not r["batchItemFailures"]) == 1
+    states = sorted(harness.request(R1, r)["state"] for r in ("req-c1", "req-c2", "req-c3"))
+    assert states == ["RETRYING", "RETRYING", "SUCCEEDED"]
+
+
+def test_a_retry_after_a_failed_ledger_write_replays_the_answer_without_calling_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voucherify_ledger.ledger import StorageError
+
+    original = Ledger.record_worker_rollback
+    failures = iter([StorageError("DynamoDB refused the rollback write: ProvisionedThroughputExceededException")])
+
+    def flaky(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "record_worker_rollback", flaky)
+    harness.send(redemption_id=R1, request_id="req-w")
+
+    results = harness.drain()
+
+    assert [bool(r.failed) for r in results] == [True, False]
+    request = harness.request(R1, "req-w")
+    assert (request["state"], request["attempts"]) == ("SUCCEEDED", 2)
+    assert request["rollback_id"] == harness.fake.rollback_id(R1)
+    assert harness.fake.calls(R1) == 1  # the second attempt used the kept answer
+
+
+# --- orders ---------------------------------------------------------------------------------------
+def test_an_order_request_rolls_back_each_succeeded_redemption_of_the_order(harness: Harness) -> None:
+    order = "ord_p6B1A0y805yUQQaCw4bC6Fbk"
+    single_a, single_b, done = "r_order00000000000001", "r_order00000000000002", "r_order00000000000003"
+    parent, child_1, child_2 = "r_ostack000000000001", "r_ostack000000000002", "r_ostack000000000003"
+    for redemption_id in (single_a, single_b, done):
+        record_redemption(harness.ledger, redemption_id, order_id=order)
+    for child in (child_1, child_2):  # the ledger holds a stack's children (their parent is not in it)
+        record_redemption(harness.ledger, child, order_id=order, parent_id=parent)
+    harness.fake.add_stack(parent, [child_1, child_2], order_id=order)
+    harness.fake.add_redemption(done).rollback_id = "rr_done0000000000001"
+    from datetime import UTC, datetime
+
+    rolled = payload("redemption_rollback_succeeded")
+    rolled["redemption"]["id"] = rolled["redemption_rollback"]["redemption"] = done
+    harness.ledger.record_rollback(
+        EventRedemptionRollbackSucceededData.model_validate(rolled),
+        Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC)),
+    )
+    harness.send(order_id=order, reason="Order cancelled", request_id="cancel-order")
+
+    harness.drain()
+
+    (order_request,) = harness.ledger.order_rollback_requests(order)
+    assert order_request["state"] == "FANNED_OUT"
+    assert sorted(order_request["redemption_ids"]) == sorted([single_a, single_b, parent])
+    assert order_request["already_rolled_back_ids"] == [done]
+    for redemption_id in (single_a, single_b, parent):
+        request = harness.request(redemption_id, f"cancel-order:{redemption_id}")
+        assert (request["state"], request["parent_request_id"]) == ("SUCCEEDED", "cancel-order")
+    for redemption_id in (single_a, single_b, parent, child_1, child_2):
+        assert harness.ledger.get_redemption(redemption_id)["status"] == "ROLLED_BACK"
+    assert {r: harness.fake.calls(r) for r in (single_a, single_b, parent, child_1, child_2, done)} == {
+        single_a: 1,
+        single_b: 1,
+        parent: 2,  # /rollback answers invalid_redemption, /rollbacks rolls the stack back
+        child_1: 0,
+        child_2: 0,
+        done: 0,
+    }
+    assert all(r.query.get("reason") == "Order cancelled" for r in harness.fake.requests)
+    assert harness.queue_depth() == 0
+
+
+def test_an_order_the_ledger_does_not_know_fails_without_calls(harness: Harness) -> None:
+    harness.send(order_id="ord_unknown0000000001", request_id="order-x")
+
+    harness.drain()
+
+    (request,) = harness.ledger.order_rollback_requests("ord_unknown0000000001")
+    assert (request["state"], request["error"]["key"]) == ("FAILED", "order_not_in_ledger")
+    assert harness.fake.calls() == 0 and harness.queue_depth() == 0
+
+
+# --- the webhook and the worker -------------------------------------------------------------------
+class _WebhookApi(ThreadingHTTPServer):
+    """POST /webhooks/... → an API Gateway v2 event → the real webhook handler (as the local stack does)."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: Callable[[dict[str, Any], Any], Any]) -> None:
+        self.function = handler
+        self.answers: list[tuple[int, dict[str, Any]]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(inner) -> None:
+                raw = inner.rfile.read(int(inner.headers["content-length"]))
+                event = http_api_event("POST", inner.path, raw, dict(inner.headers.items()))
+                status, _, body = response_parts(
+                    self.function(event, LambdaContext("RedemptionRollbackSucceededFunction"))
+                )
+                self.answers.append((status, json.loads(body)))
+                inner.send_response(status)
+                inner.send_header("content-length", str(len(body)))
+                inner.end_headers()
+                inner.wfile.write(body)
+
+            def log_message(inner, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/webhooks/redemption-rollback-succeeded"
+
+
+@pytest.fixture
+def webhook_api(
+    aws: Aws, function_env: Callable[..., dict[str, str]], make_harness: Callable[..., Harness]
+) -> Iterator[_WebhookApi]:
+    function_env("RedemptionRollbackSucceededFunction")
+    server = _WebhookApi(load_handler("RedemptionRollbackSucceededFunction"))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("first", ["worker", "webhook"])
+def test_the_webhook_and_the_worker_record_the_rollback_once_in_either_order(
+    make_harness: Callable[..., Harness], webhook_api: _WebhookApi, first: str
+) -> None:
+    harness = make_harness(
+        webhook_url=webhook_api.url,
+        webhook_secret=SIGNING_SECRET,
+        webhook_before_response=first == "webhook",  # Voucherify's webhook beats the worker's write
+        # the answer waits for the webhook's handler, loaded on first use: more than the harness's 0.5 s
+        env={"VOUCHERIFY_READ_TIMEOUT_SECONDS": "10"},
+    )
+    record_redemption(harness.ledger, R1)
+    harness.send(redemption_id=R1, request_id="req-loop")
+
+    harness.drain()
+    harness.fake.deliver_webhooks()  # worker first: the webhook arrives a few moments later
+
+    rollback_id = harness.fake.rollback_id(R1)
+    assert [w.status for w in harness.fake.webhooks] == [200]
+    ((status, answer),) = webhook_api.answers
+    assert (status, answer["rollback_id"]) == (200, rollback_id)
+    assert answer["status"] == ("duplicate" if first == "worker" else "recorded")
+    (item,) = harness.rollback_items()
+    assert item["source"]["S"] == first
+    view = harness.ledger.get_redemption(R1)
+    assert (view["status"], view["rollback_ids"]) == ("ROLLED_BACK", [rollback_id])
+    request = harness.request(R1, "req-loop")
+    assert (request["state"], request["rollback_id"]) == ("SUCCEEDED", rollback_id)
+    assert request.get("recorded_by") == ("webhook" if first == "webhook" else None)
+    assert harness.fake.calls(R1) == 1
+
+
+# --- pacing ---------------------------------------------------------------------------------------
+def test_pacing_persists_across_warm_invocations(make_harness: Callable[..., Harness]) -> None:
+    # A budget of 2 calls a minute for one execution: one call now, the next not before ~30 s.
+    harness = make_harness(env={"VOUCHERIFY_REQUESTS_PER_MINUTE": "2", "ROLLBACK_MAX_CONCURRENCY": "1"})
+    harness.send(redemption_id=R1, request_id="req-p1")
+    assert harness.poll().deleted  # invocation 1
+
+    harness.send(redemption_id=R2, request_id="req-p2")
+    second = harness.poll()  # invocation 2 of the same (warm) instance
+
+    assert second.failed and harness.fake.calls(R2) == 0
+    request = harness.request(R2, "req-p2")
+    assert (request["state"], request["error"]["key"]) == ("RETRYING", "paced")
+    assert request["next_attempt_at"] > request["updated_at"]
+
+
+# --- sam local invoke event -----------------------------------------------------------------------
+def test_the_sam_local_invoke_event_is_a_valid_sqs_event_for_the_worker(harness: Harness) -> None:
+    from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+    event = json.loads((PAYLOADS.parent / "rollback_worker_sqs.json").read_text(encoding="utf-8"))
+    parsed = SQSEvent(event)
+    for record in parsed.records:
+        assert hashlib.md5(record.body.encode()).hexdigest() == record.md5_of_body
+        RollbackRequest.model_validate_json(record.body)
+        assert record.attributes.approximate_receive_count == "1"
+
+    answer = harness.handler(event, LambdaContext("RollbackWorkerFunction", timeout_seconds=30))
+
+    assert answer == {"batchItemFailures": []}
+    redemption_id = json.loads(event["Records"][0]["body"])["redemption_id"]
+    assert harness.request(redemption_id, "cancel-1001")["state"] == "SUCCEEDED"

@@ -1,0 +1,859 @@
+"""A fake Voucherify for development and tests (never deployed): the two rollback endpoints, over real HTTP.
+
+``FakeVoucherify`` is a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (an ephemeral port unless told otherwise):
+
+- ``POST /v1/redemptions/{redemptionId}/rollback`` and ``POST /v1/redemptions/{parentRedemptionId}/rollbacks``
+  answer as Voucherify documents (``reference/voucherify/redemptions.json``): a ``redemption_rollback`` object
+  (``rr_…``) shaped like the OpenAPI example; ``400 already_rolled_back`` the second time; ``400
+  invalid_redemption`` for a stacked parent on ``/rollback`` (``/rollbacks`` rolls the whole stack back);
+  ``400 invalid_redemption_parent`` for a stack child; ``404 not_found`` for an unknown redemption unless
+  ``accept_unknown`` (then any ``r_…`` id is a single redemption);
+- ``X-App-Id`` / ``X-App-Token`` must match (``401`` otherwise);
+- a rate limit (requests per minute, fixed window) answers ``429`` with ``X-Rate-Limit-*`` and ``Retry-After``;
+- faults on demand, from Python (``fail()``) or over HTTP (``POST /_fake/faults``): latency, 5xx, 429, a
+  hang past the client's timeout, a dropped connection, any documented error key, a 200 with result FAILURE —
+  each for ``times`` requests, optionally one redemption, optionally a share of requests (seeded);
+- every call is counted per redemption (``calls()``), every request kept (``requests``, tokens left out);
+- after each successful rollback, like Voucherify a few moments later, it POSTs the signed webhook
+  ``redemption.rollback.succeeded`` (v2024-01-01 envelope, ``x-voucherify-signature`` made with
+  ``voucherify_ledger.auth.sign``) to ``webhook_url`` — the bundle's ``/webhooks/redemption-rollback-succeeded``.
+
+Control endpoint (no authentication; loopback only): ``GET /_fake/state``, ``POST|DELETE /_fake/faults``,
+``POST /_fake/redemptions``, ``POST /_fake/webhooks/deliver``, ``POST /_fake/reset``.
+
+Run it alone: ``python -m ledger_tools.fake_voucherify --port 8787``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import json
+import logging
+import math
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+
+log = logging.getLogger("ledger_tools.fake_voucherify")
+
+HOST = "127.0.0.1"
+DEFAULT_APP_ID = "local-app-id"
+DEFAULT_APP_TOKEN = "local-app-token"
+DEFAULT_PROJECT_ID = "proj_fAkEv0uCheR1fy"
+CONTROL_PREFIX = "/_fake"
+ROLLBACK_EVENT = "redemption.rollback.succeeded"
+
+_ROLLBACK_PATH = re.compile(r"^/v1/redemptions/(?P<id>[^/]+)/(?P<endpoint>rollback|rollbacks)$")
+
+# The documented error answers: (HTTP status, message, details) — redemptions.json's examples.
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "already_rolled_back": (400, "Already rolled back", "Redemption has been already rolled back."),
+    "invalid_redemption": (
+        400,
+        "Invalid redemption",
+        "You can rollback only a single redemption. Use different endpoint for stacked redemption.",
+    ),
+    "invalid_redemption_parent": (
+        400,
+        "Invalid redemption parent",
+        "You can rollback only a redemption that does not have parent redemption.",
+    ),
+    "invalid_order": (400, "Invalid order", "Order is not related with redemption."),
+    "invalid_customer": (400, "Invalid customer", "Customer is not related with redemption."),
+    "not_found": (404, "Resource not found", "Cannot find redemption with id {id}"),
+    "unauthorized": (401, "Unauthorized", "Invalid X-App-Id or X-App-Token."),
+    "forbidden": (403, "Forbidden", "The API key may not roll back redemptions."),
+}
+
+FaultKind = Literal["status", "error", "rate_limit", "timeout", "drop", "latency", "failure"]
+FAULT_KINDS: tuple[str, ...] = ("status", "error", "rate_limit", "timeout", "drop", "latency", "failure")
+
+
+def api_secret_value(app_id: str = DEFAULT_APP_ID, app_token: str = DEFAULT_APP_TOKEN) -> str:
+    """The Secrets Manager value the worker reads (``VOUCHERIFY_API_SECRET_ID``) for these keys."""
+    return json.dumps({"app_id": app_id, "app_token": app_token})
+
+
+def _iso(moment: float | None = None) -> str:
+    when = datetime.fromtimestamp(time.time() if moment is None else moment, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _hex_id(prefix: str, length: int = 18) -> str:
+    return prefix + secrets.token_hex(length // 2 + 1)[:length]
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour. The first matching fault (other than ``latency``) decides the answer.
+
+    - ``status``: answer ``status`` (e.g. 500, 502, 503) with a Voucherify-style error body;
+    - ``error``: the documented error ``key`` (``not_found``, ``invalid_order``, ``unauthorized``, …);
+    - ``rate_limit``: 429 with ``Retry-After: retry_after`` and ``X-Rate-Limit-*``;
+    - ``timeout``: hang ``seconds`` (past the client's read timeout), then close without answering;
+    - ``drop``: close the connection without answering;
+    - ``latency``: wait ``seconds``, then answer normally (adds to other faults);
+    - ``failure``: 200 with a ``redemption_rollback`` whose result is FAILURE.
+
+    ``apply``: for ``timeout``/``drop``, roll back first (the answer is lost, not the rollback).
+    ``times``: requests it hits (None: until cleared); ``probability``: share of matching requests.
+    """
+
+    kind: FaultKind
+    status: int = 503
+    key: str | None = None
+    retry_after: float = 1.0
+    seconds: float = 30.0
+    redemption_id: str | None = None
+    times: int | None = 1
+    probability: float = 1.0
+    apply: bool = False
+    failure_code: str = "customer_rules_violated"
+    failure_message: str = "Customer does not match the validation rules."
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(FAULT_KINDS)})")
+        if self.kind == "error" and self.key not in ERRORS:
+            raise ValueError(f"unknown error key {self.key!r} (one of {', '.join(ERRORS)})")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
+
+    def matches(self, redemption_id: str | None) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        return self.redemption_id is None or self.redemption_id == redemption_id
+
+
+@dataclass
+class FakeRedemption:
+    id: str
+    order_id: str | None = None
+    customer_id: str | None = None
+    voucher_code: str | None = None
+    amount: int | None = None
+    parent_id: str | None = None  # a stack child
+    children: list[str] = field(default_factory=list)  # a stack parent
+    rollback_id: str | None = None
+    date: str = field(default_factory=_iso)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    endpoint: str | None
+    redemption_id: str | None
+    query: dict[str, str]
+    body: Any
+    user_agent: str | None
+    app_id: str | None
+    status: int | None  # None: no answer (timeout, dropped)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    rollback_id: str
+    redemption_id: str
+    status: int | None  # HTTP status of the receiver, None if it could not be reached
+    error: str | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], fake: FakeVoucherify) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeVoucherify/1.0"
+    timeout = 60  # an idle keep-alive connection is closed after a minute
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.fake._dispatch(self)
+
+    def do_GET(self) -> None:
+        self.server.fake._dispatch(self)
+
+    def do_DELETE(self) -> None:
+        self.server.fake._dispatch(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    # helpers used by FakeVoucherify
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def answer(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode("utf-8") if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class FakeVoucherify:
+    """See the module's docstring. Also a local-stack background service (``name``, ``start``, ``stop``)."""
+
+    name = "fake-voucherify"
+
+    def __init__(
+        self,
+        *,
+        host: str = HOST,
+        port: int = 0,
+        app_id: str = DEFAULT_APP_ID,
+        app_token: str = DEFAULT_APP_TOKEN,
+        accept_unknown: bool = True,
+        rate_limit_per_minute: int | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_delay: float | None = 2.0,
+        webhook_before_response: bool = False,
+        project_id: str = DEFAULT_PROJECT_ID,
+        seed: int = 0,
+    ) -> None:
+        """``webhook_delay``: seconds after a rollback before its webhook goes out (None: held until
+        ``deliver_webhooks()``); ``webhook_before_response``: send it (synchronously) before answering the
+        API call, as if the worker's own write came second."""
+        self.host = host
+        self.port = port
+        self.app_id = app_id
+        self.app_token = app_token
+        self.accept_unknown = accept_unknown
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.webhook_delay = webhook_delay
+        self.webhook_before_response = webhook_before_response
+        self.project_id = project_id
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._redemptions: dict[str, FakeRedemption] = {}
+        self._faults: list[Fault] = []
+        self._calls: Counter[str] = Counter()
+        self._requests: list[RecordedRequest] = []
+        self._window_start = 0.0
+        self._window_count = 0
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._webhook_queue: list[tuple[float, int, bytes, str, str]] = []
+        self._webhook_held: list[tuple[bytes, str, str]] = []
+        self._webhook_seq = 0
+        self._webhook_wakeup = threading.Condition(self._lock)
+        self._webhook_busy = 0
+        self._webhook_thread: threading.Thread | None = None
+        self.webhooks: list[WebhookDelivery] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not started")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # a wildcard bind is reached on loopback
+        return f"http://{host}:{self._server.server_address[1]}"
+
+    def start(self, stack: Any = None) -> FakeVoucherify:
+        """Starts serving (``stack`` is accepted so the local stack can run it as a background service)."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-voucherify", daemon=True
+        )
+        self._thread.start()
+        self._webhook_thread = threading.Thread(target=self._webhook_loop, name="fake-voucherify-webhooks", daemon=True)
+        self._webhook_thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._webhook_wakeup:
+            self._webhook_wakeup.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in (self._thread, self._webhook_thread):
+            if thread is not None:
+                thread.join(5)
+        self._server = self._thread = self._webhook_thread = None
+
+    def __enter__(self) -> FakeVoucherify:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> list[str]:
+        return [
+            f"fake Voucherify {self.url}  (X-App-Id {self.app_id}; state: {self.url}{CONTROL_PREFIX}/state)",
+        ]
+
+    # --- scenario ---------------------------------------------------------------------------------
+    def add_redemption(
+        self,
+        redemption_id: str,
+        *,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        voucher_code: str | None = None,
+        amount: int | None = None,
+    ) -> FakeRedemption:
+        with self._lock:
+            redemption = FakeRedemption(redemption_id, order_id, customer_id, voucher_code, amount)
+            self._redemptions[redemption_id] = redemption
+            return redemption
+
+    def add_stack(
+        self, parent_id: str, child_ids: Iterable[str], *, order_id: str | None = None, customer_id: str | None = None
+    ) -> FakeRedemption:
+        """A stacked redemption: ``parent_id`` and its children (one per redeemable)."""
+        with self._lock:
+            children = list(child_ids)
+            parent = FakeRedemption(parent_id, order_id, customer_id, children=children)
+            self._redemptions[parent_id] = parent
+            for child in children:
+                self._redemptions[child] = FakeRedemption(
+                    child, order_id, customer_id, voucher_code=f"STACK-{child[-6:].upper()}", parent_id=parent_id
+                )
+            return parent
+
+    def fail(self, kind: FaultKind, **options: Any) -> Fault:
+        """Adds a fault (see ``Fault``), e.g. ``fail("status", status=503, times=2)``,
+        ``fail("error", key="not_found", redemption_id="r_…")``, ``fail("rate_limit", retry_after=2)``,
+        ``fail("status", status=500, times=None, probability=0.3)``."""
+        fault = Fault(kind=kind, **options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._redemptions.clear()
+            self._faults.clear()
+            self._calls.clear()
+            self._requests.clear()
+            self._webhook_queue.clear()
+            self._webhook_held.clear()
+            self.webhooks.clear()
+            self._window_start, self._window_count = 0.0, 0
+
+    # --- observation ------------------------------------------------------------------------------
+    def calls(self, redemption_id: str | None = None) -> int:
+        """API calls (both rollback endpoints, any answer) for one redemption, or in all."""
+        with self._lock:
+            return self._calls[redemption_id] if redemption_id else sum(self._calls.values())
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def rollback_id(self, redemption_id: str) -> str | None:
+        with self._lock:
+            redemption = self._redemptions.get(redemption_id)
+            return redemption.rollback_id if redemption else None
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": dict(self._calls),
+                "rolled_back": {r.id: r.rollback_id for r in self._redemptions.values() if r.rollback_id},
+                "redemptions": sorted(self._redemptions),
+                "faults": [asdict(f) for f in self._faults],
+                "webhooks": [asdict(w) for w in self.webhooks],
+                "webhooks_pending": len(self._webhook_queue) + len(self._webhook_held),
+            }
+
+    # --- webhooks ---------------------------------------------------------------------------------
+    def deliver_webhooks(self) -> list[WebhookDelivery]:
+        """Sends every held or scheduled webhook now, in order; returns those deliveries."""
+        with self._lock:
+            pending = [(body, rr, r) for _, _, body, rr, r in sorted(self._webhook_queue)] + self._webhook_held
+            self._webhook_queue.clear()
+            self._webhook_held.clear()
+        return [self._post_webhook(body, rr, r) for body, rr, r in pending]
+
+    def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
+        """Waits until no scheduled webhook is left (held ones do not count); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._webhook_wakeup:
+            while self._webhook_queue or self._webhook_busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._webhook_wakeup.wait(min(left, 0.05))
+        return True
+
+    def _webhook(self, rollback: dict[str, Any], redemption: FakeRedemption) -> bytes:
+        now = _iso()
+        envelope = {
+            "id": _hex_id("whs_"),
+            "project_id": self.project_id,
+            "created_at": now,
+            "type": ROLLBACK_EVENT,
+            "data": {
+                "customer": rollback.get("customer"),
+                "order": rollback.get("order"),
+                "voucher": rollback.get("voucher"),
+                "redemption": self._redemption_object(redemption),
+                "redemption_rollback": rollback,
+            },
+            "source": {"id": "wh_fAkEwEbHoOk", "object": "webhook", "target_url": self.webhook_url},
+            "event": {
+                "id": _hex_id("evcus_"),
+                "type": ROLLBACK_EVENT,
+                "created_at": now,
+                "entity_id": rollback["id"],
+                "group_id": _hex_id("evgr_"),
+                "event_source": {"channel": "API", "api_key": {"name": "fake", "app_id": self.app_id}},
+            },
+        }
+        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def _schedule_webhook(self, rollback: dict[str, Any], redemption: FakeRedemption) -> None:
+        if not self.webhook_url:
+            return
+        body = self._webhook(rollback, redemption)
+        if self.webhook_before_response:
+            self._post_webhook(body, rollback["id"], redemption.id)
+            return
+        with self._webhook_wakeup:
+            if self.webhook_delay is None:
+                self._webhook_held.append((body, rollback["id"], redemption.id))
+                return
+            self._webhook_seq += 1
+            due = time.monotonic() + self.webhook_delay
+            heapq.heappush(self._webhook_queue, (due, self._webhook_seq, body, rollback["id"], redemption.id))
+            self._webhook_wakeup.notify_all()
+
+    def _webhook_loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._webhook_wakeup:
+                if not self._webhook_queue:
+                    self._webhook_wakeup.wait(0.5)
+                    continue
+                due = self._webhook_queue[0][0]
+                now = time.monotonic()
+                if due > now:
+                    self._webhook_wakeup.wait(min(due - now, 0.5))
+                    continue
+                _, _, body, rollback_id, redemption_id = heapq.heappop(self._webhook_queue)
+                self._webhook_busy += 1
+            try:
+                self._post_webhook(body, rollback_id, redemption_id)
+            finally:
+                with self._webhook_wakeup:
+                    self._webhook_busy -= 1
+                    self._webhook_wakeup.notify_all()
+
+    def _post_webhook(self, body: bytes, rollback_id: str, redemption_id: str) -> WebhookDelivery:
+        assert self.webhook_url
+        headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks (fake)"}
+        if self.webhook_secret:
+            headers[SIGNATURE_HEADER] = sign(self.webhook_secret, body)
+        request = urllib.request.Request(self.webhook_url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                delivery = WebhookDelivery(rollback_id, redemption_id, answer.status)
+        except urllib.error.HTTPError as exc:
+            delivery = WebhookDelivery(rollback_id, redemption_id, exc.code, f"HTTP {exc.code}")
+        except (OSError, urllib.error.URLError) as exc:
+            delivery = WebhookDelivery(rollback_id, redemption_id, None, type(exc).__name__)
+        with self._lock:
+            self.webhooks.append(delivery)
+        log.info("webhook %s for %s: %s", ROLLBACK_EVENT, rollback_id, delivery.status or delivery.error)
+        return delivery
+
+    # --- HTTP -------------------------------------------------------------------------------------
+    def _dispatch(self, handler: _Handler) -> None:
+        url = urlsplit(handler.path)
+        raw = handler.read_body() if handler.command in ("POST", "DELETE") else b""
+        if url.path.startswith(CONTROL_PREFIX):
+            self._control(handler, handler.command, url.path[len(CONTROL_PREFIX) :], raw)
+            return
+        match = _ROLLBACK_PATH.match(url.path)
+        if handler.command != "POST" or not match:
+            handler.answer(404, {"code": 404, "key": "not_found", "message": "Resource not found"})
+            return
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        redemption_id = match.group("id")
+        endpoint = match.group("endpoint")
+        with self._lock:
+            self._calls[redemption_id] += 1
+        status, payload, headers = self._api(handler, endpoint, redemption_id, query, body)
+        with self._lock:
+            self._requests.append(
+                RecordedRequest(
+                    "POST",
+                    url.path,
+                    endpoint,
+                    redemption_id,
+                    query,
+                    body,
+                    handler.headers.get("user-agent"),
+                    handler.headers.get("x-app-id"),
+                    status,
+                )
+            )
+        if status is None:
+            return
+        handler.answer(status, payload, headers)
+
+    def _api(
+        self, handler: _Handler, endpoint: str, redemption_id: str, query: dict[str, str], body: Any
+    ) -> tuple[int | None, Any, dict[str, str]]:
+        """The answer to one API request: (status, or None when no answer is sent; body; headers)."""
+        fault = self._pick_fault(redemption_id)
+        if fault is not None and fault.kind in ("timeout", "drop"):
+            if fault.apply:
+                self._roll_back(endpoint, redemption_id, query, body)
+            if fault.kind == "timeout":
+                self._stopping.wait(fault.seconds)
+            handler.drop()
+            return None, None, {}
+        if not self._authorized(handler):
+            return self._error("unauthorized", redemption_id)
+        limited = self._rate_limited()
+        if limited is not None:
+            return 429, self._error_body(429, "too_many_requests", "Too many requests"), limited
+        headers = self._rate_headers()
+        if fault is not None:
+            if fault.kind == "status":
+                key, message = ("server_error", "Internal server error") if fault.status >= 500 else ("error", "Error")
+                return fault.status, self._error_body(fault.status, key, message), headers
+            if fault.kind == "error":
+                status, error, _ = self._error(fault.key or "not_found", redemption_id)
+                return status, error, headers
+            if fault.kind == "rate_limit":
+                return (
+                    429,
+                    self._error_body(429, "too_many_requests", "Too many requests"),
+                    {**self._retry_headers(fault.retry_after), "X-Rate-Limit-Remaining": "0"},
+                )
+            if fault.kind == "failure":
+                return 200, self._failed_rollback(redemption_id, query, body, fault), headers
+        status, payload = self._roll_back(endpoint, redemption_id, query, body)
+        return status, payload, headers
+
+    def _pick_fault(self, redemption_id: str) -> Fault | None:
+        chosen: Fault | None = None
+        delay = 0.0
+        with self._lock:
+            for fault in self._faults:
+                if not fault.matches(redemption_id):
+                    continue
+                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                    continue
+                if fault.kind == "latency":
+                    fault.hits += 1
+                    delay += fault.seconds
+                    continue
+                if chosen is None:
+                    fault.hits += 1
+                    chosen = fault
+        if delay:
+            self._stopping.wait(delay)
+        return chosen
+
+    def _authorized(self, handler: _Handler) -> bool:
+        app_id = (handler.headers.get("x-app-id") or "").encode("utf-8", "replace")
+        token = (handler.headers.get("x-app-token") or "").encode("utf-8", "replace")
+        same_id = secrets.compare_digest(app_id, self.app_id.encode("utf-8"))
+        return secrets.compare_digest(token, self.app_token.encode("utf-8")) and same_id
+
+    def _rate_limited(self) -> dict[str, str] | None:
+        if not self.rate_limit_per_minute:
+            return None
+        with self._lock:
+            now = time.time()
+            if now - self._window_start >= 60:
+                self._window_start, self._window_count = now, 0
+            if self._window_count >= self.rate_limit_per_minute:
+                return {**self._retry_headers(self._window_start + 60 - now), "X-Rate-Limit-Remaining": "0"}
+            self._window_count += 1
+        return None
+
+    def _rate_headers(self) -> dict[str, str]:
+        if not self.rate_limit_per_minute:
+            return {}
+        with self._lock:
+            remaining = max(0, self.rate_limit_per_minute - self._window_count)
+        return {"X-Rate-Limit-Limit": str(self.rate_limit_per_minute), "X-Rate-Limit-Remaining": str(remaining)}
+
+    def _retry_headers(self, seconds: float) -> dict[str, str]:
+        seconds = max(0.0, seconds)
+        return {
+            "Retry-After": str(math.ceil(seconds)),
+            "X-Rate-Limit-Retry": str(math.ceil(time.time() + seconds)),
+            "X-Rate-Limit-Limit": str(self.rate_limit_per_minute or 0),
+            "X-Rate-Limit-Type": "requests_per_minute",
+        }
+
+    @staticmethod
+    def _error_body(code: int, key: str, message: str, details: str | None = None, **extra: str) -> dict[str, Any]:
+        body = {"code": code, "key": key, "message": message, "request_id": _hex_id("v-")}
+        if details:
+            body["details"] = details
+        return {**body, **extra}
+
+    def _error(self, key: str, redemption_id: str, **extra: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        status, message, details = ERRORS[key]
+        if key == "not_found":
+            extra = {"resource_id": redemption_id, "resource_type": "redemption", **extra}
+        if key == "already_rolled_back":
+            extra = {"resource_id": _hex_id("rrf_"), "resource_type": "redemption_rollback", **extra}
+        return status, self._error_body(status, key, message, details.format(id=redemption_id), **extra), {}
+
+    # --- the rollback itself ----------------------------------------------------------------------
+    def _known(self, redemption_id: str) -> FakeRedemption | None:
+        redemption = self._redemptions.get(redemption_id)
+        if redemption is None and self.accept_unknown and redemption_id.startswith("r_"):
+            redemption = self._redemptions[redemption_id] = FakeRedemption(redemption_id)
+        return redemption
+
+    def _roll_back(self, endpoint: str, redemption_id: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        to_send: list[tuple[dict[str, Any], FakeRedemption]] = []
+        with self._lock:
+            redemption = self._known(redemption_id)
+            if redemption is None:
+                status, error, _ = self._error("not_found", redemption_id)
+                return status, error
+            if redemption.parent_id is not None:
+                status, error, _ = self._error("invalid_redemption_parent", redemption_id)
+                return status, error
+            if redemption.rollback_id is not None:
+                status, error, _ = self._error("already_rolled_back", redemption_id)
+                return status, error
+            if endpoint == "rollback" and redemption.children:
+                status, error, _ = self._error("invalid_redemption", redemption_id)
+                return status, error
+            if endpoint == "rollback":
+                rollback = self._rollback_object(redemption, query, body)
+                to_send.append((rollback, redemption))
+                answer: Any = rollback
+            else:
+                children = []
+                for child_id in redemption.children:
+                    child = self._redemptions[child_id]
+                    if child.rollback_id is None:
+                        children.append(self._rollback_object(child, query, body))
+                        to_send.append((children[-1], child))
+                parent = self._rollback_object(redemption, query, body, related="redemption")
+                to_send.append((parent, redemption))
+                answer = {"rollbacks": children, "parent_rollback": parent, "order": parent.get("order")}
+        for rollback, owner in to_send:
+            self._schedule_webhook(rollback, owner)
+        return 200, answer
+
+    def _rollback_object(
+        self, redemption: FakeRedemption, query: dict[str, str], body: Any, *, related: str = "voucher"
+    ) -> dict[str, Any]:
+        """A ``redemption_rollback`` like the OpenAPI example; marks the redemption rolled back."""
+        rollback_id = _hex_id("rr_")
+        redemption.rollback_id = rollback_id
+        return self._rollback_document(rollback_id, redemption, query, body, related=related)
+
+    def _failed_rollback(self, redemption_id: str, query: dict[str, str], body: Any, fault: Fault) -> dict[str, Any]:
+        with self._lock:
+            redemption = self._known(redemption_id) or FakeRedemption(redemption_id)
+        document = self._rollback_document(_hex_id("rr_"), redemption, query, body)
+        document.update(
+            result="FAILURE",
+            status="FAILED",
+            failure_code=fault.failure_code,
+            failure_message=fault.failure_message,
+        )
+        return document
+
+    def _rollback_document(
+        self,
+        rollback_id: str,
+        redemption: FakeRedemption,
+        query: dict[str, str],
+        body: Any,
+        *,
+        related: str = "voucher",
+    ) -> dict[str, Any]:
+        body = body if isinstance(body, dict) else {}
+        now = _iso()
+        customer_id = redemption.customer_id or ((body.get("customer") or {}).get("id") if body else None)
+        voucher_id = "v_" + secrets.token_hex(16)
+        order = None
+        if redemption.order_id:
+            order = {
+                "id": redemption.order_id,
+                "source_id": None,
+                "created_at": redemption.date,
+                "updated_at": now,
+                "status": "CANCELED",
+                "amount": redemption.amount,
+                "total_amount": redemption.amount,
+                "items": [],
+                "metadata": {},
+                "customer_id": customer_id,
+                "referrer_id": None,
+                "object": "order",
+                "redemptions": {
+                    redemption.id: {
+                        "date": redemption.date,
+                        "rollback_id": rollback_id,
+                        "rollback_date": now,
+                        "related_object_type": related,
+                        "related_object_id": voucher_id,
+                    }
+                },
+            }
+        document: dict[str, Any] = {
+            "id": rollback_id,
+            "object": "redemption_rollback",
+            "date": now,
+            "customer_id": customer_id,
+            "tracking_id": query.get("tracking_id") or body.get("tracking_id"),
+            "metadata": body.get("metadata"),
+            "redemption": redemption.id,
+            "reason": query.get("reason") or body.get("reason"),
+            "result": "SUCCESS",
+            "status": "SUCCEEDED",
+            "order": order,
+            "channel": {"channel_id": self.app_id, "channel_type": "API"},
+            "customer": {"id": customer_id, "object": "customer"} if customer_id else None,
+            "related_object_type": related,
+            "related_object_id": voucher_id if related == "voucher" else redemption.id,
+        }
+        if related == "voucher":
+            document["voucher"] = {
+                "id": voucher_id,
+                "code": redemption.voucher_code or f"FAKE-{redemption.id[-8:].upper()}",
+                "campaign": "Fake campaign",
+                "campaign_id": "camp_fAkEcAmPaIgN",
+                "object": "voucher",
+            }
+        if redemption.amount is not None:
+            document["amount"] = -abs(redemption.amount)
+        return document
+
+    @staticmethod
+    def _redemption_object(redemption: FakeRedemption) -> dict[str, Any]:
+        return {
+            "id": redemption.id,
+            "object": "redemption",
+            "date": redemption.date,
+            "customer_id": redemption.customer_id,
+            "tracking_id": None,
+            "metadata": None,
+            "amount": redemption.amount,
+            "redemption": redemption.parent_id,
+            "result": "SUCCESS",
+            "status": "SUCCEEDED",
+        }
+
+    # --- the control endpoint ---------------------------------------------------------------------
+    def _control(self, handler: _Handler, method: str, path: str, raw: bytes) -> None:
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            handler.answer(400, {"error": "body must be JSON"})
+            return
+        try:
+            if method == "GET" and path == "/state":
+                handler.answer(200, self.state())
+            elif method == "POST" and path == "/faults":
+                fault = self.fail(**payload)
+                handler.answer(201, asdict(fault))
+            elif method == "DELETE" and path == "/faults":
+                self.clear_faults()
+                handler.answer(200, {"faults": []})
+            elif method == "POST" and path == "/redemptions":
+                children = payload.pop("children", None)
+                if children:
+                    self.add_stack(payload.pop("id"), children, **payload)
+                else:
+                    self.add_redemption(payload.pop("id"), **payload)
+                handler.answer(201, {"redemptions": self.state()["redemptions"]})
+            elif method == "POST" and path == "/webhooks/deliver":
+                handler.answer(200, {"delivered": [asdict(d) for d in self.deliver_webhooks()]})
+            elif method == "POST" and path == "/reset":
+                self.reset()
+                handler.answer(200, {"reset": True})
+            else:
+                handler.answer(404, {"error": f"no control {method} {CONTROL_PREFIX}{path}"})
+        except (TypeError, ValueError, KeyError) as exc:
+            handler.answer(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A fake Voucherify rollback API on 127.0.0.1 (development only).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--app-id", default=DEFAULT_APP_ID)
+    parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN)
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (429 beyond)")
+    parser.add_argument("--strict", action="store_true", help="404 not_found for redemptions not added")
+    parser.add_argument("--webhook-url", default=None)
+    parser.add_argument("--webhook-secret", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    fake = FakeVoucherify(
+        port=args.port,
+        app_id=args.app_id,
+        app_token=args.app_token,
+        rate_limit_per_minute=args.rate_limit,
+        accept_unknown=not args.strict,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    ).start()
+    print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

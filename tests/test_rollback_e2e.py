@@ -1,0 +1,207 @@
+"""`make run` end to end: a rollback queued with the CLI goes queue → worker → Voucherify → ledger.
+
+The local stack runs as `make run` does (moto server, the template's queues, the SQS poller invoking the
+real worker, the real webhook API), once with its own fake Voucherify and once with ``VOUCHERIFY_API_URL``
+pointing at another server that behaves as Voucherify's API documents (a separately started fake, with
+its own keys). Retry delays are shortened through the worker's settings so that each case ends in seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import compact, payload
+
+from ledger_tools import cli, local_stack
+from ledger_tools.fake_voucherify import FakeVoucherify
+from ledger_tools.local_stack import LocalConfig, LocalStack
+from voucherify_ledger.auth import sign
+
+SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
+SEED_REDEMPTION = "r_0e2500291ae016adea"
+APP_ID, APP_TOKEN = "0b9f3c1e-e2e-app", "e2e-secret-token"
+FAST_RETRIES = {
+    "ROLLBACK_RETRY_BASE_SECONDS": "0.5",
+    "ROLLBACK_RETRY_MAX_SECONDS": "2",
+    "VOUCHERIFY_READ_TIMEOUT_SECONDS": "3",
+}
+
+
+def _deliver_seed(stack: LocalStack) -> None:
+    import urllib.request
+
+    raw = compact(payload("redemption_succeeded"))
+    request = urllib.request.Request(
+        stack.api_url + SUCCEEDED_PATH,
+        data=raw,
+        headers={"content-type": "application/json", "x-voucherify-signature": sign(stack.config.signing_secret, raw)},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    code = cli.main(list(argv), out=out)
+    return code, json.loads(out.getvalue() or "null")
+
+
+def _stack(monkeypatch: pytest.MonkeyPatch, **config: Any) -> LocalStack:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SAM_LOCAL", "VOUCHERIFY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAST_RETRIES.items():
+        monkeypatch.setenv(name, value)
+    stack = LocalStack(LocalConfig(aws_port=0, api_port=0, voucherify_port=0, **config)).start()
+    monkeypatch.setenv(local_stack.AWS_PORT_ENV, str(stack.config.aws_port))  # what --local reads
+    return stack
+
+
+@pytest.fixture
+def with_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    stack = _stack(monkeypatch)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def external_api() -> Iterator[FakeVoucherify]:
+    with FakeVoucherify(app_id=APP_ID, app_token=APP_TOKEN, webhook_url=None) as api:
+        yield api
+
+
+@pytest.fixture
+def with_api_url(monkeypatch: pytest.MonkeyPatch, external_api: FakeVoucherify) -> Iterator[LocalStack]:
+    stack = _stack(
+        monkeypatch, voucherify_api_url=external_api.url, voucherify_app_id=APP_ID, voucherify_app_token=APP_TOKEN
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_make_run_rolls_back_through_its_fake_and_the_webhook_closes_the_loop(with_fake: LocalStack) -> None:
+    fake = with_fake.fake_voucherify
+    assert fake is not None and with_fake.rollback_poller is not None
+    _deliver_seed(with_fake)
+
+    code, queued = _cli("rollback", SEED_REDEMPTION, "--reason", "Order cancelled", "--local", "--wait", "30")
+
+    assert code == cli.EXIT_OK, queued
+    (request,) = queued["requests"]
+    rollback_id = fake.rollback_id(SEED_REDEMPTION)
+    assert rollback_id and rollback_id.startswith("rr_")
+    assert (request["state"], request["rollback_id"]) == ("SUCCEEDED", rollback_id)
+    (call,) = [r for r in fake.requests if r.redemption_id == SEED_REDEMPTION]
+    assert call.path == f"/v1/redemptions/{SEED_REDEMPTION}/rollback" and call.method == "POST"
+    assert call.query.get("reason") == "Order cancelled" and call.status == 200
+
+    assert fake.wait_for_webhooks(10)  # Voucherify's redemption.rollback.succeeded webhook, signed, to the API
+    assert [w.status for w in fake.webhooks] == [200]
+    code, view = _cli("show", SEED_REDEMPTION, "--local")
+    assert code == cli.EXIT_OK
+    assert (view["status"], view["rollback_ids"]) == ("ROLLED_BACK", [rollback_id])
+    assert [r["state"] for r in view["rollback_requests"]] == ["SUCCEEDED"]
+    assert fake.calls(SEED_REDEMPTION) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "exit_code", "state", "error_key", "calls", "attempts"),
+    [
+        (None, cli.EXIT_OK, "SUCCEEDED", None, 1, 1),
+        ({"kind": "error", "key": "already_rolled_back"}, cli.EXIT_OK, "ALREADY_ROLLED_BACK", None, 1, 1),
+        ({"kind": "error", "key": "not_found"}, cli.EXIT_ROLLBACK_FAILED, "FAILED", "not_found", 1, 1),
+        # 429: no quick retry in-process; SQS delivers it again no sooner than Retry-After
+        ({"kind": "rate_limit", "retry_after": 1, "times": 1}, cli.EXIT_OK, "SUCCEEDED", None, 2, 2),
+        # 5xx: two quick retries in the invocation, then the message's visibility
+        ({"kind": "status", "status": 503, "times": 3}, cli.EXIT_OK, "SUCCEEDED", None, 4, 2),
+    ],
+    ids=["success", "already_rolled_back", "not_found", "429", "transient_5xx"],
+)
+def test_with_voucherify_api_url_each_answer_ends_in_its_state_within_a_minute(
+    with_api_url: LocalStack,
+    external_api: FakeVoucherify,
+    fault: dict[str, Any] | None,
+    exit_code: int,
+    state: str,
+    error_key: str | None,
+    calls: int,
+    attempts: int,
+) -> None:
+    assert with_api_url.fake_voucherify is None  # the worker calls VOUCHERIFY_API_URL, not a fake of its own
+    _deliver_seed(with_api_url)
+    if fault is not None:
+        external_api.fail(**fault)
+    started = time.monotonic()
+
+    code, queued = _cli("rollback", SEED_REDEMPTION, "--reason", "Refund 1842", "--local", "--wait", "60")
+
+    took = time.monotonic() - started
+    assert code == exit_code, queued
+    assert took < 60
+    (request,) = queued["requests"]
+    assert request["state"] == state
+    assert (request.get("error") or {}).get("key") == error_key
+    assert external_api.calls(SEED_REDEMPTION) == calls  # retried what was transient, nothing twice
+    assert {r.app_id for r in external_api.requests} == {APP_ID}  # the keys given to make run (401 otherwise)
+    assert all(r.query.get("reason") == "Refund 1842" for r in external_api.requests)
+    successes = [r for r in external_api.requests if r.status == 200]
+    assert len(successes) == (1 if state == "SUCCEEDED" else 0)
+    _, view = _cli("show", SEED_REDEMPTION, "--local")
+    rolled_back = state in ("SUCCEEDED", "ALREADY_ROLLED_BACK")
+    assert view["status"] == ("ROLLED_BACK" if rolled_back else "SUCCEEDED")
+    if state == "SUCCEEDED":
+        assert view["rollback_ids"] == [external_api.rollback_id(SEED_REDEMPTION)]
+    (kept,) = view["rollback_requests"]
+    assert (kept["api_calls"], kept["attempts"]) == (calls, attempts)  # 429 and 5xx: retried through SQS
+
+
+def test_a_second_request_for_a_rolled_back_redemption_makes_no_call(
+    with_api_url: LocalStack, external_api: FakeVoucherify
+) -> None:
+    _deliver_seed(with_api_url)
+    assert _cli("rollback", SEED_REDEMPTION, "--local", "--wait", "30")[0] == cli.EXIT_OK
+
+    code, again = _cli("rollback", SEED_REDEMPTION, "--local", "--wait", "30")
+
+    assert code == cli.EXIT_OK
+    assert again["requests"][0]["state"] == "ALREADY_ROLLED_BACK"
+    assert external_api.calls(SEED_REDEMPTION) == 1
+
+
+def test_rollback_cli_usage_errors(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_TABLE_NAME", raising=False)
+    monkeypatch.delenv("ROLLBACK_QUEUE_URL", raising=False)
+    assert cli.main(["rollback", SEED_REDEMPTION]) == cli.EXIT_USAGE
+    assert "say where the rollback queue is" in capsys.readouterr().err
+    assert cli.main(["rollback", "not-a-redemption", "--queue-url", "http://127.0.0.1:9/q"]) == cli.EXIT_USAGE
+    assert "redemption_id" in capsys.readouterr().err
+    assert cli.main(["rollback", SEED_REDEMPTION, "--queue-url", "http://127.0.0.1:9/q", "--wait", "5"]) == 2
+    assert "--wait reads the ledger" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["rollback", SEED_REDEMPTION, "--order", "ord_1"])  # one or the other
+
+
+def test_the_banner_says_where_rollbacks_go_and_never_prints_the_token(
+    with_api_url: LocalStack, external_api: FakeVoucherify
+) -> None:
+    banner = with_api_url.banner()
+
+    assert f"Voucherify API {external_api.url}" in banner and APP_ID in banner
+    assert APP_TOKEN not in banner
+    assert "queue poller" in banner and "RollbackWorkerFunction" in banner
+    assert f"redemption-ledger rollback {SEED_REDEMPTION} --reason" in banner
+
+
+def test_api_url_without_keys_is_a_clear_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(local_stack.StartupError, match="also set VOUCHERIFY_APP_ID and VOUCHERIFY_APP_TOKEN"):
+        _stack(monkeypatch, voucherify_api_url="http://127.0.0.1:9")

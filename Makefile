@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean loadtest chaos bench
 
 $(STAMP): pyproject.toml layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -12,6 +12,23 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+# checkov (the template's security scan, tests/test_iam.py) lives in its own venv: it pins boto3, botocore and packaging
+# far below the project's, so installing it into .venv would break the functions' dependencies.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+test: $(CHECKOV_STAMP)
+clean: clean-checkov
+.PHONY: clean-checkov
+clean-checkov:
+	rm -rf $(CHECKOV_VENV)
 
 install: $(STAMP)
 
@@ -21,6 +38,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Load, fault and chaos runs against the local stack (127.0.0.1, ephemeral ports; bounded, stops itself).
+# Scale down with e.g. `make loadtest LOADTEST_ARGS="--deliveries 500 --chaos-requests 50"`.
+LOADTEST_ARGS ?=
+loadtest: $(STAMP)
+	$(BIN)/python -m ledger_tools.loadtest $(LOADTEST_ARGS)
+
+chaos: $(STAMP)
+	$(BIN)/python -m ledger_tools.loadtest --phases chaos $(LOADTEST_ARGS)
+
+# Cold starts, warm cost, DynamoDB capacity, worker throughput and layer size, each as a ratio against a floor
+# measured in the same run; prints the table and writes docs/PERFORMANCE.md (bounded: a few minutes).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m ledger_tools.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -232,3 +232,16 @@ def lambda_app(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Iterato
 
     yield load
     parameters.clear_caches()
+
+
+# --- hostile-input case counts (tests/test_hostile.py), shown at the end of every run -------------------------
+HOSTILE_CASES = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    counts = config.stash.get(HOSTILE_CASES, {})
+    if counts:
+        terminalreporter.write_line(
+            f"hostile input: {sum(counts.values())} cases tried in {len(counts)} property tests "
+            f"({', '.join(f'{name} {n}' for name, n in sorted(counts.items()))})"
+        )

@@ -19,6 +19,7 @@ from ledger_tools.template import create_table, resources
 from voucherify_ledger.ledger import (
     INDEX_KEYS,
     INDEXES,
+    QUARANTINE_INDEX,
     QUARANTINE_PREFIX,
     Delivery,
     Ledger,
@@ -90,7 +91,7 @@ def test_table_is_built_as_the_template_defines_it(aws: Aws) -> None:
     )
     # the ledger's index names and key attributes are the template's
     gsis = {g["IndexName"]: g["KeySchema"][0]["AttributeName"] for g in props["GlobalSecondaryIndexes"]}
-    assert {INDEXES[key]: INDEX_KEYS[key] for key in INDEXES} == gsis
+    assert {INDEXES[key]: INDEX_KEYS[key] for key in INDEXES} | {QUARANTINE_INDEX: "quarantine_id"} == gsis
 
 
 # --- redemptions ---------------------------------------------------------------------------------------

@@ -48,11 +48,13 @@ def test_visibility_timeout_is_at_least_six_times_the_worker_timeout() -> None:
 
 
 def test_the_event_source_reports_batch_item_failures_and_caps_concurrency() -> None:
-    ((_, event),) = worker()["Events"].items()
-    props = event["Properties"]
+    # An explicit mapping rather than `Events: SQS`, whose managed policy grants SQS on "*" (tests/test_iam.py).
+    assert "Events" not in worker()
+    ((_, mapping),) = resources("AWS::Lambda::EventSourceMapping").items()
+    props = mapping["Properties"]
 
-    assert event["Type"] == "SQS"
-    assert props["Queue"] == {"Fn::GetAtt": ["RollbackQueue", "Arn"]}
+    assert props["FunctionName"] == {"Ref": WORKER}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["RollbackQueue", "Arn"]}
     assert props["BatchSize"] == 10
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 0 < props["MaximumBatchingWindowInSeconds"] <= 5
@@ -66,7 +68,13 @@ def test_the_event_source_reports_batch_item_failures_and_caps_concurrency() -> 
 def test_the_worker_policies_are_least_privilege() -> None:
     by_sid = {s["Sid"]: s for s in statements()}
 
-    assert set(by_sid) == {"LedgerItems", "RedemptionsOfAnOrder", "FanOutAndRetryDelays", "VoucherifyApiKeys"}
+    assert set(by_sid) == {
+        "ReceiveRollbackRequests",
+        "LedgerItems",
+        "RedemptionsOfAnOrder",
+        "FanOutAndRetryDelays",
+        "VoucherifyApiKeys",
+    }
     for statement in by_sid.values():
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in as_list(statement["Action"]))

@@ -202,12 +202,19 @@ def test_http_api_routes_point_to_their_functions_with_payload_2(cfn: dict[str, 
         integration = paths[path]["post"]["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy"
         assert integration["payloadFormatVersion"] == "2.0"
-        assert references(integration["uri"]) == {function}
+        # The function itself, or its AutoPublishAlias (SnapStart restores published versions only).
+        targets = {function} | {
+            name
+            for name, alias in of_type(cfn, "AWS::Lambda::Alias").items()
+            if alias["Properties"]["FunctionName"] == {"Ref": function}
+        }
+        (target,) = references(integration["uri"])
+        assert target in targets, f"{path} must invoke {function} or its alias, not {target}"
         assert set(paths[path]) == {"post"}, f"{path} must accept POST only"
         permission = [
             r["Properties"]
             for r in of_type(cfn, "AWS::Lambda::Permission").values()
-            if r["Properties"]["FunctionName"] == {"Ref": function}
+            if r["Properties"]["FunctionName"] == {"Ref": target}
         ]
         assert any(
             p["Principal"] == "apigateway.amazonaws.com" and f"/POST{path}" in json.dumps(p["SourceArn"])
@@ -455,3 +462,18 @@ def test_indexes_key_on_ids_and_project_no_personal_data(cfn: dict[str, Any]) ->
         assert not [a for a in attributes if "raw" in a or "delivery" in a], name
     defined = {a["AttributeName"] for a in props["AttributeDefinitions"]}
     assert not [a for a in defined if PERSONAL.search(a)]
+
+
+def test_snapstart_is_a_parameter_of_the_webhook_functions_only(cfn: dict[str, Any]) -> None:
+    template = sam_source()
+    assert template["Parameters"]["WebhookSnapStart"]["Default"] == "Off"
+    functions = of_type(cfn, "AWS::Lambda::Function")
+    for name, function in functions.items():
+        snap = function["Properties"].get("SnapStart")
+        if name in WEBHOOK_FUNCTIONS:
+            assert snap == {"ApplyOn": {"Fn::If": ["WebhookSnapStartOn", "PublishedVersions", "None"]}}, name
+            aliases = of_type(cfn, "AWS::Lambda::Alias").values()
+            (alias,) = [a for a in aliases if a["Properties"]["FunctionName"] == {"Ref": name}]
+            assert "Version" in json.dumps(alias["Properties"]["FunctionVersion"])
+        else:
+            assert snap is None, f"{name} must not use SnapStart"

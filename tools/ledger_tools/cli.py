@@ -5,6 +5,8 @@
     redemption-ledger list --order ord_3VYCHwdV0YOOch2nm1RsTKNI --table voucherify-ledger --region eu-west-1
     redemption-ledger rollback r_0e2500291ae016adea --reason "Order cancelled" --local --wait 60
     redemption-ledger rollback --order ord_3VYCHwdV0YOOch2nm1RsTKNI --reason Refund --stack my-stack
+    redemption-ledger quarantine list --stack my-stack                # authentic deliveries that failed validation
+    redemption-ledger quarantine replay --all --stack my-stack        # after a fix: record those that now pass
 
 ``rollback`` puts a RollbackRequest (``rollback-request.schema.json``) on the rollback queue: the queue of
 ``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
@@ -386,7 +388,107 @@ def register_rollback(commands: Any, parent: argparse.ArgumentParser) -> None:
     rollback.set_defaults(run=run_rollback)
 
 
-COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [register_show, register_list, register_rollback]
+# --- quarantine: deliveries that were authentic but failed validation --------------------------------
+EXIT_STILL_INVALID = 4  # quarantine replay: some deliveries still fail today's checks (they are kept)
+
+
+def _expires(record: dict[str, Any]) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from voucherify_ledger.ledger import iso
+
+    if isinstance(record.get("expires_at"), int):
+        return {**record, "expires": iso(datetime.fromtimestamp(record["expires_at"], UTC))}
+    return record
+
+
+def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
+    target = resolve_target(args)
+    found = [_expires(r) for r in _read(target, lambda ledger: ledger.quarantined())]
+    _print_json(found, out)
+    if not found:
+        print(f"{PROG}: nothing is quarantined in table {target.table_name}{_at(target)}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
+def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
+    from ledger_tools.quarantine import Replayer, summarize
+
+    target = resolve_target(args)
+    replayer = Replayer(target.ledger())
+    if args.all:
+        ids = [r["quarantine_id"] for r in _read(target, lambda ledger: ledger.quarantined())]
+    else:
+        ids = list(dict.fromkeys(args.quarantine_ids))
+    results: dict[str, dict[str, Any]] = {}
+    for quarantine_id in ids:
+        try:
+            results[quarantine_id] = _read(target, lambda _ledger, q=quarantine_id: replayer.replay(q))
+        except CliError as exc:
+            results[quarantine_id] = {"status": "error", "error": str(exc)}
+    summary = summarize(results)
+    _print_json(summary, out)
+    for quarantine_id, result in results.items():
+        if result["status"] == "not_found":
+            print(
+                f"{PROG}: no quarantined delivery {quarantine_id} in table {target.table_name}{_at(target)} "
+                "(already replayed, expired, or a mistyped id: see `quarantine list`)",
+                file=sys.stderr,
+            )
+        elif result["status"] == "error":
+            print(f"{PROG}: {quarantine_id}: {result['error']}", file=sys.stderr)
+    if summary.get("error"):
+        return EXIT_ERROR
+    if summary.get("not_found"):
+        return EXIT_NOT_FOUND
+    if summary["still_invalid"]:
+        print(f"{PROG}: {summary['still_invalid']} delivery(ies) still fail and stay quarantined", file=sys.stderr)
+        return EXIT_STILL_INVALID
+    if args.all and not ids:
+        print(f"{PROG}: nothing is quarantined in table {target.table_name}{_at(target)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def register_quarantine(commands: Any, parent: argparse.ArgumentParser) -> None:
+    quarantine = commands.add_parser(
+        "quarantine",
+        help="deliveries that were authentic but failed validation: list them, replay them after a fix",
+        description="A delivery that is authentic but fails validation (or came to the wrong URL) is answered 202 "
+        "and kept in a quarantine record (q_…) with its errors, for QuarantineRetentionDays.",
+    )
+    actions = quarantine.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser(
+        "list",
+        parents=[parent],
+        help="every quarantined delivery with its reason and errors, oldest first",
+        description="Prints every quarantine record (from the sparse Quarantine index: no raw delivery), oldest first.",
+        epilog="Exit codes: 0 found, 1 nothing is quarantined, 2 wrong usage, 3 the ledger cannot be read.",
+    )
+    listing.set_defaults(run=run_quarantine_list)
+    replay = actions.add_parser(
+        "replay",
+        parents=[parent],
+        help="run quarantined deliveries through today's checks again; record those that now pass",
+        description="Runs each quarantined delivery through its route's receiver again (today's models). One that "
+        "passes is recorded exactly as a live delivery would be (recorded, or duplicate) and its quarantine record "
+        "is removed; one that still fails is kept with today's errors and replay_attempts + 1. Safe to repeat and "
+        "to run while deliveries arrive. Prints a JSON summary.",
+        epilog="Exit codes: 0 every replayed delivery is now in the ledger (or nothing was quarantined), 1 an ID is "
+        "not quarantined, 2 wrong usage, 3 the ledger cannot be reached, 4 some still fail (they stay quarantined).",
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("quarantine_ids", metavar="ID", nargs="*", default=[], help="quarantine id(s) (q_…)")
+    which.add_argument("--all", action="store_true", help="every quarantined delivery")
+    replay.set_defaults(run=run_quarantine_replay)
+
+
+COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    register_show,
+    register_list,
+    register_rollback,
+    register_quarantine,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -166,6 +166,7 @@ class RecordedRequest:
     user_agent: str | None
     app_id: str | None
     status: int | None  # None: no answer (timeout, dropped)
+    arrived: float = 0.0  # time.monotonic() when the request came in (requests are kept in the order answered)
 
 
 @dataclass(frozen=True)
@@ -505,6 +506,7 @@ class FakeVoucherify:
 
     # --- HTTP -------------------------------------------------------------------------------------
     def _dispatch(self, handler: _Handler) -> None:
+        arrived = time.monotonic()
         url = urlsplit(handler.path)
         raw = handler.read_body() if handler.command in ("POST", "DELETE") else b""
         if url.path.startswith(CONTROL_PREFIX):
@@ -536,6 +538,7 @@ class FakeVoucherify:
                     handler.headers.get("user-agent"),
                     handler.headers.get("x-app-id"),
                     status,
+                    arrived,
                 )
             )
         if status is None:

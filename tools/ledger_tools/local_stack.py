@@ -123,6 +123,8 @@ class LocalConfig:
     voucherify_api_url: str = ""
     voucherify_app_id: str = ""
     voucherify_app_token: str = ""
+    # Template parameters other than their defaults, as `sam deploy --parameter-overrides` gives them.
+    parameter_overrides: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalConfig:
@@ -690,6 +692,8 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        serialize_moto_dynamodb()
+
         class _Server(ThreadedMotoServer):
             """ThreadedMotoServer that reports a failed bind instead of waiting for ever, stops quickly and
             frees its port."""
@@ -757,6 +761,7 @@ class LocalStack:
                 "AWS::URLSuffix": "amazonaws.com",
                 "AWS::StackName": STACK_NAME,
                 **{name: str(p.get("Default", "")) for name, p in (load_template().get("Parameters") or {}).items()},
+                **{name: str(value) for name, value in cfg.parameter_overrides.items()},
             }
         )
         tables = resources("AWS::DynamoDB::Table")
@@ -931,6 +936,79 @@ class LocalStack:
             lines.append(f'  redemption-ledger rollback {example} --reason "order cancelled" --local')
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
+
+
+_MOTO_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_moto_dynamodb() -> None:
+    """Makes moto's DynamoDB handle one request at a time, as DynamoDB keeps each item write atomic and each
+    transaction isolated. moto's server is threaded and its DynamoDB backend is not thread-safe: a failed
+    ``TransactWriteItems`` puts back a copy of the whole table taken when it started, undoing every write other
+    threads made meanwhile, and copying a table that another thread is changing fails (HTTP 500). Idempotent."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_serialized", False):
+        return
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _MOTO_DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    _cheap_moto_transactions()
+
+
+def _cheap_moto_transactions() -> None:
+    """moto's ``TransactWriteItems`` deep-copies every table it touches before it starts, to put the copy back if
+    it fails: O(table size) per transaction, seconds once the table holds thousands of items. With requests
+    serialized, keeping only the items the transaction touches is enough to undo it."""
+    import copy
+    import types
+
+    import moto.dynamodb.models as backend_module
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    whole_table_copy = DynamoDBBackend.transact_write_items
+    no_table_copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    )
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Any, Any, Any, Any]] = []
+        for entry in transact_items[:100]:
+            operation = next(iter(entry.values()), None) or {}
+            table = self.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            key = operation.get("Key") or operation.get("Item") or {}
+            try:
+                hash_key = DynamoType(key[table.hash_key_attr])
+                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            except Exception:  # a malformed key: moto's own code reports it
+                continue
+        backend_module.copy = no_table_copy  # type: ignore[assignment]
+        try:
+            whole_table_copy(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(saved):
+                if item is None:
+                    with contextlib.suppress(KeyError):
+                        table.items[hash_key].pop(range_key) if range_key else table.items.pop(hash_key)
+                elif range_key:
+                    table.items[hash_key][range_key] = item
+                else:
+                    table.items[hash_key] = item
+            raise
+        finally:
+            backend_module.copy = copy  # type: ignore[assignment]
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _replace(config: LocalConfig, **changes: Any) -> LocalConfig:

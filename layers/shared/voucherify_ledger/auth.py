@@ -95,21 +95,33 @@ class AuthResult:
 SecretFetcher = Callable[[str, bool], "str | bytes | dict | None"]
 
 
-def powertools_secret_fetcher(max_age: int) -> SecretFetcher:
-    """Reads the secret through Powertools parameters (cached for ``max_age`` seconds), with timeouts that
-    fit a webhook function's few seconds: a stalled Secrets Manager call ends in a clean 503."""
+def secrets_client() -> Any:
+    """The Secrets Manager client of a webhook function, with timeouts that fit its few seconds: a stalled
+    call ends in a clean 503. Created once, during init, like the DynamoDB client."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "secretsmanager",
+        config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def powertools_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher:
+    """Reads the secret through Powertools parameters (cached for ``max_age`` seconds) with ``client`` (made
+    now, so the first delivery does not pay for it), or with ``secrets_client()`` made on the first read."""
     provider: Any = None
+    if client is not None:
+        from aws_lambda_powertools.utilities import parameters
+
+        provider = parameters.SecretsProvider(boto3_client=client)
 
     def fetch(secret_id: str, force: bool) -> str | bytes | dict | None:
         nonlocal provider
         from aws_lambda_powertools.utilities import parameters
 
         if provider is None:
-            from botocore.config import Config
-
-            provider = parameters.SecretsProvider(
-                boto_config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"})
-            )
+            provider = parameters.SecretsProvider(boto3_client=secrets_client())
         try:
             return provider.get(secret_id, max_age=max_age, force_fetch=force)
         except parameters.exceptions.GetParameterError as exc:

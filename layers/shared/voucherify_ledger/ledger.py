@@ -20,7 +20,8 @@ pk                                sk                  item
 One query on ``pk`` returns a redemption with its rollbacks. Sparse GSIs on the redemption item answer
 "redemptions of an order / a customer / a voucher code" (``ByOrder``, ``ByCustomer``,
 ``ByVoucherCode``, sorted by ``redeemed_at``); they key on Voucherify's ids and codes, never on names,
-emails or other personal data, and project only non-personal summary attributes.
+emails or other personal data, and project only non-personal summary attributes. The sparse ``Quarantine``
+GSI (keyed on ``quarantine_id``) holds the quarantine records alone, without their raw deliveries.
 
 Writes are idempotent on Voucherify's ids, independent of arrival order, and atomic: a rollback writes
 its own item and flips its redemption to ``ROLLED_BACK`` in one transaction; a redemption that arrives
@@ -57,6 +58,8 @@ REDEMPTION_SK = "REDEMPTION"
 ROLLBACK_SK_PREFIX = "ROLLBACK#"
 QUARANTINE_PREFIX = "QUARANTINE#"
 QUARANTINE_SK = "QUARANTINE"
+# Sparse GSI keyed on ``quarantine_id``, an attribute only quarantine records carry: listing them reads nothing else.
+QUARANTINE_INDEX = "Quarantine"
 
 SUCCEEDED = "SUCCEEDED"
 ROLLED_BACK = "ROLLED_BACK"
@@ -92,6 +95,7 @@ class Delivery:
     event_type: str | None = None
     delivery_id: str | None = None  # whs_… of the v2024 envelope
     event_id: str | None = None  # ev…_ of the v2024 envelope
+    replayed_from: str | None = None  # q_… when an operator replayed a quarantined delivery
 
 
 @dataclass(frozen=True)
@@ -500,6 +504,65 @@ class Ledger:
             raise StorageError(f"DynamoDB read failed: {type(exc).__name__}") from exc
         item = answer.get("Item")
         return _item(item) if item else None
+
+    # --- quarantine: listing and replay (the operator's ``redemption-ledger quarantine``) ---------------
+    def quarantined(self) -> list[dict[str, Any]]:
+        """Every quarantine record, oldest first, as the sparse ``Quarantine`` index projects it: ids, route, reason,
+        errors, dates and counts, never the raw delivery. A Scan of the index reads only quarantine records (they
+        alone carry ``quarantine_id``), not the ledger; the index is eventually consistent."""
+        found: list[dict[str, Any]] = []
+        try:
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self.table_name, IndexName=QUARANTINE_INDEX
+            ):
+                found.extend(_public(_item(item)) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"DynamoDB scan failed: {type(exc).__name__}") from exc
+        return sorted(found, key=lambda q: (q.get("first_received_at") or "", q.get("quarantine_id") or ""))
+
+    def remove_quarantined(self, quarantine_id: str) -> bool:
+        """Deletes the record of a quarantined delivery that is now in the ledger. False when it was already gone
+        (another replay removed it, or TTL). A live retry of the same bytes can only write the same delivery."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": _av(QUARANTINE_PREFIX + quarantine_id), "sk": _av(QUARANTINE_SK)},
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(f"DynamoDB refused the quarantine delete: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+        return True
+
+    def note_failed_replay(
+        self, quarantine_id: str, *, reason: str, errors: Sequence[str], now: datetime
+    ) -> dict[str, Any] | None:
+        """A replay that still fails: today's reason and errors, ``replay_attempts`` + 1 and ``last_replayed_at``.
+        The expiry is kept. None (nothing written) when the record is gone: it is never re-created without its
+        delivery."""
+        update = _Update()
+        update.set("reason", reason)
+        update.set("errors", list(errors)[:50])
+        update.set("last_replayed_at", iso(now))
+        update.add("replay_attempts", 1)
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _av(QUARANTINE_PREFIX + quarantine_id), "sk": _av(QUARANTINE_SK)},
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_NEW",
+                **update.params(),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise StorageError(f"DynamoDB refused the quarantine write: {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+        return _public(_item(answer.get("Attributes", {})))
 
     # =============================================================================================
     # Rollback requests: what the rollback worker asked Voucherify and what came of it.
@@ -913,6 +976,7 @@ class Ledger:
                 "delivery_id": delivery.delivery_id,
                 "event_id": delivery.event_id,
                 "received_at": iso(delivery.received_at),
+                "replayed_from": delivery.replayed_from,
             }
         )
 

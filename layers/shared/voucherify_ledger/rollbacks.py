@@ -76,6 +76,7 @@ from voucherify_ledger.voucherify_client import (
     SecretCredentials,
     VoucherifyClient,
     VoucherifyUnavailableError,
+    powertools_secret_fetcher,
 )
 
 SCHEMA_ID = "rollback-request.schema.json"
@@ -403,7 +404,7 @@ def _answer_from_record(record: Mapping[str, Any]) -> ApiResponse:
     raw = zlib.decompress(base64.b64decode(record["raw_zlib_b64"]))
     try:
         body = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     return ApiResponse(int(record["status"]), body, dict(record.get("headers") or {}), raw, record["endpoint"])
 
@@ -488,7 +489,9 @@ class RollbackWorker:
         self._rollback_once, self._idempotency_config = self._idempotent(dynamodb)
 
     @classmethod
-    def from_env(cls, *, logger: Any, metrics: Any, dynamodb: Any = None, sqs: Any = None) -> RollbackWorker:
+    def from_env(
+        cls, *, logger: Any, metrics: Any, dynamodb: Any = None, sqs: Any = None, secrets: Any = None
+    ) -> RollbackWorker:
         settings = WorkerSettings.from_env()
         if dynamodb is None or sqs is None:
             import boto3
@@ -502,9 +505,15 @@ class RollbackWorker:
             )
             dynamodb = dynamodb or boto3.client("dynamodb", config=config)
             sqs = sqs or boto3.client("sqs", config=config)
+            # Every client during init, the API keys' one too (not on the first record).
+            secrets = secrets or boto3.client("secretsmanager", config=config)
         api = VoucherifyClient(
             settings.voucherify_api_url,
-            SecretCredentials(settings.voucherify_api_secret_id, max_age=settings.secret_max_age_seconds),
+            SecretCredentials(
+                settings.voucherify_api_secret_id,
+                max_age=settings.secret_max_age_seconds,
+                fetch=powertools_secret_fetcher(settings.secret_max_age_seconds, secrets) if secrets else None,
+            ),
             connect_timeout=settings.voucherify_connect_timeout_seconds,
             read_timeout=settings.voucherify_read_timeout_seconds,
             max_connections=settings.rollback_batch_threads,

@@ -6,13 +6,15 @@ Every setting is an environment variable named as the field in upper case; the s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(RuntimeError):
@@ -40,6 +42,38 @@ class WebhookSettings(BaseModel):
     max_body_bytes: int = Field(default=262_144, ge=1_024, le=6_000_000)
     quarantine_retention_days: int = Field(default=30, ge=1, le=3_650)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    # Callers allowed to deliver (comma-separated CIDRs or addresses, e.g. Voucherify's published sender IPs);
+    # empty = any caller. Checked against API Gateway's requestContext.http.sourceIp before anything else.
+    allowed_source_cidrs: tuple[IPNetwork, ...] = ()
+
+    @field_validator("allowed_source_cidrs", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(part, strict=True))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or a CIDR block such as 34.247.197.22/32") from None
+        return tuple(networks)
+
+    def source_allowed(self, source_ip: object) -> bool:
+        """True when no allow-list is set, or ``source_ip`` is an address inside one of its networks."""
+        if not self.allowed_source_cidrs:
+            return True
+        if not isinstance(source_ip, str):
+            return False
+        try:
+            address = ipaddress.ip_address(source_ip.strip())
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allowed_source_cidrs)
 
     @model_validator(mode="after")
     def _some_authentication(self) -> WebhookSettings:

@@ -83,11 +83,17 @@ class ApiCredentials:
 SecretFetcher = Callable[[str, bool], Any]
 
 
-def powertools_secret_fetcher(max_age: int) -> SecretFetcher:
-    def fetch(secret_id: str, force: bool) -> Any:
-        from aws_lambda_powertools.utilities import parameters
+def powertools_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher:
+    """Reads the secret through Powertools parameters, cached ``max_age`` seconds: with ``client`` (the worker
+    creates it during init, with its other clients), or Powertools' default provider, made on the first read."""
+    from aws_lambda_powertools.utilities import parameters
 
+    provider: Any = parameters.SecretsProvider(boto3_client=client) if client is not None else None
+
+    def fetch(secret_id: str, force: bool) -> Any:
         try:
+            if provider is not None:
+                return provider.get(secret_id, max_age=max_age, force_fetch=force)
             return parameters.get_secret(secret_id, max_age=max_age, force_fetch=force)
         except parameters.exceptions.GetParameterError as exc:
             raise CredentialsUnavailableError(
@@ -319,7 +325,7 @@ class VoucherifyClient:
         raw = answer.data or b""
         try:
             parsed = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         kept = {name: answer.headers[name] for name in KEPT_HEADERS if name in answer.headers}
         return ApiResponse(status=answer.status, body=parsed, headers=kept, raw=raw, endpoint=endpoint)

@@ -3,6 +3,7 @@
 The order of checks is deliberate, and so is every answer, because Voucherify retries anything but a
 2xx and disables a webhook after 12 failed attempts:
 
+0. caller outside ``ALLOWED_SOURCE_CIDRS`` (if set)  → 403, nothing read or stored
 1. body larger than ``MAX_BODY_BYTES``              → 413, nothing stored
 2. missing or wrong signature / token              → 401, nothing stored
 3. body that is not a JSON object                  → 400, nothing stored
@@ -16,17 +17,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from pydantic import BaseModel
 
-from voucherify_ledger.auth import SecretUnavailableError, WebhookAuthenticator
+from voucherify_ledger.auth import (
+    SecretUnavailableError,
+    WebhookAuthenticator,
+    powertools_secret_fetcher,
+    secrets_client,
+)
 from voucherify_ledger.ledger import Delivery, Ledger, StorageError, WriteOutcome
 from voucherify_ledger.models import (
     EventRedemptionRollbackSucceededData,
@@ -65,6 +71,9 @@ REDEMPTION_ROLLBACK_SUCCEEDED = Route(
     record=lambda ledger, data, delivery: ledger.record_rollback(data, delivery),
 )
 
+# Route.name → route: a quarantine record names the route that received it (``redemption-ledger quarantine replay``).
+ROUTES: dict[str, Route] = {route.name: route for route in (REDEMPTION_SUCCEEDED, REDEMPTION_ROLLBACK_SUCCEEDED)}
+
 
 def respond(status_code: int, body: Mapping[str, Any]) -> dict[str, Any]:
     return {
@@ -83,6 +92,30 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
     if len(described) > MAX_REPORTED_ERRORS:
         described = [*described[:MAX_REPORTED_ERRORS], f"… and {len(described) - MAX_REPORTED_ERRORS} more"]
     return described
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What ``WebhookReceiver.replay`` made of a delivery: ``recorded``, ``duplicate`` or ``still_invalid``."""
+
+    status: str
+    delivery: Delivery
+    reason: str | None = None
+    errors: tuple[str, ...] = ()
+    outcome: WriteOutcome | None = None
+
+
+class _Request:
+    """What a delivery is read from in an API Gateway HTTP API (payload 2.0) event, header names lower-cased as
+    API Gateway sends them. (Powertools' ``APIGatewayProxyEventV2`` reads the same keys, but importing it loads
+    every event source's data class during init.)"""
+
+    __slots__ = ("body", "headers", "is_base64_encoded")
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self.body: Any = event.get("body")
+        self.is_base64_encoded: Any = event.get("isBase64Encoded")
+        self.headers: dict[str, Any] = {str(k).lower(): v for k, v in dict(event.get("headers") or {}).items()}
 
 
 class _Quarantine(Exception):
@@ -117,7 +150,9 @@ class WebhookReceiver:
             )
 
     @classmethod
-    def from_env(cls, route: Route, *, logger: Any, metrics: Any, dynamodb: Any = None) -> WebhookReceiver:
+    def from_env(
+        cls, route: Route, *, logger: Any, metrics: Any, dynamodb: Any = None, secrets: Any = None
+    ) -> WebhookReceiver:
         settings = WebhookSettings.from_env()
         if dynamodb is None:
             import boto3
@@ -128,17 +163,37 @@ class WebhookReceiver:
                 # Two attempts of at most 1 s + 1.5 s fit the function's 5 s with room for the answer.
                 config=Config(connect_timeout=1, read_timeout=1.5, retries={"max_attempts": 2, "mode": "standard"}),
             )
+        fetch = None
+        if settings.webhook_secret_id and not settings.allow_unauthenticated_webhooks:
+            # The secret's client and provider are made during init, like the DynamoDB client, not on a delivery.
+            fetch = powertools_secret_fetcher(settings.secret_max_age_seconds, secrets or secrets_client())
         authenticator = WebhookAuthenticator(
             settings.webhook_secret_id,
             settings.webhook_token_header,
             allow_unauthenticated=settings.allow_unauthenticated_webhooks,
+            fetch=fetch,
             max_age=settings.secret_max_age_seconds,
         )
-        return cls(route, settings, Ledger(settings.ledger_table_name, dynamodb), authenticator, logger, metrics)
+        receiver = cls(route, settings, Ledger(settings.ledger_table_name, dynamodb), authenticator, logger, metrics)
+        receiver.prepare()
+        return receiver
+
+    def prepare(self) -> None:
+        """Builds this route's validators (the envelope's and the route model's, which Powertools' parser keeps
+        one of per model) now, during init, rather than on the first delivery."""
+        for model in (WebhookEnvelope, self.route.model):
+            with contextlib.suppress(ValidationError):
+                parse(event={}, model=model)
 
     # --- the steps ------------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        request = APIGatewayProxyEventV2(dict(event))
+        source_ip = _source_ip(event)
+        if not self.settings.source_allowed(source_ip):
+            # The address is logged (an operator must see a sender missing from the list), never answered.
+            return self._reject(
+                403, "forbidden", "the caller's address is not an allowed webhook sender", source_ip=source_ip
+            )
+        request = _Request(event)
         received_at = datetime.now(UTC)
         try:
             raw = self._raw_body(request)
@@ -158,7 +213,7 @@ class WebhookReceiver:
 
         try:
             body = json.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259), nothing else
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[… nested too deep
             return self._reject(400, "bad_request", f"body is not valid JSON: {_json_problem(exc)}")
         if not isinstance(body, dict):
             return self._reject(400, "bad_request", f"body must be a JSON object, got {_json_kind(body)}")
@@ -202,7 +257,7 @@ class WebhookReceiver:
         return respond(200, {k: v for k, v in answer.items() if v is not None})
 
     @staticmethod
-    def _raw_body(request: APIGatewayProxyEventV2) -> bytes:
+    def _raw_body(request: _Request) -> bytes:
         body = request.body or ""
         if not isinstance(body, str):
             raise ValueError("body must be a string")
@@ -249,6 +304,42 @@ class WebhookReceiver:
                 describe_errors(exc, prefix),
             ) from None
 
+    # --- replay of a quarantined delivery (the operator's CLI, after a model fix) -------------------
+    @classmethod
+    def for_replay(cls, route: Route, ledger: Ledger, *, logger: Any, metrics: Any = None) -> WebhookReceiver:
+        """A receiver that only replays: it holds no webhook secret, so ``handle`` answers 503 to a live delivery."""
+
+        def no_secret(secret_id: str, force: bool) -> None:
+            raise SecretUnavailableError("a replay-only receiver holds no webhook secret")
+
+        class Uncounted:  # an operator's replay is not a delivery: nothing to add to the functions' metrics
+            def add_metric(self, **kwargs: Any) -> None:
+                pass
+
+        settings = WebhookSettings(ledger_table_name=ledger.table_name, webhook_secret_id="-")
+        authenticator = WebhookAuthenticator("-", settings.webhook_token_header, fetch=no_secret)
+        return cls(route, settings, ledger, authenticator, logger, Uncounted() if metrics is None else metrics)
+
+    def replay(self, raw: bytes, *, received_at: datetime, replayed_from: str | None = None) -> Replayed:
+        """``handle`` from step 3 for a delivery authenticated when it arrived: the same checks with today's models
+        and, when they pass, the same idempotent ledger write (``recorded`` or ``duplicate``). Nothing is quarantined,
+        counted or answered; a StorageError propagates."""
+        delivery = Delivery(raw=raw, route=self.route.name, received_at=received_at, replayed_from=replayed_from)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return Replayed("still_invalid", delivery, "body is not valid JSON", (_json_problem(exc),))
+        if not isinstance(body, dict):
+            return Replayed("still_invalid", delivery, "body must be a JSON object", (_json_kind(body),))
+        try:
+            data, delivery, prefix = self._unwrap(body, delivery)
+            self._check_event_type(data, delivery)
+            data = self._validate(data, prefix)
+        except _Quarantine as problem:
+            return Replayed("still_invalid", delivery, problem.reason, tuple(problem.errors))
+        outcome = self.route.record(self.ledger, data, delivery)
+        return Replayed(outcome.status, delivery, outcome=outcome)
+
     # --- answers --------------------------------------------------------------------------------
     def _quarantine(self, problem: _Quarantine, delivery: Delivery) -> dict[str, Any]:
         try:
@@ -281,14 +372,24 @@ class WebhookReceiver:
             },
         )
 
-    def _reject(self, status_code: int, status: str, message: str) -> dict[str, Any]:
+    def _reject(self, status_code: int, status: str, message: str, **log_context: Any) -> dict[str, Any]:
         self.metrics.add_metric(name="Rejected", unit="Count", value=1)
-        self.logger.warning("delivery rejected", route=self.route.name, status_code=status_code, error=message)
+        self.logger.warning(
+            "delivery rejected", route=self.route.name, status_code=status_code, error=message, **log_context
+        )
         return respond(status_code, {"status": status, "error": message})
 
     def _unavailable(self, message: str) -> dict[str, Any]:
         self.metrics.add_metric(name="StorageErrors", unit="Count", value=1)
         return respond(503, {"status": "error", "error": message})
+
+
+def _source_ip(event: Mapping[str, Any]) -> str | None:
+    """``requestContext.http.sourceIp``: the TCP peer as API Gateway saw it (not a header a caller can set)."""
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    source_ip = http.get("sourceIp") if isinstance(http, Mapping) else None
+    return source_ip if isinstance(source_ip, str) else None
 
 
 def _json_kind(value: Any) -> str:
@@ -307,4 +408,6 @@ def _json_problem(exc: Exception) -> str:
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     if isinstance(exc, UnicodeDecodeError):
         return "the bytes are not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "arrays or objects nested too deeply"
     return type(exc).__name__

@@ -1,0 +1,545 @@
+"""Hostile input, property-based (hypothesis): the real handlers, loaded from template.yaml with moto behind them.
+
+Webhooks (through API Gateway HTTP API v2 events): arbitrary bytes and JSON, the seed payloads with a wrong type,
+a huge value or deep nesting in any field, duplicated keys, invalid UTF-8, base64 flags that lie, missing,
+duplicated and oversized headers, signatures of the wrong length. Rollback worker (SQS events): arbitrary bodies
+and RollbackRequests with the same damage.
+
+Properties, storage being healthy:
+- never a 5xx answer and never an exception out of a handler;
+- an unauthenticated delivery writes nothing at all;
+- an authentic one writes nothing but its quarantine record, unless it is a valid event (answered 200);
+- a worker message that is not a RollbackRequest is recorded as rejected, calls no API and is not retried.
+
+Every test runs a fixed number of derandomized examples (no example database), so ``make test`` tries the same
+cases each run; the count is printed in the test summary ("hostile input: N cases").
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import string
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import HEADER_TOKEN, ROUTES, SIGNING_SECRET, LambdaApp, seed_documents
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rollback_worker import Harness, harness, make_harness, serialized_dynamodb  # noqa: F401 (fixtures)
+
+from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
+from ledger_tools.template import PROJECT_ROOT
+from voucherify_ledger.auth import sign
+
+# The moto table and the loaded handler are built once per test and shared by its examples on purpose (a fresh
+# table per example would cost ~0.3 s each); every example checks only the writes it made itself.
+HOSTILE = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+MAX_BODY_BYTES = 262_144
+WRITE_OPERATIONS = {"put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"}
+WEBHOOKS = sorted(ROUTES)
+SEED_PAGES = {"RedemptionSucceededFunction": "002", "RedemptionRollbackSucceededFunction": "000"}
+ENVELOPE_EVENTS = {
+    "RedemptionSucceededFunction": ["redemption_succeeded_envelope"],
+    "RedemptionRollbackSucceededFunction": [
+        "redemption_rollback_succeeded_envelope",
+        "customer_redemption_rollback_succeeded_distribution",
+    ],
+}
+
+
+@pytest.fixture
+def count_cases(request: pytest.FixtureRequest) -> Callable[[], None]:
+    """Counts the examples a test tried, for the summary line of ``conftest.pytest_terminal_summary``."""
+    from conftest import HOSTILE_CASES
+
+    counts = request.config.stash.setdefault(HOSTILE_CASES, {})
+    name = request.node.name
+
+    def tried() -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    return tried
+
+
+# --- what the ledger was asked to write ---------------------------------------------------------------
+class WriteRecorder:
+    """Wraps a boto3 DynamoDB client; keeps the partition key of every write since ``reset``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.written: list[str] = []
+
+    def reset(self) -> None:
+        self.written = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in WRITE_OPERATIONS:
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.written += _partition_keys(name, kwargs)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def _partition_keys(operation: str, kwargs: dict[str, Any]) -> list[str]:
+    if operation == "transact_write_items":
+        return [key for item in kwargs["TransactItems"] for body in item.values() for key in _partition_keys("", body)]
+    if operation == "batch_write_item":
+        return ["<batch>"]
+    item = kwargs.get("Item") or kwargs.get("Key") or {}
+    return [item.get("pk", {}).get("S", "<no pk>")]
+
+
+# --- webhooks ------------------------------------------------------------------------------------------
+def envelope_body(name: str) -> dict[str, Any]:
+    event = json.loads((PROJECT_ROOT / "events" / f"{name}.json").read_text(encoding="utf-8"))
+    body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else event["body"].encode("utf-8")
+    return json.loads(body)
+
+
+def seeds(function: str) -> list[dict[str, Any]]:
+    """The seed page's payload (bare, as a raw distribution sends it) and the v2024 envelopes of the events."""
+    return [seed_documents(SEED_PAGES[function])[0], *(envelope_body(name) for name in ENVELOPE_EVENTS[function])]
+
+
+DEEP = "\x00deep\x00"  # replaced in the serialised body by a nesting too deep for a recursive parser
+
+
+def wrong_values() -> st.SearchStrategy[Any]:
+    """Values of every JSON type, and the ones that break parsers and stores."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.sampled_from([0, -1, 2**63, -(2**63) - 1, 10**40, 1.5, -0.0, 1e308, float("nan"), float("inf")]),
+        st.floats(),
+        st.text(max_size=40),
+        st.sampled_from(["", " ", "null", "r_", "rr_", "2024-13-45T99:99:99Z", "\u202e\u0000\ud800", "💥" * 50]),
+    )
+    huge = st.one_of(
+        st.integers(1_000, 120_000).map(lambda n: "x" * n),
+        st.integers(1_000, 30_000).map(lambda n: list(range(n))),
+        st.integers(100, 5_000).map(lambda n: {f"k{i}": i for i in range(n)}),
+    )
+    nested = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner))
+    return st.one_of(scalars, huge, nested, st.just(DEEP))
+
+
+def paths(document: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield (*prefix, key)
+            yield from paths(value, (*prefix, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield (*prefix, index)
+            yield from paths(value, (*prefix, index))
+
+
+def serialise(document: Any, depth: int) -> bytes:
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return text.replace(json.dumps(DEEP), "[" * depth + "]" * depth).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def damaged_payloads(draw: st.DrawFn, function: str) -> bytes:
+    """A seed payload with one field replaced by a wrong value, removed, or its key duplicated."""
+    document = copy.deepcopy(draw(st.sampled_from(seeds(function))))
+    path = draw(st.sampled_from(list(paths(document))))
+    *parents, last = path
+    parent = document
+    for part in parents:
+        parent = parent[part]
+    action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "duplicate"]))
+    depth = draw(st.sampled_from([50, 900, 5_000, 60_000]))
+    if action == "delete":
+        del parent[last]
+        return serialise(document, depth)
+    if action == "duplicate" and isinstance(parent, dict):
+        # JSON with the key twice: the first occurrence is the wrong value, the last the real one (or the reverse).
+        wrong = serialise(draw(wrong_values()), depth).decode("utf-8", "surrogatepass")
+        raw = serialise(document, depth).decode("utf-8", "surrogatepass")
+        needle = json.dumps(last, ensure_ascii=False) + ":"
+        at = raw.find(needle)
+        if at >= 0:
+            raw = raw[:at] + needle + wrong + "," + raw[at:]
+        return raw.encode("utf-8", "surrogatepass")
+    parent[last] = draw(wrong_values())
+    return serialise(document, depth)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=40,
+)
+arbitrary_bodies = st.one_of(
+    st.binary(max_size=2_000),
+    json_values.map(lambda v: json.dumps(v).encode("utf-8")),
+    st.text(max_size=500).map(lambda t: t.encode("utf-8", "surrogatepass")),  # lone surrogates: invalid UTF-8
+    st.sampled_from([b"", b"{", b"[]", b"null", b'{"a":1}\x00', b"\xef\xbb\xbf{}", b"\xff\xfe{}", b"{}" * 10]),
+    st.integers(1, 60_000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(1, 60_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+    st.integers(MAX_BODY_BYTES - 4, MAX_BODY_BYTES + 4).map(lambda n: b"{" + b" " * (n - 2) + b"}"),
+)
+
+
+@st.composite
+def on_the_wire(draw: st.DrawFn, raw: bytes) -> tuple[str, bool, bool]:
+    """The event's ``body`` and ``isBase64Encoded`` for ``raw``, and whether they are honest (a flag may lie)."""
+    mode = draw(st.sampled_from(["honest", "honest", "flag-true-on-text", "flag-false-on-base64", "broken-base64"]))
+    encoded = base64.b64encode(raw).decode("ascii")
+    if mode == "flag-true-on-text":
+        return raw.decode("utf-8", "surrogateescape"), True, False
+    if mode == "flag-false-on-base64":
+        return encoded, False, False
+    if mode == "broken-base64":
+        cut = draw(st.integers(0, max(0, len(encoded) - 1)))
+        return encoded[:cut] + draw(st.sampled_from(["=", "*", "é", ""])), True, False
+    try:
+        return raw.decode("utf-8"), False, True
+    except UnicodeDecodeError:
+        return encoded, True, True
+
+
+wrong_signatures = st.one_of(
+    st.text(max_size=200),
+    st.text(alphabet="0123456789abcdef", min_size=0, max_size=130).filter(lambda s: len(s) != 64),
+    st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    st.text(alphabet=string.printable + "é💥\u0000", min_size=64, max_size=64),
+    st.integers(8_000, 20_000).map(lambda n: "a" * n),  # oversized header
+    st.just(sign("another-secret", b"{}")),
+)
+
+
+def webhook_event(function: str, body: str, is_base64: bool, headers: list[tuple[str, str]]) -> dict[str, Any]:
+    event = http_api_event("POST", ROUTES[function], b"", headers, base64_encoded=False)
+    event["body"] = body
+    event["isBase64Encoded"] = is_base64
+    return event
+
+
+def deliver(app: LambdaApp, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The handler's answer as API Gateway reads it; an exception out of the handler fails the property."""
+    status, headers, body = response_parts(app.module.lambda_handler(event, LambdaContext(app.logical_id)))
+    assert headers.get("content-type") == "application/json"
+    return status, json.loads(body)
+
+
+@pytest.fixture
+def webhook(lambda_app: Callable[..., LambdaApp]) -> Callable[[str], tuple[LambdaApp, WriteRecorder]]:
+    loaded: dict[tuple[str, str], tuple[LambdaApp, WriteRecorder]] = {}
+
+    def load(function: str, allowed_source_cidrs: str = "") -> tuple[LambdaApp, WriteRecorder]:
+        if (function, allowed_source_cidrs) not in loaded:  # once per test, not per example
+            app = lambda_app(function, ALLOWED_SOURCE_CIDRS=allowed_source_cidrs)
+            recorder = WriteRecorder(app.receiver.ledger.client)
+            app.receiver.ledger.client = recorder
+            loaded[function, allowed_source_cidrs] = (app, recorder)
+        return loaded[function, allowed_source_cidrs]
+
+    return load
+
+
+def assert_only_quarantine_written(status: int, answer: dict[str, Any], written: list[str], honest: bool) -> None:
+    """An authentic delivery; when the base64 flag lies, the handler sees other bytes than were signed (401)."""
+    assert status < 500, answer
+    if status == 401 and not honest:
+        assert written == [], written
+        return
+    if status == 200:  # the damage left a valid event: recorded (or a duplicate of one)
+        assert answer["status"] in ("recorded", "duplicate"), answer
+    elif status == 202:
+        assert answer["status"] == "quarantined" and answer["quarantine_id"].startswith("q_"), answer
+        assert written and all(pk.startswith("QUARANTINE#") for pk in written), written
+    else:
+        assert status in (400, 413) and written == [], (status, answer, written)
+
+
+@pytest.mark.parametrize("function", WEBHOOKS)
+@settings(HOSTILE, max_examples=250)
+@given(data=st.data())
+def test_signed_damaged_seed_payloads_are_quarantined_never_a_5xx(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]],
+    count_cases: Callable[[], None],
+    function: str,
+    data: st.DataObject,
+) -> None:
+    app, recorder = webhook(function)
+    raw = data.draw(damaged_payloads(function))
+    body, is_base64, honest = data.draw(on_the_wire(raw))
+    recorder.reset()
+    count_cases()
+    headers = [("content-type", "application/json"), ("x-voucherify-signature", sign(SIGNING_SECRET, raw))]
+    status, answer = deliver(app, webhook_event(function, body, is_base64, headers))
+    assert_only_quarantine_written(status, answer, recorder.written, honest)
+    if len(raw) > MAX_BODY_BYTES:
+        assert status == 413
+    if status == 200:
+        # Valid after all (the damage hit a free-form or optional field): a ledger record, nothing else.
+        assert all(pk.startswith("REDEMPTION#") for pk in recorder.written), recorder.written
+
+
+@pytest.mark.parametrize("function", WEBHOOKS)
+@settings(HOSTILE, max_examples=300)
+@given(data=st.data())
+def test_authentic_arbitrary_bodies_never_a_5xx(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]],
+    count_cases: Callable[[], None],
+    function: str,
+    data: st.DataObject,
+) -> None:
+    app, recorder = webhook(function)
+    raw = data.draw(arbitrary_bodies)
+    body, is_base64, honest = data.draw(on_the_wire(raw))
+    authenticate = data.draw(st.sampled_from(["signature", "SIGNATURE", "token"]))
+    headers = [("content-type", data.draw(st.sampled_from(["application/json", "text/plain", ""])))]
+    if authenticate == "token":
+        headers.append(("x-voucherify-token", HEADER_TOKEN))
+    else:
+        signature = sign(SIGNING_SECRET, raw)
+        headers.append(("x-voucherify-signature", signature.upper() if authenticate == "SIGNATURE" else signature))
+    recorder.reset()
+    count_cases()
+    status, answer = deliver(app, webhook_event(function, body, is_base64, headers))
+    assert_only_quarantine_written(status, answer, recorder.written, honest)
+    assert status != 200 or recorder.written, answer
+
+
+@pytest.mark.parametrize("function", WEBHOOKS)
+@settings(HOSTILE, max_examples=300)
+@given(data=st.data())
+def test_unauthenticated_deliveries_write_nothing(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]],
+    count_cases: Callable[[], None],
+    function: str,
+    data: st.DataObject,
+) -> None:
+    app, recorder = webhook(function)
+    raw = data.draw(
+        st.one_of(
+            arbitrary_bodies,
+            damaged_payloads(function),
+            st.sampled_from(seeds(function)).map(lambda d: json.dumps(d).encode("utf-8")),
+        )
+    )
+    body, is_base64, _honest = data.draw(on_the_wire(raw))
+    headers: list[tuple[str, str]] = [("content-type", "application/json")]
+    for _ in range(data.draw(st.integers(0, 3))):  # missing, once, or repeated (API Gateway joins with commas)
+        name = data.draw(st.sampled_from(["x-voucherify-signature", "X-Voucherify-Signature", "x-voucherify-token"]))
+        value = data.draw(wrong_signatures)
+        if name.lower() == "x-voucherify-signature" and data.draw(st.booleans()):
+            value = sign(SIGNING_SECRET, raw)  # a right signature, repeated or beside a wrong one
+        headers.append((name, value))
+    joined = http_api_event("POST", "/", b"", headers)["headers"]
+    if joined.get("x-voucherify-signature", "").strip().lower() == sign(SIGNING_SECRET, raw):
+        headers = [("content-type", "application/json")]  # the draw produced one genuine signature: not this test's
+    recorder.reset()
+    count_cases()
+    status, answer = deliver(app, webhook_event(function, body, is_base64, headers))
+    assert status in (400, 401, 413), (status, answer)
+    assert recorder.written == []
+    assert answer["status"] in ("bad_request", "unauthorized", "too_large")
+    assert SIGNING_SECRET not in json.dumps(answer) and HEADER_TOKEN not in json.dumps(answer)
+
+
+# --- the source-IP allow-list --------------------------------------------------------------------------
+ALLOWED = "34.247.197.22,63.32.191.141,52.215.148.84,2001:db8::/32"
+
+addresses = st.one_of(
+    st.ip_addresses().map(str),
+    st.sampled_from(["34.247.197.22", "63.32.191.141", "::ffff:34.247.197.22", "2001:db8::1", "34.247.197.23"]),
+    st.text(max_size=60),
+    st.sampled_from(["", " ", "34.247.197.22, 1.2.3.4", "34.247.197.22/32", "localhost", "0x22f7c516"]),
+)
+
+
+@settings(HOSTILE, max_examples=200)
+@given(data=st.data())
+def test_callers_outside_the_allow_list_get_403_before_anything_else(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]], count_cases: Callable[[], None], data: st.DataObject
+) -> None:
+    import ipaddress
+
+    function = data.draw(st.sampled_from(WEBHOOKS))
+    app, recorder = webhook(function, ALLOWED)
+    source_ip = data.draw(addresses)
+    raw = json.dumps(seeds(function)[0]).encode("utf-8")
+    event = http_api_event(
+        "POST", ROUTES[function], raw, {"x-voucherify-signature": sign(SIGNING_SECRET, raw)}, source_ip=source_ip
+    )
+    if data.draw(st.booleans()):
+        event["headers"]["x-forwarded-for"] = "34.247.197.22"  # a header anyone can set: never trusted
+    recorder.reset()
+    count_cases()
+    status, answer = deliver(app, event)
+    try:
+        address = ipaddress.ip_address(source_ip)
+        mapped = getattr(address, "ipv4_mapped", None) or address
+        allowed = any(mapped in ipaddress.ip_network(n) for n in ALLOWED.split(","))
+    except ValueError:
+        allowed = False
+    if allowed:
+        assert status == 200, answer
+    else:
+        # the same answer whatever the address (it is logged for the operator, never echoed)
+        assert (status, answer) == (
+            403,
+            {"status": "forbidden", "error": "the caller's address is not an allowed webhook sender"},
+        )
+        assert recorder.written == []
+
+
+# --- the rollback worker -------------------------------------------------------------------------------
+VALID_REQUESTS = [
+    {"redemption_id": "r_0e2500291ae016adea", "reason": "Order cancelled", "request_id": "cancel-1001"},
+    {"order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "reason": "Refund"},
+    {
+        "redemption_id": "r_0e6ff48b91cfa02e97",
+        "tracking_id": "track-1",
+        "customer": {"source_id": "c-1"},
+        "order": {"source_id": "o-1"},
+        "metadata": {"k": "v"},
+    },
+]
+
+
+@st.composite
+def damaged_requests(draw: st.DrawFn) -> str:
+    document = copy.deepcopy(draw(st.sampled_from(VALID_REQUESTS)))
+    path = draw(st.sampled_from(list(paths(document))))
+    *parents, last = path
+    parent = document
+    for part in parents:
+        parent = parent[part]
+    if draw(st.booleans()):
+        del parent[last]
+    else:
+        parent[last] = draw(wrong_values())
+    return serialise(document, draw(st.sampled_from([50, 5_000, 60_000]))).decode("utf-8", "replace")
+
+
+message_bodies = st.one_of(
+    damaged_requests(),
+    damaged_requests(),
+    st.text(max_size=300),
+    json_values.map(json.dumps),
+    st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
+    st.integers(1, 60_000).map(lambda n: "[" * n + "]" * n),
+    st.sampled_from(["", "{}", "null", "[]", '{"redemption_id": "r_1", "order_id": "ord_1"}', "x" * 262_144]),
+)
+
+
+def sqs_event(bodies: list[str], receive_count: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"00000000-0000-4000-8000-{index:012d}",
+                "receiptHandle": f"handle-{index}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": receive_count,
+                    "SentTimestamp": "1763791200000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1763791200012",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:rollback-test-RollbackQueue",
+                "awsRegion": "eu-west-1",
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+@settings(HOSTILE, max_examples=300)
+@given(data=st.data())
+def test_worker_survives_hostile_messages_and_rejects_what_is_not_a_request(
+    harness: Harness,  # noqa: F811 (the fixture of test_rollback_worker: queues, API secret, fake Voucherify)
+    count_cases: Callable[[], None],
+    data: st.DataObject,
+) -> None:
+    import sys
+
+    from pydantic import ValidationError
+
+    from voucherify_ledger.rollbacks import RollbackRequest
+
+    module = sys.modules["functions.RollbackWorkerFunction.app"]
+    recorder = WriteRecorder(module.worker.ledger.client)
+    module.worker.ledger.client = recorder
+    crashes: list[str] = []
+    logger_exception = module.worker.logger.exception
+    module.worker.logger.exception = lambda message, **kw: crashes.append(message)
+    try:
+        bodies = data.draw(st.lists(message_bodies, min_size=1, max_size=4))
+        valid = []
+        for body in bodies:
+            try:
+                RollbackRequest.model_validate_json(body)
+                valid.append(True)
+            except ValidationError:
+                valid.append(False)
+        calls_before = harness.fake.calls()
+        count_cases()
+        answer = harness.handler(sqs_event(bodies, "1"), LambdaContext("RollbackWorkerFunction", timeout_seconds=30))
+    finally:
+        module.worker.ledger.client = recorder._client
+        module.worker.logger.exception = logger_exception
+    assert crashes == []
+    assert isinstance(answer, dict) and isinstance(answer.get("batchItemFailures"), list)
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    for index, ok in enumerate(valid):
+        message_id = f"00000000-0000-4000-8000-{index:012d}"
+        if not ok:
+            assert message_id not in failed  # rejected for good, not retried
+            assert f"REQUEST#{message_id}" in recorder.written
+    if not any(valid):
+        assert harness.fake.calls() == calls_before
+        assert all(pk.startswith("REQUEST#") for pk in recorder.written), recorder.written
+
+
+# --- regressions found by the properties above, pinned -------------------------------------------------
+@pytest.mark.parametrize("function", WEBHOOKS)
+def test_a_signed_body_nested_too_deeply_for_the_parser_is_a_400(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]], function: str
+) -> None:
+    """json.loads raises RecursionError (not ValueError) past ~1,000 levels: it escaped as a crash (API Gateway 502,
+    retried by Voucherify for a day) until the handler caught it."""
+    app, recorder = webhook(function)
+    raw = b'{"data":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    status, answer = deliver(
+        app, webhook_event(function, raw.decode(), False, [("x-voucherify-signature", sign(SIGNING_SECRET, raw))])
+    )
+    assert (status, answer["status"]) == (400, "bad_request")
+    assert "nested too deeply" in answer["error"]
+    assert recorder.written == []
+
+
+def test_allowed_source_cidrs_setting() -> None:
+    from voucherify_ledger.settings import SettingsError, WebhookSettings
+
+    base = {"LEDGER_TABLE_NAME": "ledger", "WEBHOOK_SECRET_ID": "voucherify-ledger/webhook"}
+    assert WebhookSettings.from_env(base).source_allowed("198.51.100.7")  # empty: any caller
+    settings = WebhookSettings.from_env({**base, "ALLOWED_SOURCE_CIDRS": " 34.247.197.22, 10.0.0.0/8 ,2001:db8::/32,"})
+    assert [str(n) for n in settings.allowed_source_cidrs] == ["34.247.197.22/32", "10.0.0.0/8", "2001:db8::/32"]
+    assert settings.source_allowed("34.247.197.22") and settings.source_allowed("10.200.0.1")
+    assert settings.source_allowed("::ffff:34.247.197.22") and settings.source_allowed("2001:db8::5")
+    for refused in ("34.247.197.23", "", None, "not an address", "34.247.197.22, 1.2.3.4", 3, "34.247.197.22/32"):
+        assert not settings.source_allowed(refused), refused
+    for wrong in ("10.0.0.1/8", "34.247.197.0/33", "*", "any"):
+        with pytest.raises(SettingsError, match="ALLOWED_SOURCE_CIDRS"):
+            WebhookSettings.from_env({**base, "ALLOWED_SOURCE_CIDRS": wrong})

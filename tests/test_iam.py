@@ -1,0 +1,347 @@
+"""Least privilege and the template's security posture, over template.yaml as CloudFormation receives it
+(expanded by aws-sam-translator): every IAM action each function's role holds, on which resource, against an
+explicit allow-list; the API stage's throttling, access log and source-IP allow-list; checkov on the SAM
+source and on the expanded template, every suppression justified."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_rollback_worker import make_harness, serialized_dynamodb  # noqa: F401 (fixtures)
+from test_template import cfn, of_type, sam_source  # noqa: F401 (the expanded template fixture)
+
+from ledger_tools.template import PROJECT_ROOT, TEMPLATE_PATH
+
+# What the AWS managed policies SAM may attach grant (AWS's published policy documents).
+MANAGED_POLICIES: dict[str, list[tuple[str, str]]] = {
+    "AWSLambdaBasicExecutionRole": [
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    ],
+    "AWSLambdaSQSQueueExecutionRole": [
+        ("sqs:ReceiveMessage", "*"),
+        ("sqs:DeleteMessage", "*"),
+        ("sqs:GetQueueAttributes", "*"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    ],
+}
+# Writing its own logs. SAM attaches AWSLambdaBasicExecutionRole to every role it makes, with Resource "*": scoping
+# it to the function's log group would need an explicit AWS::IAM::Role per function (and a log group created before
+# the function). These three actions reach no data of the stack, so they are the one accepted "*".
+LOGS = {("logs:CreateLogGroup", "*"), ("logs:CreateLogStream", "*"), ("logs:PutLogEvents", "*")}
+LEDGER = "LedgerTable"
+WEBHOOK_SECRET = "secret:WebhookSecretId"
+API_SECRET = "secret:VoucherifyApiSecretId"
+
+# Every grant each function may hold: (action, resource), the resource by logical id or parameter. A grant that
+# is added to the template without being added here, or removed from it, fails the test.
+ALLOWED: dict[str, set[tuple[str, str]]] = {
+    "RedemptionSucceededFunction": LOGS
+    | {
+        ("dynamodb:GetItem", LEDGER),  # the existing redemption (idempotency, merge of early rollbacks)
+        ("dynamodb:UpdateItem", LEDGER),  # the redemption; quarantine records
+        ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
+    },
+    "RedemptionRollbackSucceededFunction": LOGS
+    | {
+        ("dynamodb:GetItem", LEDGER),
+        ("dynamodb:PutItem", LEDGER),  # the rollback item, in the same transaction as the redemption's update
+        ("dynamodb:UpdateItem", LEDGER),
+        ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
+    },
+    "RollbackWorkerFunction": LOGS
+    | {
+        # the event source mapping, with the function's role, on the rollback queue only
+        ("sqs:ReceiveMessage", "RollbackQueue"),
+        ("sqs:DeleteMessage", "RollbackQueue"),
+        ("sqs:GetQueueAttributes", "RollbackQueue"),
+        # fan-out of order requests and retry delays
+        ("sqs:SendMessage", "RollbackQueue"),
+        ("sqs:ChangeMessageVisibility", "RollbackQueue"),
+        # requests, rollbacks, redemption status, Powertools idempotency records
+        ("dynamodb:GetItem", LEDGER),
+        ("dynamodb:BatchGetItem", LEDGER),
+        ("dynamodb:PutItem", LEDGER),
+        ("dynamodb:UpdateItem", LEDGER),
+        ("dynamodb:DeleteItem", LEDGER),
+        ("dynamodb:Query", f"{LEDGER}/index/ByOrder"),
+        ("secretsmanager:GetSecretValue", API_SECRET),
+    },
+}
+
+
+def resource_name(resource: Any) -> str:
+    """A policy resource as a short name: ``*``, a logical id, ``<id>/index/<name>`` or ``secret:<parameter>``."""
+    if resource == "*" or (isinstance(resource, str) and re.fullmatch(r"arn:[^:]*:[^:]*:[^:]*:[^:]*:\*", resource)):
+        return "*"
+    if isinstance(resource, dict):
+        if "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn":
+            return resource["Fn::GetAtt"][0]
+        if "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], str):
+            text = resource["Fn::Sub"]
+            index = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/\w+)", text)
+            if index:
+                return index.group(1) + index.group(2)
+        if "Fn::If" in resource:
+            # the secret by ARN or by name: both branches must name the same parameter
+            _, by_arn, by_name = resource["Fn::If"]
+            parameter = by_arn.get("Ref") if isinstance(by_arn, dict) else None
+            region_account = "${AWS::Region}:${AWS::AccountId}"
+            expected = f"arn:${{AWS::Partition}}:secretsmanager:{region_account}:secret:${{{parameter}}}-??????"
+            if parameter and by_name == {"Fn::Sub": expected}:
+                return f"secret:{parameter}"
+    return f"<unrecognised {json.dumps(resource)}>"
+
+
+def grants(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the function's role allows: inline statements and managed policies."""
+    role_id = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    found: set[tuple[str, str]] = set()
+    for arn in role.get("ManagedPolicyArns", []):
+        name = str(arn).rsplit("/", 1)[-1]
+        assert name in MANAGED_POLICIES, f"{function}: managed policy {arn} whose grants this test does not know"
+        found |= set(MANAGED_POLICIES[name])
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+            assert "Condition" not in statement, statement  # none expected: a condition would need its own review
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            found |= {(action, resource_name(resource)) for action in actions for resource in resources}
+    return found
+
+
+def test_every_function_is_in_the_allow_list(cfn: dict[str, Any]) -> None:  # noqa: F811
+    assert set(of_type(cfn, "AWS::Lambda::Function")) == set(ALLOWED)
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    held = grants(cfn, function)
+    assert sorted(held - ALLOWED[function]) == [], "beyond what the function uses"
+    assert sorted(ALLOWED[function] - held) == [], "allow-listed but not granted: update the allow-list"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_no_data_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    wildcard = {(action, resource) for action, resource in grants(cfn, function) if resource == "*"}
+    assert wildcard <= LOGS, sorted(wildcard - LOGS)
+    assert not [action for action, _ in grants(cfn, function) if "*" in action]
+
+
+def test_the_sqs_event_source_adds_no_managed_policy(cfn: dict[str, Any]) -> None:  # noqa: F811
+    """SAM's `Events: SQS` attaches AWSLambdaSQSQueueExecutionRole (SQS on "*"): the worker's queue is wired by an
+    explicit event source mapping and a statement scoped to the queue instead."""
+    for function in ALLOWED:
+        role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        arns = [str(arn) for arn in cfn["Resources"][role_id]["Properties"].get("ManagedPolicyArns", [])]
+        assert [a.rsplit("/", 1)[-1] for a in arns] == ["AWSLambdaBasicExecutionRole"], (function, arns)
+    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "RollbackWorkerFunction"}
+    assert resource_name(mapping["Properties"]["EventSourceArn"]) == "RollbackQueue"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_roles_are_assumed_by_lambda_alone(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (statement,) = cfn["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}
+    assert statement["Action"] == ["sts:AssumeRole"]
+
+
+def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None:  # noqa: F811
+    import copy
+
+    broken = copy.deepcopy(cfn)
+    role_id = broken["Resources"]["RollbackWorkerFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    broken["Resources"][role_id]["Properties"]["ManagedPolicyArns"].append(
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+    )
+    statements = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": {"Fn::GetAtt": [LEDGER, "Arn"]}})
+    extra = grants(broken, "RollbackWorkerFunction") - ALLOWED["RollbackWorkerFunction"]
+    assert extra == {
+        ("dynamodb:Scan", LEDGER),
+        ("sqs:ReceiveMessage", "*"),
+        ("sqs:DeleteMessage", "*"),
+        ("sqs:GetQueueAttributes", "*"),
+    }
+
+
+# --- what the worker really calls is allowed ----------------------------------------------------------------
+class Recorder:
+    def __init__(self, client: Any, service: str, calls: set[str]) -> None:
+        self._client, self._service, self._calls = client, service, calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method) or name.startswith(("get_paginator", "get_waiter", "can_paginate", "meta")):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "transact_write_items":
+                kinds = {kind for item in kwargs["TransactItems"] for kind in item}
+                names = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "GetItem"}
+                self._calls.update(f"dynamodb:{names[kind]}" for kind in kinds)
+            else:
+                action = "".join(part.title() for part in name.split("_"))
+                self._calls.add(f"{self._service}:{action}")
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_harness: Callable[..., Any]) -> None:  # noqa: F811
+    """Rollback by redemption and by order (fan-out, index query), a retry (visibility change), a duplicate: the
+    calls the worker's code makes, mapped to IAM actions, are all granted (the poller stands in for the mapping)."""
+    import sys
+
+    from test_rollback_worker import R1, record_redemption
+
+    harness = make_harness()
+    module = sys.modules["functions.RollbackWorkerFunction.app"]
+    calls: set[str] = set()
+    worker = module.worker
+    worker.ledger.client = Recorder(worker.ledger.client, "dynamodb", calls)
+    if hasattr(worker, "queue") and hasattr(worker.queue, "client"):
+        worker.queue.client = Recorder(worker.queue.client, "sqs", calls)
+    record_redemption(harness.ledger, R1, order_id="ord_iam_test")
+    harness.send(order_id="ord_iam_test", reason="Refund")
+    harness.send(redemption_id=R1, reason="again")
+    harness.send_raw('{"not": "a request"}')
+    harness.drain()
+    calls = {
+        c.replace("SendMessageBatch", "SendMessage") for c in calls
+    }  # SendMessageBatch is authorised as SendMessage
+    allowed = {action for action, _ in grants(cfn, "RollbackWorkerFunction")}
+    assert calls, "nothing recorded"
+    assert calls <= allowed, sorted(calls - allowed)
+
+
+# --- the API stage ------------------------------------------------------------------------------------------
+def test_the_api_stage_is_throttled_by_parameters(cfn: dict[str, Any]) -> None:  # noqa: F811
+    (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    routes = stage["Properties"]["DefaultRouteSettings"]
+    assert routes["ThrottlingRateLimit"] == {"Ref": "WebhookThrottlingRateLimit"}
+    assert routes["ThrottlingBurstLimit"] == {"Ref": "WebhookThrottlingBurstLimit"}
+    parameters = sam_source()["Parameters"]
+    assert parameters["WebhookThrottlingRateLimit"]["Default"] >= 1
+    assert parameters["WebhookThrottlingBurstLimit"]["Default"] >= parameters["WebhookThrottlingRateLimit"]["Default"]
+
+
+def test_the_access_log_records_no_headers_or_bodies(cfn: dict[str, Any]) -> None:  # noqa: F811
+    (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert resource_name(settings["DestinationArn"]) == "WebhookAccessLogs"
+    variables = set(re.findall(r"\$context\.([\w.]+)", settings["Format"]))
+    assert "identity.sourceIp" in variables and "status" in variables
+    assert not [v for v in variables if re.search(r"header|body|authorizer|input|identity\.(?!sourceIp)", v, re.I)]
+    json.loads(re.sub(r"\$context\.[\w.]+", "x", settings["Format"]))  # one JSON object per request
+    log_group = cfn["Resources"]["WebhookAccessLogs"]["Properties"]
+    assert log_group["RetentionInDays"] == {"Ref": "WebhookAccessLogRetentionDays"}
+
+
+def test_the_source_ip_allow_list_reaches_every_webhook_function(cfn: dict[str, Any]) -> None:  # noqa: F811
+    parameter = sam_source()["Parameters"]["AllowedSourceCidrs"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    voucherify_eu = "34.247.197.22,63.32.191.141,52.215.148.84"
+    assert pattern.fullmatch("") and pattern.fullmatch(voucherify_eu) and pattern.fullmatch("10.0.0.0/8, 2001:db8::/32")
+    assert not pattern.fullmatch("*") and not pattern.fullmatch("any")
+    for function, resource in of_type(sam_source(), "AWS::Serverless::Function").items():
+        events = (resource["Properties"].get("Events") or {}).values()
+        if any(event["Type"] == "HttpApi" for event in events):
+            variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+            assert variables["ALLOWED_SOURCE_CIDRS"] == {"Ref": "AllowedSourceCidrs"}, function
+
+
+# --- checkov ------------------------------------------------------------------------------------------------
+CHECKOV = PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov"
+# Every suppression, by resource: each is explained in the resource's Metadata in template.yaml.
+SUPPRESSED = {
+    "WebhookAccessLogs": {"CKV_AWS_158", "CKV_AWS_338"},
+    "RedemptionSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    "RedemptionRollbackSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    "RollbackWorkerFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    "RollbackQueue": {"CKV_AWS_27"},
+    "RollbackDeadLetterQueue": {"CKV_AWS_27"},
+    "LedgerTable": {"CKV_AWS_119"},
+}
+
+
+def test_every_checkov_suppression_is_listed_and_justified() -> None:
+    found: dict[str, set[str]] = {}
+    for name, resource in sam_source()["Resources"].items():
+        for skip in (resource.get("Metadata") or {}).get("checkov", {}).get("skip", []):
+            found.setdefault(name, set()).add(skip["id"])
+            assert len(skip.get("comment", "").split()) >= 12, f"{name} {skip['id']}: say why"
+    assert found == SUPPRESSED
+
+
+@pytest.fixture(scope="module")
+def checkov() -> Iterator[Callable[[Path], dict[str, Any]]]:
+    if not CHECKOV.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHECKOV} is missing: `make test` installs it")
+        pytest.skip("checkov is not installed: `make test` installs it in .venv-checkov")
+
+    def run(path: Path) -> dict[str, Any]:
+        # --skip-download: no call home for guidelines or policies; the scan runs offline.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BC_", "PRISMA_"))}
+        env.update(BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false", LOG_LEVEL="ERROR")
+        result = subprocess.run(
+            [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--skip-download", "-o", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        report = json.loads(result.stdout)
+        reports = report if isinstance(report, list) else [report]
+        return {
+            "failed": [
+                f"{c['check_id']} {c['resource']}"
+                for r in reports
+                for c in r.get("results", {}).get("failed_checks", [])
+            ],
+            "passed": sum(len(r.get("results", {}).get("passed_checks", [])) for r in reports),
+            "skipped": sorted(
+                f"{c['check_id']} {c['resource']}"
+                for r in reports
+                for c in r.get("results", {}).get("skipped_checks", [])
+            ),
+        }
+
+    yield run
+
+
+def test_checkov_passes_on_the_sam_template(checkov: Callable[[Path], dict[str, Any]]) -> None:
+    report = checkov(TEMPLATE_PATH)
+    assert report["failed"] == []
+    assert report["passed"] > 0
+    print(f"checkov template.yaml: {report['passed']} passed, {len(report['skipped'])} suppressed")
+
+
+def test_checkov_passes_on_the_expanded_template(
+    checkov: Callable[[Path], dict[str, Any]],
+    cfn: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The roles, stage and permissions SAM generates are scanned too (the IAM checks see them only here)."""
+    path = tmp_path / "expanded.json"
+    path.write_text(json.dumps(cfn), encoding="utf-8")
+    report = checkov(path)
+    assert report["failed"] == []
+    assert report["passed"] > 20

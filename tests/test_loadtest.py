@@ -1,0 +1,228 @@
+"""`make loadtest` in small: the ledger stays exact under concurrent, duplicated, reordered deliveries, under
+DynamoDB faults and with a misbehaving Voucherify; and the checks themselves notice what they must notice."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import zlib
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from conftest import Aws
+
+from ledger_tools import loadtest
+from ledger_tools.corpus import build_corpus
+from ledger_tools.local_stack import serialize_moto_dynamodb
+from ledger_tools.template import create_table
+from voucherify_ledger.ledger import Delivery, StorageError
+from voucherify_ledger.models import EventRedemptionRollbackSucceededData
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SAM_LOCAL", "VOUCHERIFY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_small_load_fault_and_chaos_runs_leave_the_ledger_exact(clean_env: None) -> None:
+    options = loadtest.Options(
+        deliveries=240, fault_deliveries=120, fault_share=0.2, chaos_requests=15, senders=16, max_seconds=90
+    )
+
+    reports = {report.name: report for report in loadtest.run(options)}
+
+    assert list(reports) == ["load", "faults", "chaos"]
+    for report in reports.values():
+        assert report.ok, (report.name, report.problems[:10])
+    load, faults, chaos = reports["load"].figures, reports["faults"].figures, reports["chaos"].figures
+    assert load["deliveries"] == 240 and load["duplicates"] == 72
+    assert load["rollbacks_before_their_redemption"] > 0
+    assert set(load["discounts"]) == {"PERCENT", "AMOUNT", "UNIT", "FIXED"}
+    assert load["stacks"] > 0 and load["null_customers"] > 0 and load["envelopes"] and load["bare"]
+    assert set(load["answers"]) == {"200 recorded", "200 duplicate"}  # no 5xx while storage is healthy
+    assert load["ledger_differences"] == 0 == load["records_lost"]
+    assert sum(faults["faults_injected"].values()) > 0
+    assert faults["faulted_attempts"] == faults["faulted_attempts_answered_5xx"] > 0
+    assert faults["ledger_differences"] == 0 == faults["records_lost"]
+    assert chaos["requests"] == 15 and set(chaos["states"]) <= {"SUCCEEDED", "ALREADY_ROLLED_BACK", "FAILED"}
+    assert chaos["dead_lettered"] == chaos["in_dead_letter_queue"]
+
+
+# --- the checks notice what they must ---------------------------------------------------------------------
+def _ledger_as_stored(corpus: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """What an exact ledger scan looks like: the expected items plus their audit blobs."""
+    stored = copy.deepcopy(loadtest.expected_ledger([corpus]))
+    for (pk, sk), item in stored.items():
+        if sk == "REDEMPTION":
+            body = corpus.bodies_of(f"redemption:{pk.removeprefix('REDEMPTION#')}")[0]
+            item["redemption_delivery"] = {"raw_zlib": zlib.compress(body)}
+        else:
+            item["delivery"] = {
+                "raw_zlib": zlib.compress(corpus.bodies_of(f"rollback:{sk.removeprefix('ROLLBACK#')}")[0])
+            }
+        item["updated_at"] = "2026-01-01T00:00:00.000Z"
+    return stored
+
+
+def test_ledger_comparison_finds_missing_extra_changed_and_foreign_records() -> None:
+    corpus = build_corpus(60, seed=5)
+    documents = loadtest._documents([corpus])
+    expected = loadtest.expected_ledger([corpus])
+    stored = _ledger_as_stored(corpus)
+    assert loadtest.compare_ledger(expected, stored, documents) == []
+
+    rolled_back = next(k for k, v in stored.items() if v.get("status") == "ROLLED_BACK")
+    single = next(k for k, v in stored.items() if v.get("status") == "SUCCEEDED")
+    broken = copy.deepcopy(stored)
+    del broken[single]
+    broken[("REDEMPTION#r_extra", "REDEMPTION")] = {"pk": "REDEMPTION#r_extra", "sk": "REDEMPTION"}
+    broken[rolled_back]["status"] = "SUCCEEDED"
+    other = next(k for k, v in stored.items() if k[1] == "REDEMPTION" and k not in (rolled_back, single))
+    broken[other]["redemption_delivery"] = {"raw_zlib": zlib.compress(b'{"not": "sent"}')}
+
+    problems = loadtest.compare_ledger(expected, broken, documents)
+
+    assert any(p.startswith(f"missing {single[0]}") for p in problems)
+    assert any(p.startswith("unexpected REDEMPTION#r_extra") for p in problems)
+    assert any(p.startswith(f"{rolled_back[0]} / REDEMPTION differs: status") for p in problems)
+    assert any(p.startswith(f"{other[0]} / REDEMPTION: the stored delivery is none") for p in problems)
+
+
+def test_expected_ledger_does_not_depend_on_arrival_order() -> None:
+    corpus = build_corpus(80, seed=9)
+    shuffled = copy.copy(corpus)
+    shuffled.deliveries = list(reversed(corpus.deliveries))
+    assert loadtest.expected_ledger([corpus]) == loadtest.expected_ledger([shuffled])
+    assert corpus.stats["rollbacks_before_their_redemption"] > 0
+
+
+def test_answer_check_flags_a_healthy_5xx_a_faulted_2xx_and_a_double_record() -> None:
+    corpus = build_corpus(10, seed=3, duplicate_share=0.0)
+    first, second = corpus.deliveries[0], corpus.deliveries[1]
+    faults = loadtest.DynamoFaults(0.5)
+    faults.by_attempt = {"1.1": ["throttling"]}
+    attempts = [
+        loadtest.Attempt(0, 1, 503, 0.01),
+        loadtest.Attempt(0, 2, 200, 0.01, {"status": "recorded"}),
+        loadtest.Attempt(1, 1, 200, 0.01, {"status": "recorded"}),
+        *[loadtest.Attempt(i, 1, 200, 0.01, {"status": "recorded"}) for i in range(2, len(corpus.deliveries))],
+        loadtest.Attempt(0, 3, 200, 0.01, {"status": "recorded"}),
+    ]
+    result = loadtest.SendResult(attempts, 1.0, unsent=0, gave_up=0)
+
+    problems, answers = loadtest.check_answers(corpus, result, faults)
+
+    assert any(f"0.1 ({first.entity}): 503 while storage was healthy" in p for p in problems)
+    assert any(f"1.1 ({second.entity}): 200 despite faults" in p for p in problems)
+    assert f"{first.entity} answered 'recorded' 2 times" in problems
+    assert answers["503"] == 1
+
+
+# --- the fault hook, on a handler-like client -------------------------------------------------------------
+def _rollback_data() -> EventRedemptionRollbackSucceededData:
+    corpus = build_corpus(40, seed=11, duplicate_share=0.0)
+    data = next(iter(corpus.rollbacks.values()))
+    return EventRedemptionRollbackSucceededData.model_validate(data)
+
+
+def _in_handler(faults: loadtest.DynamoFaults, call: Any) -> tuple[Any, list[str]]:
+    """Runs ``call`` as the wrapped handler would, tagged as delivery 0.1; returns its result and the faults."""
+    outcome: list[Any] = []
+    handler = faults._wrap(lambda event, context: outcome.append(call()))
+    try:
+        handler({"headers": {loadtest.TAG_HEADER: "0.1"}}, None)
+    except Exception as exc:
+        outcome.append(exc)
+    return outcome[0], faults.by_attempt["0.1"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("throttling", "ThrottlingException"), ("transaction_conflict", "TransactionCanceledException")],
+)
+def test_an_injected_transaction_fault_is_a_storage_error_and_writes_nothing(aws: Aws, kind: str, code: str) -> None:
+    faults = loadtest.DynamoFaults(1.0, kinds=[kind])
+    faults.enabled = True
+    aws.dynamodb.meta.events.register("before-call.dynamodb", faults._before)
+    aws.dynamodb.meta.events.register("after-call.dynamodb", faults._after)
+    data = _rollback_data()
+    delivery = Delivery(raw=b"{}", route="redemption-rollback-succeeded", received_at=loadtest_now())
+
+    raised, injected = _in_handler(faults, lambda: aws.ledger.record_rollback(data, delivery))
+
+    assert injected == [kind]
+    assert isinstance(raised, StorageError) and code in str(raised)  # answered 503, never "duplicate"
+    assert aws.items() == []
+
+
+def test_a_lost_answer_is_written_but_raises_and_the_resend_is_a_duplicate(aws: Aws) -> None:
+    faults = loadtest.DynamoFaults(1.0, kinds=["lost_answer"])
+    faults.enabled = True
+    aws.dynamodb.meta.events.register("before-call.dynamodb", faults._before)
+    aws.dynamodb.meta.events.register("after-call.dynamodb", faults._after)
+    data = _rollback_data()
+    delivery = Delivery(raw=b"{}", route="redemption-rollback-succeeded", received_at=loadtest_now())
+
+    raised, injected = _in_handler(faults, lambda: aws.ledger.record_rollback(data, delivery))
+
+    assert injected == ["lost_answer"] and isinstance(raised, StorageError)
+    assert isinstance(raised.__cause__, ReadTimeoutError)
+    assert len(aws.items()) == 2  # the rollback and its redemption: written whole
+    faults.enabled = False
+    assert aws.ledger.record_rollback(data, delivery).status == "duplicate"
+    assert len(aws.items()) == 2
+
+
+def loadtest_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+# --- moto's server under concurrent writes --------------------------------------------------------------
+def test_moto_server_keeps_concurrent_writes_when_a_transaction_fails(clean_env: None) -> None:
+    """Without ``serialize_moto_dynamodb`` moto puts back a whole-table copy when a transaction fails, undoing
+    the writes other threads made meanwhile (found by the load test: redemptions recorded, then gone)."""
+    from moto.server import ThreadedMotoServer
+
+    serialize_moto_dynamodb()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        create_table(client, table_name="concurrency")
+        client.put_item(TableName="concurrency", Item={"pk": {"S": "taken"}, "sk": {"S": "x"}})
+        failing = {
+            "Put": {
+                "TableName": "concurrency",
+                "Item": {"pk": {"S": "taken"}, "sk": {"S": "x"}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+        def cancel_transactions() -> None:
+            for _ in range(60):
+                with pytest.raises(ClientError):
+                    client.transact_write_items(TransactItems=[failing])
+
+        canceller = threading.Thread(target=cancel_transactions)
+        canceller.start()
+        for n in range(60):
+            client.put_item(TableName="concurrency", Item={"pk": {"S": f"item-{n}"}, "sk": {"S": "x"}})
+        canceller.join(30)
+
+        items = client.scan(TableName="concurrency", ConsistentRead=True)["Items"]
+        assert len(items) == 61, json.dumps(sorted(i["pk"]["S"] for i in items))
+    finally:
+        server.stop()

@@ -1,0 +1,459 @@
+"""Quarantine: TTL from the setting, metric and alarm, the sparse index, `redemption-ledger quarantine list|replay`."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
+
+from ledger_tools import cli
+from ledger_tools.apigw import http_api_event
+from ledger_tools.quarantine import Replayer
+from ledger_tools.template import load_template, resources
+from voucherify_ledger import webhooks
+from voucherify_ledger.ledger import QUARANTINE_INDEX, Delivery
+from voucherify_ledger.models import EventRedemptionSucceededData, SimpleRedemption
+
+REDEMPTION_FN = "RedemptionSucceededFunction"
+ROLLBACK_FN = "RedemptionRollbackSucceededFunction"
+TARGET = ["--table", TABLE_NAME, "--region", "eu-west-1"]
+PERSONAL = ("Jane Doe", "jane@jane.io", "Jack Webhook", "jck-wbhk")
+
+
+def run(argv: list[str]) -> tuple[int, Any]:
+    out = io.StringIO()
+    code = cli.main(argv, out=out)
+    text = out.getvalue()
+    return code, json.loads(text) if text else None
+
+
+def quarantine_items(aws: Aws) -> list[dict[str, Any]]:
+    return [i for i in aws.items() if i["pk"]["S"].startswith("QUARANTINE#")]
+
+
+def unknown_status() -> dict[str, Any]:
+    """A redemption.succeeded whose redemption.status is a value today's model does not know (yet)."""
+    data = payload("redemption_succeeded")
+    data["redemption"]["status"] = "PARTIALLY_SUCCEEDED"
+    return data
+
+
+class RedemptionWithAnyStatus(SimpleRedemption):
+    status: str | None  # the "model fix": a status Voucherify added
+
+
+class FixedRedemptionSucceededData(EventRedemptionSucceededData):
+    redemption: RedemptionWithAnyStatus
+
+
+@pytest.fixture
+def model_fix(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Deploys the fix: the redemption route validates with the relaxed model from now on."""
+
+    def apply() -> None:
+        fixed = replace(webhooks.REDEMPTION_SUCCEEDED, model=FixedRedemptionSucceededData)
+        monkeypatch.setitem(webhooks.ROUTES, fixed.name, fixed)
+
+    return apply
+
+
+@pytest.fixture
+def quarantined(lambda_app: Callable[..., LambdaApp], aws: Aws) -> Iterator[str]:
+    """A delivery the redemption function quarantined: a redemption status the model does not know."""
+    answer = lambda_app(REDEMPTION_FN).post(compact(unknown_status()))
+    assert (answer.status, answer.body["status"]) == (202, "quarantined"), answer.body
+    assert any(e.startswith("redemption.status:") for e in answer.body["errors"])
+    yield answer.body["quarantine_id"]
+
+
+# --- retention, metric, alarm, index -------------------------------------------------------------------
+@pytest.mark.parametrize("days", [None, "7"])
+def test_quarantine_expires_after_quarantine_retention_days(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, days: str | None
+) -> None:
+    template = load_template()
+    for function in (REDEMPTION_FN, ROLLBACK_FN):
+        variables = resources()[function]["Properties"]["Environment"]["Variables"]
+        assert variables["QUARANTINE_RETENTION_DAYS"] == {"Ref": "QuarantineRetentionDays"}
+    expected = int(days or template["Parameters"]["QuarantineRetentionDays"]["Default"])
+    env = {"QUARANTINE_RETENTION_DAYS": days} if days else {}
+
+    before = time.time()
+    answer = lambda_app(REDEMPTION_FN, **env).post(compact(unknown_status()))
+    after = time.time()
+
+    assert answer.status == 202
+    (item,) = quarantine_items(aws)
+    ttl = resources()["LedgerTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl["Enabled"] is True
+    expires_at = int(item[ttl["AttributeName"]]["N"])
+    assert int(before) + expected * 86_400 - 1 <= expires_at <= int(after) + expected * 86_400 + 1
+
+
+def test_quarantine_emits_the_metric_the_alarm_watches(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lambda_app(REDEMPTION_FN).post(compact(unknown_status()))
+
+    emitted: dict[str, tuple[Any, list[list[str]], dict[str, Any]]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    emitted[metric["Name"]] = (document[metric["Name"]], directive["Dimensions"], document)
+    value, dimensions, document = emitted["Quarantined"]
+    assert sum(value if isinstance(value, list) else [value]) == 1  # EMF: one value, or a list of values
+
+    alarm = resources("AWS::CloudWatch::Alarm")["QuarantinedDeliveriesAlarm"]["Properties"]
+    glob = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (glob["POWERTOOLS_METRICS_NAMESPACE"], "Quarantined")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": glob["POWERTOOLS_SERVICE_NAME"]}]
+    assert dimensions == [["service"]] and document["service"] == glob["POWERTOOLS_SERVICE_NAME"]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_the_quarantine_index_is_sparse_and_projects_no_delivery(
+    lambda_app: Callable[..., LambdaApp], invoke: Callable[..., Any], aws: Aws
+) -> None:
+    props = resources()["LedgerTable"]["Properties"]
+    index = next(g for g in props["GlobalSecondaryIndexes"] if g["IndexName"] == QUARANTINE_INDEX)
+    assert index["KeySchema"] == [{"AttributeName": "quarantine_id", "KeyType": "HASH"}]
+    assert {"AttributeName": "quarantine_id", "AttributeType": "S"} in props["AttributeDefinitions"]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    projected = set(index["Projection"]["NonKeyAttributes"])
+    assert not projected & {"raw_zlib", "delivery_id", "redemption_delivery", "delivery"}
+
+    assert invoke(REDEMPTION_FN, compact(payload("redemption_succeeded"))).status == 200
+    assert invoke(ROLLBACK_FN, compact(payload("customer_redemption_rollback_succeeded"))).status == 200
+    assert lambda_app(REDEMPTION_FN).post(compact(unknown_status())).status == 202
+
+    # only quarantine records carry the index key, so the index holds them alone
+    carriers = [i["pk"]["S"] for i in aws.items() if "quarantine_id" in i]
+    assert carriers and all(pk.startswith("QUARANTINE#") for pk in carriers)
+    indexed = aws.dynamodb.scan(TableName=TABLE_NAME, IndexName=QUARANTINE_INDEX)["Items"]
+    assert [i["pk"]["S"] for i in indexed] == carriers
+    assert not [i for i in indexed if "raw_zlib" in i]
+
+
+def test_listing_reads_the_index_only(quarantined: str, aws: Aws) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    aws.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append((model.name, dict(params)))
+    )
+    listed = aws.ledger.quarantined()
+
+    assert [r["quarantine_id"] for r in listed] == [quarantined]
+    assert [(name, params.get("IndexName")) for name, params in calls] == [("Scan", QUARANTINE_INDEX)]
+
+
+def test_a_replay_only_receiver_refuses_live_deliveries(aws: Aws) -> None:
+    receiver = webhooks.WebhookReceiver.for_replay(webhooks.REDEMPTION_SUCCEEDED, aws.ledger, logger=_Quiet())
+    event = http_api_event(
+        "POST", "/webhooks/redemption-succeeded", b"{}", {"x-voucherify-signature": "00" * 32}, base64_encoded=False
+    )
+    answer = receiver.handle(event)
+    assert answer["statusCode"] == 503
+    assert aws.items() == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [(b"[" * 100_000 + b"]" * 100_000, "nested too deeply"), (b"\xff{}", "not valid UTF-8"), (b"[1]", "an array")],
+)
+def test_replay_of_a_body_that_is_not_a_json_object_stays_invalid(aws: Aws, raw: bytes, problem: str) -> None:
+    receiver = webhooks.WebhookReceiver.for_replay(webhooks.REDEMPTION_SUCCEEDED, aws.ledger, logger=_Quiet())
+
+    replayed = receiver.replay(raw, received_at=datetime.now(UTC))
+
+    assert replayed.status == "still_invalid"
+    assert any(problem in error for error in replayed.errors), replayed.errors
+    assert aws.items() == []
+
+
+class _Quiet:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+# --- quarantine list -----------------------------------------------------------------------------------
+def test_list_prints_every_quarantined_delivery_oldest_first(
+    lambda_app: Callable[..., LambdaApp], quarantined: str, aws: Aws
+) -> None:
+    # a rollback sent to the redemption URL: the wrong event for the route
+    wrong_url = lambda_app(REDEMPTION_FN).post(compact(payload("customer_redemption_rollback_succeeded")))
+    assert wrong_url.status == 202
+
+    code, listed = run(["quarantine", "list", *TARGET])
+
+    assert code == 0
+    assert [r["quarantine_id"] for r in listed] == [quarantined, wrong_url.body["quarantine_id"]]
+    first = listed[0]
+    assert first["route"] == "redemption-succeeded" and first["deliveries"] == 1
+    assert "does not match the redemption.succeeded schema" in first["reason"]
+    assert any(e.startswith("redemption.status:") for e in first["errors"])
+    assert first["expires"].endswith("Z") and isinstance(first["expires_at"], int)
+    assert listed[1]["reason"] == "wrong event type for this webhook URL"
+    text = json.dumps(listed)
+    assert "raw_zlib" not in text and not [value for value in PERSONAL if value in text]
+
+
+def test_list_with_nothing_quarantined_exits_1(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["quarantine", "list", *TARGET]) == (1, [])
+    assert f"nothing is quarantined in table {TABLE_NAME}" in capsys.readouterr().err
+
+
+def test_quarantine_needs_an_action_and_replay_an_id_or_all(aws: Aws) -> None:
+    for argv in (["quarantine"], ["quarantine", "replay"], ["quarantine", "replay", "q_1", "--all"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*argv, *TARGET])
+        assert exited.value.code == 2, argv
+
+
+# --- quarantine replay ---------------------------------------------------------------------------------
+def test_replay_before_the_fix_keeps_the_delivery_with_its_errors_and_attempts(
+    quarantined: str, aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = run(["quarantine", "replay", quarantined, *TARGET])
+    second = run(["quarantine", "replay", "--all", *TARGET])
+
+    for code, summary in (first, second):
+        assert code == 4
+        assert {k: summary[k] for k in ("replayed", "recorded", "duplicate", "still_invalid")} == {
+            "replayed": 1,
+            "recorded": 0,
+            "duplicate": 0,
+            "still_invalid": 1,
+        }
+        result = summary["results"][quarantined]
+        assert result["status"] == "still_invalid"
+        assert any(e.startswith("redemption.status:") for e in result["errors"])
+    assert [
+        first[1]["results"][quarantined]["replay_attempts"],
+        second[1]["results"][quarantined]["replay_attempts"],
+    ] == [
+        1,
+        2,
+    ]
+    assert "still fail and stay quarantined" in capsys.readouterr().err
+    record = aws.ledger.get_quarantined(quarantined)
+    assert record["replay_attempts"] == 2 and record["last_replayed_at"].endswith("Z")
+    assert record["deliveries"] == 1 and zlib.decompress(record["raw_zlib"]) == compact(unknown_status())
+    assert aws.ledger.get_redemption(unknown_status()["redemption"]["id"]) is None
+
+
+def test_replay_after_the_fix_records_the_delivery_as_the_webhook_would(
+    quarantined: str, aws: Aws, model_fix: Callable[[], None]
+) -> None:
+    redemption_id = unknown_status()["redemption"]["id"]
+    model_fix()
+
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+
+    assert code == 0
+    assert {k: summary[k] for k in ("replayed", "recorded", "duplicate", "still_invalid")} == {
+        "replayed": 1,
+        "recorded": 1,
+        "duplicate": 0,
+        "still_invalid": 0,
+    }
+    assert summary["results"][quarantined] == {
+        "status": "recorded",
+        "route": "redemption-succeeded",
+        "redemption_id": redemption_id,
+        "ledger_status": "SUCCEEDED",
+        "quarantine_removed": True,
+    }
+    assert quarantine_items(aws) == []
+    assert run(["quarantine", "list", *TARGET])[0] == 1
+    code, shown = run(["show", redemption_id, *TARGET])
+    assert code == 0 and (shown["status"], shown["voucherify_status"]) == ("SUCCEEDED", "PARTIALLY_SUCCEEDED")
+    item = aws.dynamodb.get_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": f"REDEMPTION#{redemption_id}"}, "sk": {"S": "REDEMPTION"}}
+    )["Item"]
+    audit = item["redemption_delivery"]["M"]
+    assert audit["replayed_from"]["S"] == quarantined
+    assert audit["route"]["S"] == "redemption-succeeded"
+    assert zlib.decompress(audit["raw_zlib"]["B"]) == compact(unknown_status())
+
+
+def test_replay_is_idempotent(
+    lambda_app: Callable[..., LambdaApp], quarantined: str, aws: Aws, model_fix: Callable[[], None], capsys
+) -> None:
+    redemption_id = unknown_status()["redemption"]["id"]
+    model_fix()
+    assert run(["quarantine", "replay", quarantined, *TARGET])[0] == 0
+
+    # again: the record is gone, so the id is not quarantined any more
+    code, summary = run(["quarantine", "replay", quarantined, *TARGET])
+    assert code == 1 and summary["results"][quarantined] == {"status": "not_found"}
+    assert f"no quarantined delivery {quarantined} in table {TABLE_NAME}" in capsys.readouterr().err
+
+    # a retry of the same bytes quarantined by a function still running the old model: replayed as a duplicate
+    assert lambda_app(REDEMPTION_FN).post(compact(unknown_status())).body["quarantine_id"] == quarantined
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+    assert code == 0 and (summary["recorded"], summary["duplicate"]) == (0, 1)
+    assert summary["results"][quarantined]["status"] == "duplicate"
+    assert summary["results"][quarantined]["quarantine_removed"] is True
+    assert quarantine_items(aws) == []
+    assert [i["sk"]["S"] for i in aws.items() if i["pk"]["S"] == f"REDEMPTION#{redemption_id}"] == ["REDEMPTION"]
+
+
+def test_a_delivery_quarantined_by_older_code_is_recorded_or_found_duplicate(aws: Aws, invoke) -> None:
+    """Records written for reasons today's code accepts (e.g. before a fix): replay records them."""
+    rollback = payload("customer_redemption_rollback_succeeded")
+    already = payload("redemption_succeeded")
+    assert invoke(REDEMPTION_FN, compact(already)).status == 200
+    then = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
+    ids = {
+        name: aws.ledger.quarantine(
+            Delivery(raw=compact(body), route=route, received_at=then),
+            ["redemption.date: rejected by an older model"],
+            retention_days=30,
+            reason="the payload does not match the schema",
+        ).quarantine_id
+        for name, body, route in (
+            ("rollback", rollback, "redemption-rollback-succeeded"),
+            ("redemption", already, "redemption-succeeded"),
+        )
+    }
+
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+
+    assert code == 0
+    assert (summary["replayed"], summary["recorded"], summary["duplicate"], summary["still_invalid"]) == (2, 1, 1, 0)
+    recorded = summary["results"][ids["rollback"]]
+    assert (recorded["status"], recorded["rollback_id"], recorded["ledger_status"]) == (
+        "recorded",
+        rollback["redemption_rollback"]["id"],
+        "ROLLED_BACK",
+    )
+    assert summary["results"][ids["redemption"]]["status"] == "duplicate"
+    assert quarantine_items(aws) == []
+    shown = aws.ledger.get_redemption(rollback["redemption"]["id"])
+    assert shown["status"] == "ROLLED_BACK" and shown["rollback_ids"] == [rollback["redemption_rollback"]["id"]]
+
+
+def test_a_delivery_sent_to_the_wrong_url_stays_quarantined(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, model_fix: Callable[[], None]
+) -> None:
+    answer = lambda_app(REDEMPTION_FN).post(compact(payload("customer_redemption_rollback_succeeded")))
+    model_fix()
+
+    code, summary = run(["quarantine", "replay", answer.body["quarantine_id"], *TARGET])
+
+    assert code == 4
+    result = summary["results"][answer.body["quarantine_id"]]
+    assert (result["status"], result["reason"]) == ("still_invalid", "wrong event type for this webhook URL")
+
+
+def test_a_record_of_an_unknown_route_stays_quarantined(aws: Aws) -> None:
+    now = datetime.now(UTC)
+    quarantine_id = aws.ledger.quarantine(
+        Delivery(raw=compact(payload("redemption_succeeded")), route="retired-route", received_at=now),
+        ["x"],
+        retention_days=1,
+        reason="r",
+    ).quarantine_id
+
+    code, summary = run(["quarantine", "replay", quarantine_id, *TARGET])
+
+    assert code == 4
+    result = summary["results"][quarantine_id]
+    assert (result["status"], result["reason"]) == ("still_invalid", "unknown route")
+    assert "'retired-route' is not a route of this bundle" in result["errors"][0]
+
+
+def test_replay_of_an_unknown_id_exits_1_with_a_message(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    code, summary = run(["quarantine", "replay", "q_nope", *TARGET])
+
+    assert code == 1
+    assert summary == {
+        "replayed": 1,
+        "recorded": 0,
+        "duplicate": 0,
+        "still_invalid": 0,
+        "not_found": 1,
+        "results": {"q_nope": {"status": "not_found"}},
+    }
+    err = capsys.readouterr().err
+    assert f"no quarantined delivery q_nope in table {TABLE_NAME}" in err and "quarantine list" in err
+
+
+def test_replay_all_with_nothing_quarantined_is_a_success(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+    assert code == 0 and (summary["replayed"], summary["results"]) == (0, {})
+    assert "nothing is quarantined" in capsys.readouterr().err
+
+
+def test_replay_against_a_missing_table_exits_3(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    code, summary = run(["quarantine", "replay", "q_1", "--table", "no-such-table", "--region", "eu-west-1"])
+    assert code == 3 and summary["results"]["q_1"]["status"] == "error"
+    assert "table no-such-table does not exist" in capsys.readouterr().err
+    assert run(["quarantine", "list", "--table", "no-such-table", "--region", "eu-west-1"])[0] == 3
+
+
+# --- concurrency: interleavings of two replays, or of a replay and a live delivery ----------------------
+def test_two_concurrent_replays_record_once(quarantined: str, aws: Aws, model_fix: Callable[[], None]) -> None:
+    model_fix()
+    other = Replayer(aws.ledger)
+    first = Replayer(aws.ledger)
+    read = aws.ledger.get_quarantined
+    results: dict[str, Any] = {}
+
+    def read_then_let_the_other_finish(quarantine_id: str) -> dict[str, Any] | None:
+        item = read(quarantine_id)
+        aws.ledger.get_quarantined = read  # type: ignore[method-assign]
+        results["other"] = other.replay(quarantine_id)
+        return item
+
+    aws.ledger.get_quarantined = read_then_let_the_other_finish  # type: ignore[method-assign]
+    results["first"] = first.replay(quarantined)
+
+    assert results["other"]["status"] == "recorded" and results["other"]["quarantine_removed"] is True
+    assert results["first"]["status"] == "duplicate" and results["first"]["quarantine_removed"] is False
+    redemption_id = unknown_status()["redemption"]["id"]
+    assert [i["sk"]["S"] for i in aws.items() if i["pk"]["S"] == f"REDEMPTION#{redemption_id}"] == ["REDEMPTION"]
+    assert quarantine_items(aws) == []
+
+
+def test_a_still_invalid_record_removed_meanwhile_is_not_recreated(quarantined: str, aws: Aws) -> None:
+    read = aws.ledger.get_quarantined
+
+    def read_then_removed(quarantine_id: str) -> dict[str, Any] | None:
+        item = read(quarantine_id)
+        assert aws.ledger.remove_quarantined(quarantine_id) is True  # another replay, or TTL
+        return item
+
+    aws.ledger.get_quarantined = read_then_removed  # type: ignore[method-assign]
+    assert Replayer(aws.ledger).replay(quarantined) == {"status": "gone"}
+    assert quarantine_items(aws) == []
+
+
+def test_a_live_retry_during_a_failed_replay_keeps_both_counts(
+    lambda_app: Callable[..., LambdaApp], quarantined: str, aws: Aws
+) -> None:
+    app = lambda_app(REDEMPTION_FN)
+    read = aws.ledger.get_quarantined
+
+    def read_then_a_live_retry(quarantine_id: str) -> dict[str, Any] | None:
+        item = read(quarantine_id)
+        assert app.post(compact(unknown_status())).body["quarantine_id"] == quarantine_id
+        return item
+
+    aws.ledger.get_quarantined = read_then_a_live_retry  # type: ignore[method-assign]
+    result = Replayer(aws.ledger, now=datetime.now(UTC) + timedelta(minutes=1)).replay(quarantined)
+
+    assert result["status"] == "still_invalid" and result["replay_attempts"] == 1
+    record = read(quarantined)
+    assert (record["deliveries"], record["replay_attempts"]) == (2, 1)

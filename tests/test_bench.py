@@ -116,3 +116,28 @@ def test_the_function_child_imports_the_handler_and_answers_the_first_seed_event
         script = bench.child_script(logical_id, floor=floor, first_event=event)
         answer = bench.run_child(script, bench.child_environment(logical_id))
         assert answer["init_ms"] > 0 and answer["first_ms"] > 0  # the child asserts the handler answered 200
+
+
+def test_the_worker_stack_serves_moto_and_the_fake_from_their_own_processes() -> None:
+    """The worker's figures: the handler in this process, moto's server and the fake Voucherify in children."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from ledger_tools.apigw import LambdaContext
+
+    with bench.worker_stack(600, 0.0) as (services, (sqs, queue_url), loader):
+        assert services.aws.url != services.url and services.url.startswith("http://127.0.0.1:")
+        assert sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        handler = loader()
+        before = services.cpu()
+        event = bench._sqs_event([json.dumps({"redemption_id": f"r_stack{i:04d}"}) for i in range(3)], 0)
+        with redirect_stdout(io.StringIO()):
+            answer = handler(event, LambdaContext(function_name=bench.WORKER_FUNCTION, timeout_seconds=30))
+        assert answer == {"batchItemFailures": []}
+        assert sorted((r.redemption_id, r.status) for r in services.requests) == [
+            (f"r_stack{i:04d}", 200) for i in range(3)
+        ]
+        after = services.cpu()
+        assert after[0] > before[0]  # moto's process did the DynamoDB work
+    assert services.aws._process.poll() is not None and services.fake._process.poll() is not None  # stopped

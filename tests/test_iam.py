@@ -55,8 +55,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
     "RedemptionRollbackSucceededFunction": LOGS
     | {
         ("dynamodb:GetItem", LEDGER),
-        ("dynamodb:PutItem", LEDGER),  # the rollback item, in the same transaction as the redemption's update
-        ("dynamodb:UpdateItem", LEDGER),
+        ("dynamodb:UpdateItem", LEDGER),  # the rollback, written into its redemption's item; quarantine records
         ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
     },
     "RollbackWorkerFunction": LOGS

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
-from conftest import Aws, openapi_examples, seed_documents
+from conftest import Aws, compact, openapi_examples, seed_documents
 
+from ledger_tools import bench
 from ledger_tools.template import create_table, resources
 from voucherify_ledger.ledger import (
     INDEX_KEYS,
@@ -235,27 +236,109 @@ class Recorder:
         return call
 
 
-def test_rollback_is_one_transaction_of_rollback_item_and_redemption_update(aws: Aws) -> None:
+def test_rollback_is_one_update_of_its_redemption_item(aws: Aws) -> None:
+    # One item, no transaction: atomic by itself, and billed once (a transaction bills each of its items twice).
     recorder = Recorder(aws.dynamodb)
-    Ledger(aws.table_name, recorder).record_rollback(rollback(seed_rollback()), delivery())  # type: ignore[arg-type]
+    raw = compact(seed_rollback())
+    received = Delivery(raw=raw, route="redemption-rollback-succeeded", received_at=T0)
+    Ledger(aws.table_name, recorder).record_rollback(rollback(seed_rollback()), received)  # type: ignore[arg-type]
     writes = [(name, kwargs) for name, kwargs in recorder.calls if name != "get_item"]
-    assert [name for name, _ in writes] == ["transact_write_items"]
-    put, update = writes[0][1]["TransactItems"]
-    assert put["Put"]["Item"]["pk"] == update["Update"]["Key"]["pk"] == {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}
-    assert put["Put"]["Item"]["sk"] == {"S": f"ROLLBACK#{SPRING_ROLLBACK}"}
-    assert put["Put"]["ConditionExpression"] == "attribute_not_exists(pk)"
-    assert update["Update"]["Key"]["sk"] == {"S": "REDEMPTION"}
+    assert [name for name, _ in writes] == ["update_item"]
+    assert writes[0][1]["Key"] == {"pk": {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}, "sk": {"S": "REDEMPTION"}}
+    (item,) = table(aws)
+    entry = item[f"rollback#{SPRING_ROLLBACK}"]["M"]
+    assert {k: v for k, v in entry.items() if k != "delivery"} == {
+        "source": {"S": "webhook"},
+        "recorded_at": {"S": "2024-03-14T09:12:00.000Z"},
+        "rolled_back_at": {"S": "2024-03-14T09:11:53.787Z"},
+        "voucherify_status": {"S": "SUCCEEDED"},
+        "result": {"S": "SUCCESS"},
+        "reason": {"S": "Spring promotion error"},
+        "order_status": {"S": "CANCELED"},
+    }
+    audit = entry["delivery"]["M"]
+    assert zlib.decompress(audit["raw_zlib"]["B"]) == raw
+    assert (audit["route"]["S"], audit["received_at"]["S"]) == (
+        "redemption-rollback-succeeded",
+        "2024-03-14T09:12:00.000Z",
+    )
+    assert (item["status"]["S"], item["rollback_ids"]["SS"]) == ("ROLLED_BACK", [SPRING_ROLLBACK])
 
 
-def test_failed_rollback_transaction_leaves_nothing_half_written(aws: Aws) -> None:
-    # A redemption item the update cannot apply to (rollback_ids of the wrong type): DynamoDB refuses the
-    # whole transaction, so the rollback item must not be written either.
-    key = {"pk": {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}, "sk": {"S": "REDEMPTION"}}
-    aws.dynamodb.put_item(TableName=aws.table_name, Item={**key, "rollback_ids": {"S": "not a set"}})
+def test_seed_rollback_after_its_redemption_is_one_item_within_four_write_units(aws: Aws) -> None:
+    """The issue's budget: at most 4 write units per delivery. The seed rollback of a recorded redemption writes
+    one item of at most 4 KB (under the earlier layout: a 2-item transaction, 8 units)."""
+    recorder = Recorder(aws.dynamodb)
+    ledger = Ledger(aws.table_name, recorder)  # type: ignore[arg-type]
+    ledger.record_redemption(redemption(spring_redemption()), Delivery(compact(spring_redemption()), "r", T0))
+    recorder.calls.clear()
+    ledger.record_rollback(rollback(seed_rollback()), Delivery(compact(seed_rollback()), "rb", T0))
+    assert [name for name, _ in recorder.calls] == ["update_item"]
+    (item,) = table(aws)
+    assert 1024 < bench.item_size(item) <= 4 * 1024  # both raw deliveries are in it
+
+
+def test_worker_rollback_and_its_request_are_written_whole_or_not_at_all(aws: Aws) -> None:
+    # The worker's write is a transaction of the redemption item (with the rollback) and the request item. A
+    # request item the update cannot apply to (api_calls of the wrong type, ADD fails): DynamoDB refuses the
+    # whole transaction, so the rollback must not be recorded either. (The webhook's write is one UpdateItem,
+    # which DynamoDB applies whole or not at all; moto applies an UpdateItem's actions in place one by one and
+    # cannot show that.)
+    key = {"pk": {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}, "sk": {"S": "REQUEST#req-1"}}
+    aws.dynamodb.put_item(TableName=aws.table_name, Item={**key, "api_calls": {"S": "not a number"}})
     before = table(aws)
+    data = rollback(seed_rollback())
     with pytest.raises(StorageError, match="DynamoDB refused the rollback write"):
-        aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+        aws.ledger.record_worker_rollback(
+            SPRING_REDEMPTION,
+            data.redemption_rollback,
+            raw=b"{}",
+            received_at=T0,
+            request_id="req-1",
+            request_fields={"api_calls": 1},
+        )
     assert table(aws) == before
+
+
+def test_rollback_items_of_the_earlier_layout_are_read_and_not_recorded_again(aws: Aws) -> None:
+    """Tables written before rollbacks moved into the redemption item hold ``ROLLBACK#<rr_…>`` items: they show
+    as rollbacks, and their ``rr_…`` (in the redemption's ``rollback_ids``) is a duplicate."""
+    pk = {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}
+    aws.dynamodb.put_item(
+        TableName=aws.table_name,
+        Item={
+            "pk": pk,
+            "sk": {"S": "REDEMPTION"},
+            "entity": {"S": "redemption"},
+            "redemption_id": {"S": SPRING_REDEMPTION},
+            "status": {"S": "ROLLED_BACK"},
+            "rollback_ids": {"SS": [SPRING_ROLLBACK]},
+        },
+    )
+    aws.dynamodb.put_item(
+        TableName=aws.table_name,
+        Item={
+            "pk": pk,
+            "sk": {"S": f"ROLLBACK#{SPRING_ROLLBACK}"},
+            "entity": {"S": "rollback"},
+            "rollback_id": {"S": SPRING_ROLLBACK},
+            "redemption_id": {"S": SPRING_REDEMPTION},
+            "source": {"S": "webhook"},
+            "rolled_back_at": {"S": "2024-03-14T09:11:53.787Z"},
+            "delivery": {"M": {"raw_zlib": {"B": zlib.compress(b"{}")}}},
+        },
+    )
+    before = table(aws)
+    again = aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+    assert (again.status, again.ledger_status) == ("duplicate", "ROLLED_BACK")
+    assert table(aws) == before
+    (shown,) = aws.ledger.get_redemption(SPRING_REDEMPTION)["rollbacks"]
+    assert shown == {
+        "rollback_id": SPRING_ROLLBACK,
+        "redemption_id": SPRING_REDEMPTION,
+        "source": "webhook",
+        "rolled_back_at": "2024-03-14T09:11:53.787Z",
+    }
 
 
 # --- DynamoDB failures ---------------------------------------------------------------------------------
@@ -285,23 +368,57 @@ def test_redemption_write_errors_are_storage_errors(aws: Aws, operation: str, er
 
 
 @pytest.mark.parametrize(
-    "codes",
-    [("None", "ThrottlingError"), ("None", "TransactionConflict"), ("ValidationError", "None")],
-    ids=["throttled", "conflict", "validation"],
+    "error",
+    [
+        {"service_error_code": "ProvisionedThroughputExceededException", "http_status_code": 400},
+        {"service_error_code": "TransactionConflictException", "http_status_code": 400},
+        {"service_error_code": "InternalServerError", "http_status_code": 500},
+    ],
+    ids=["throttled", "conflict", "500"],
 )
-def test_rollback_cancelled_for_other_reasons_is_a_storage_error(aws: Aws, codes: tuple[str, ...]) -> None:
+def test_rollback_write_errors_are_storage_errors(aws: Aws, error: dict[str, Any]) -> None:
     with Stubber(aws.dynamodb) as stubber:
-        stubber.add_client_error("transact_write_items", **_cancelled(*codes))
-        with pytest.raises(StorageError, match="TransactionCanceledException"):
+        stubber.add_client_error("update_item", **error)
+        with pytest.raises(StorageError, match=error["service_error_code"]):
             aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
     assert table(aws) == []
 
 
-def test_rollback_cancelled_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
+def test_rollback_refused_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
+    with Stubber(aws.dynamodb) as stubber:
+        stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+        stubber.add_response("get_item", {"Item": {"status": {"S": "ROLLED_BACK"}}})
+        outcome = aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+    assert (outcome.status, outcome.ledger_status) == ("duplicate", "ROLLED_BACK")
+
+
+def _worker_rollback(ledger: Ledger) -> Any:
+    """The worker's write: the rollback and its request item, one transaction (the redemption item first)."""
+    data = rollback(seed_rollback())
+    return ledger.record_worker_rollback(
+        SPRING_REDEMPTION, data.redemption_rollback, raw=b"{}", received_at=T0, request_id="req-1"
+    )
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [("None", "ThrottlingError"), ("None", "TransactionConflict"), ("ValidationError", "None")],
+    ids=["throttled", "conflict", "validation"],
+)
+def test_worker_rollback_cancelled_for_other_reasons_is_a_storage_error(aws: Aws, codes: tuple[str, ...]) -> None:
+    with Stubber(aws.dynamodb) as stubber:
+        stubber.add_client_error("transact_write_items", **_cancelled(*codes))
+        with pytest.raises(StorageError, match="TransactionCanceledException"):
+            _worker_rollback(aws.ledger)
+    assert table(aws) == []
+
+
+def test_worker_rollback_cancelled_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error("transact_write_items", **_cancelled("ConditionalCheckFailed", "None"))
         stubber.add_response("get_item", {"Item": {"status": {"S": "ROLLED_BACK"}}})
-        outcome = aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+        stubber.add_response("update_item", {})  # the request finished as recorded by the webhook
+        outcome = _worker_rollback(aws.ledger)
     assert (outcome.status, outcome.ledger_status) == ("duplicate", "ROLLED_BACK")
 
 
@@ -504,11 +621,13 @@ def test_no_personal_data_in_keys_indexes_or_summaries(aws: Aws) -> None:
     assert not {a for a in index_attributes if "name" in a or "email" in a or "phone" in a or "address" in a}
 
     items = table(aws)
-    assert len(items) == 5
+    assert len(items) == 2 + len(payloads[3:])  # the redemptions; a rollback is an attribute of its redemption
     for item in items:
         for attribute, value in item.items():
             if attribute.endswith("delivery"):  # the compressed raw delivery, kept for audit only
                 continue
+            if attribute.startswith("rollback#"):  # a rollback: its summary, and its delivery for audit only
+                value = {"M": {k: v for k, v in value["M"].items() if k != "delivery"}}
             leaked = personal.intersection(_strings(value))
             assert not leaked, f"{attribute} of {item['pk']['S']} holds personal data"
             assert "email" not in attribute, attribute

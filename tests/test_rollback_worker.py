@@ -91,7 +91,8 @@ class Harness:
         return found[0]
 
     def rollback_items(self) -> list[dict[str, Any]]:
-        return [i for i in self.aws.items() if i["sk"]["S"].startswith("ROLLBACK#")]
+        """The recorded rollbacks: each the attribute ``rollback#<rr_…>`` of its redemption's item (its map)."""
+        return [value["M"] for i in self.aws.items() for name, value in i.items() if name.startswith("rollback#")]
 
 
 def template_refs(**extra: str) -> dict[str, str]:

@@ -151,8 +151,8 @@ def test_distribution_envelope_dispatches_on_event_type_and_audits_the_send_out(
     body["type"] = "redemption.succeeded"  # a user-chosen distribution name, even a misleading one
     answer = lambda_app(ROLLBACK_FN).post(compact(body))
     assert (answer.status, answer.body["status"]) == (200, "recorded")
-    item = next(i for i in table(aws) if i["sk"]["S"].startswith("ROLLBACK#"))
-    audit = item["delivery"]["M"]
+    (item,) = table(aws)  # the redemption, with the rollback as its attribute rollback#<rr_…>
+    audit = item[f"rollback#{SPRING_ROLLBACK_ID}"]["M"]["delivery"]["M"]
     assert audit["delivery_id"]["S"] == body["id"]
     assert audit["event_id"]["S"] == body["event"]["id"]
     assert audit["event_type"]["S"] == "customer.redemption.rollback.succeeded"
@@ -432,27 +432,10 @@ def _fail(error_code: str, message: str = "injected", **extra: Any) -> Callable[
     [
         (REDEMPTION_FN, seed_redemption, "update_item", _fail("ProvisionedThroughputExceededException")),
         (REDEMPTION_FN, seed_redemption, "update_item", _fail("InternalServerError")),
-        (
-            ROLLBACK_FN,
-            seed_rollback,
-            "transact_write_items",
-            _fail(
-                "TransactionCanceledException",
-                "Transaction cancelled, please refer cancellation reasons [None, ThrottlingError]",
-                CancellationReasons=[{"Code": "None"}, {"Code": "ThrottlingError"}],
-            ),
-        ),
-        (
-            ROLLBACK_FN,
-            seed_rollback,
-            "transact_write_items",
-            _fail(
-                "TransactionCanceledException",
-                "Transaction cancelled, please refer cancellation reasons [None, TransactionConflict]",
-                CancellationReasons=[{"Code": "None"}, {"Code": "TransactionConflict"}],
-            ),
-        ),
-        (ROLLBACK_FN, seed_rollback, "transact_write_items", _fail("ProvisionedThroughputExceededException")),
+        # a rollback is one UpdateItem of its redemption's item (the worker's, with its request, a transaction)
+        (ROLLBACK_FN, seed_rollback, "update_item", _fail("ThrottlingException")),
+        (ROLLBACK_FN, seed_rollback, "update_item", _fail("TransactionConflictException")),
+        (ROLLBACK_FN, seed_rollback, "update_item", _fail("ProvisionedThroughputExceededException")),
     ],
     ids=["redemption-throttled", "redemption-500", "rollback-throttled", "rollback-conflict", "rollback-capacity"],
 )

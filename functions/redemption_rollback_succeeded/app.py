@@ -6,9 +6,9 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, WebhookReceiver
+from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, WebhookReceiver, message_as_is
 
-logger = Logger()
+logger = Logger(json_deserializer=message_as_is)  # log messages are sentences, not JSON
 metrics = Metrics()
 receiver = WebhookReceiver.from_env(REDEMPTION_ROLLBACK_SUCCEEDED, logger=logger, metrics=metrics)
 

@@ -57,7 +57,8 @@ from voucherify_ledger.ledger import (
     REDEMPTION_PREFIX,
     REDEMPTION_SK,
     REQUEST_SK_PREFIX,
-    ROLLBACK_SK_PREFIX,
+    ROLLBACK_IDS,
+    ROLLBACK_PREFIX,
     ROLLED_BACK,
     SUCCEEDED,
     iso,
@@ -343,8 +344,8 @@ def scan_ledger(client: Any, table_name: str) -> dict[tuple[str, str], dict[str,
 def expected_ledger(corpora: Sequence[Corpus]) -> dict[tuple[str, str], dict[str, Any]]:
     """What the ledger must hold after every delivery of ``corpora`` was accepted once: per redemption its
     summary (a rollback's copy of the redemption fills only what the redemption's own delivery left out,
-    whichever came first), its status and rollback ids; per rollback its summary. Timing and audit attributes
-    are left out (checked separately)."""
+    whichever came first), its status and rollback ids, and per rollback its summary (the attribute
+    ``rollback#<rr_…>``). Timing and audit attributes are left out (checked separately)."""
     expected: dict[tuple[str, str], dict[str, Any]] = {}
     for corpus in corpora:
         for redemption_id, data in corpus.redemptions.items():
@@ -365,15 +366,23 @@ def expected_ledger(corpora: Sequence[Corpus]) -> dict[tuple[str, str], dict[str
             item["status"] = ROLLED_BACK
             item["rolled_back_at"] = iso(parsed_rollback.redemption_rollback.date)
             item["rollback_ids"] = sorted({*item.get("rollback_ids", []), rollback_id})
-            rollback_item = {
-                "pk": key[0],
-                "sk": ROLLBACK_SK_PREFIX + rollback_id,
-                "entity": "rollback",
+            # the rollback: an attribute of its redemption's item, named by its id (which it does not repeat)
+            summary = rollback_summary(parsed_rollback.redemption_rollback, redemption_id)
+            item[ROLLBACK_PREFIX + rollback_id] = {
                 "source": "webhook",
-                **rollback_summary(parsed_rollback.redemption_rollback, redemption_id),
+                **{k: v for k, v in summary.items() if k not in ROLLBACK_IDS},
             }
-            expected[(rollback_item["pk"], rollback_item["sk"])] = rollback_item
     return expected
+
+
+def _comparable(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item without timing and audit attributes, also inside its rollbacks (``rollback#<rr_…>``)."""
+    hidden = TIMING_ATTRIBUTES | AUDIT_ATTRIBUTES
+    shown = {k: v for k, v in item.items() if k not in hidden}
+    for name, value in shown.items():
+        if name.startswith(ROLLBACK_PREFIX) and isinstance(value, Mapping):
+            shown[name] = {k: v for k, v in value.items() if k not in hidden}
+    return shown
 
 
 def _documents(corpora: Sequence[Corpus]) -> dict[str, list[Any]]:
@@ -399,24 +408,31 @@ def compare_ledger(
         problems.append(f"unexpected {key[0]} / {key[1]}")
     for key in sorted(expected.keys() & actual.keys()):
         want, got = expected[key], actual[key]
-        shown = {k: v for k, v in got.items() if k not in TIMING_ATTRIBUTES | AUDIT_ATTRIBUTES}
-        if shown != dict(want):
+        shown = _comparable(got)
+        if shown != _comparable(want):
             differing = sorted(k for k in want.keys() | shown.keys() if want.get(k) != shown.get(k))
             detail = ", ".join(f"{k}: want {want.get(k)!r} got {shown.get(k)!r}" for k in differing[:4])
             problems.append(f"{key[0]} / {key[1]} differs: {detail}")
-        audit_name = "redemption_delivery" if key[1] == REDEMPTION_SK else "delivery"
-        entity = (
-            f"redemption:{key[0].removeprefix(REDEMPTION_PREFIX)}"
-            if key[1] == REDEMPTION_SK
-            else f"rollback:{key[1].removeprefix(ROLLBACK_SK_PREFIX)}"
-        )
-        audit = got.get(audit_name)
-        if not isinstance(audit, dict) or "raw_zlib" not in audit:
-            problems.append(f"{key[0]} / {key[1]}: no {audit_name} (its delivery was never recorded)")
-            continue
-        raw = json.loads(zlib.decompress(audit["raw_zlib"]))
-        if raw not in documents.get(entity, []):
-            problems.append(f"{key[0]} / {key[1]}: the stored delivery is none of those sent for {entity}")
+        # the raw deliveries: the redemption's, and each rollback's inside its attribute
+        audits = [
+            (
+                "redemption_delivery",
+                f"redemption:{key[0].removeprefix(REDEMPTION_PREFIX)}",
+                got.get("redemption_delivery"),
+            )
+        ]
+        audits += [
+            (f"{name}.delivery", f"rollback:{name.removeprefix(ROLLBACK_PREFIX)}", value.get("delivery"))
+            for name, value in sorted(got.items())
+            if name.startswith(ROLLBACK_PREFIX) and isinstance(value, Mapping)
+        ]
+        for audit_name, entity, audit in audits:
+            if not isinstance(audit, dict) or "raw_zlib" not in audit:
+                problems.append(f"{key[0]} / {key[1]}: no {audit_name} (its delivery was never recorded)")
+                continue
+            raw = json.loads(zlib.decompress(audit["raw_zlib"]))
+            if raw not in documents.get(entity, []):
+                problems.append(f"{key[0]} / {key[1]}: the stored delivery is none of those sent for {entity}")
     return problems
 
 
@@ -686,15 +702,15 @@ def run_chaos_phase(
             pk = REDEMPTION_PREFIX + redemption_id
             item = after.get((pk, REDEMPTION_SK)) or {}
             rolled = fake.rollback_id(redemption_id)
-            rollback_keys = sorted(sk for p, sk in after if p == pk and sk.startswith(ROLLBACK_SK_PREFIX))
+            rollback_keys = sorted(name for name in item if name.startswith(ROLLBACK_PREFIX))
             if rolled:
                 if item.get("status") != ROLLED_BACK or item.get("rollback_ids") != [rolled]:
                     problems.append(
                         f"{redemption_id}: Voucherify rolled it back as {rolled}, the ledger says "
                         f"{item.get('status')} {item.get('rollback_ids')}"
                     )
-                if rollback_keys != [ROLLBACK_SK_PREFIX + rolled]:
-                    problems.append(f"{redemption_id}: rollback items {rollback_keys}, want [{rolled}]")
+                if rollback_keys != [ROLLBACK_PREFIX + rolled]:
+                    problems.append(f"{redemption_id}: rollbacks {rollback_keys}, want [{rolled}]")
             elif item.get("status") != SUCCEEDED or item.get("rollback_ids") or rollback_keys:
                 problems.append(f"{redemption_id}: not rolled back in Voucherify, the ledger says {item.get('status')}")
             # Voucherify's rollback webhook may fill in details the redemption lacked, never change one.

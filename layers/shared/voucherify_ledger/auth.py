@@ -155,10 +155,19 @@ class WebhookAuthenticator:
         self._fetch = fetch or powertools_secret_fetcher(max_age)
         self._clock = clock
         self._last_forced = float("-inf")
+        self._parsed: tuple[str | bytes, WebhookSecrets] | None = None
 
     def _secrets(self, force: bool = False) -> WebhookSecrets:
         assert self.secret_id
-        return WebhookSecrets.parse(self._fetch(self.secret_id, force))
+        value = self._fetch(self.secret_id, force)
+        # The fetcher answers the very object it cached until the secret is read again (max_age, or a forced
+        # refresh): the parse of that immutable string is kept with it, not redone on every delivery.
+        if self._parsed is not None and self._parsed[0] is value:
+            return self._parsed[1]
+        secrets = WebhookSecrets.parse(value)
+        if isinstance(value, (str, bytes)):
+            self._parsed = (value, secrets)
+        return secrets
 
     def _check(self, secrets: WebhookSecrets, headers: Mapping[str, str], body: bytes) -> AuthResult | None:
         signature = headers.get(SIGNATURE_HEADER)

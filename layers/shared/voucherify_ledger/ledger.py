@@ -6,8 +6,9 @@ One table, items keyed ``pk``/``sk``:
 pk                                sk                  item
 ================================  ==================  ==============================================
 ``REDEMPTION#<r_…>``              ``REDEMPTION``      the redemption: status, code, campaign, customer
-                                                      id, order id, amounts, dates, rollback ids
-``REDEMPTION#<r_…>``              ``ROLLBACK#<rr_…>`` one rollback of that redemption
+                                                      id, order id, amounts, dates, rollback ids, its
+                                                      raw delivery, and one attribute
+                                                      ``rollback#<rr_…>`` per rollback (see below)
 ``QUARANTINE#<q_…>``              ``QUARANTINE``      an authentic delivery that failed validation
 ``REDEMPTION#<r_…>``              ``REQUEST#<id>``    a rollback request of the rollback worker: state,
                                                       attempts, error, rollback id
@@ -15,6 +16,8 @@ pk                                sk                  item
 ``REQUEST#<id>``                  ``REQUEST``         a malformed rollback request, with its errors
 ``IDEMPOTENCY#rollback-worker``   ``rollback-call#…`` Powertools Idempotency record of one API call
                                                       (TTL ``expires_at``)
+``REDEMPTION#<r_…>``              ``ROLLBACK#<rr_…>`` a rollback as written before rollbacks moved into
+                                                      the redemption item (read, never written)
 ================================  ==================  ==============================================
 
 One query on ``pk`` returns a redemption with its rollbacks. Sparse GSIs on the redemption item answer
@@ -23,10 +26,19 @@ One query on ``pk`` returns a redemption with its rollbacks. Sparse GSIs on the 
 emails or other personal data, and project only non-personal summary attributes. The sparse ``Quarantine``
 GSI (keyed on ``quarantine_id``) holds the quarantine records alone, without their raw deliveries.
 
+A rollback is the map attribute ``rollback#<rr_…>`` of its redemption's item: ``source`` (webhook or worker),
+``recorded_at``, the rollback's summary (``rolled_back_at``, ``result``, ``reason``, ``amount`` …) and its
+``delivery`` (the raw delivery, zlib, with route and arrival time). Recording it is one UpdateItem of that
+one item: the attribute, ``rollback_ids`` (or ``failed_rollback_ids``) and the status ``ROLLED_BACK``, under
+the condition that the ``rr_…`` is in neither set. A single-item write is atomic without a transaction, and
+DynamoDB bills it once (a transaction bills every item twice): a rollback costs 1 write unit per started KB
+of the redemption item, instead of twice the rollback item's KBs plus twice the redemption item's. The
+rollback worker adds its request item to the same write, which then is a transaction of those two items.
+
 Writes are idempotent on Voucherify's ids, independent of arrival order, and atomic: a rollback writes
-its own item and flips its redemption to ``ROLLED_BACK`` in one transaction; a redemption that arrives
-after its rollback fills in the details but keeps the status. The webhook and the rollback worker record a
-rollback through the same transaction, so the same ``rr_…`` is recorded once whichever reports it first.
+itself into its redemption and flips it to ``ROLLED_BACK`` in one write; a redemption that arrives after its
+rollback fills in the details but keeps the status. The webhook and the rollback worker record a rollback
+through the same write, so the same ``rr_…`` is recorded once whichever reports it first.
 """
 
 from __future__ import annotations
@@ -55,7 +67,9 @@ else:
 
 REDEMPTION_PREFIX = "REDEMPTION#"
 REDEMPTION_SK = "REDEMPTION"
-ROLLBACK_SK_PREFIX = "ROLLBACK#"
+ROLLBACK_PREFIX = "rollback#"  # rollback#<rr_…>: the attribute of the redemption item that holds one rollback
+ROLLBACK_SK_PREFIX = "ROLLBACK#"  # REDEMPTION#<r_…> / ROLLBACK#<rr_…>: a rollback item of the earlier layout
+ROLLBACK_IDS = frozenset({"rollback_id", "redemption_id"})  # of a rollback's summary, not stored in its attribute
 QUARANTINE_PREFIX = "QUARANTINE#"
 QUARANTINE_SK = "QUARANTINE"
 # Sparse GSI keyed on ``quarantine_id``, an attribute only quarantine records carry: listing them reads nothing else.
@@ -357,22 +371,19 @@ class Ledger:
     ) -> WriteOutcome:
         """The one write path of a rollback (``rr_…``), whoever reports it first — the webhook or the worker.
 
-        One transaction: the rollback item (only if absent), its redemption flipped to ``ROLLED_BACK`` (or the
-        failed rollback noted), and ``also`` (extra ``TransactItems``, e.g. the worker's request item). When the
-        rollback item already exists nothing is written and the outcome is ``duplicate``.
+        One write of the redemption item: the rollback's attribute ``rollback#<rr_…>``, the redemption flipped to
+        ``ROLLED_BACK`` (or the failed rollback noted), under the condition that the ``rr_…`` is not recorded yet
+        (in neither ``rollback_ids`` nor ``failed_rollback_ids``, which rollback items of the earlier layout also
+        kept). An UpdateItem, or with ``also`` (extra ``TransactItems``, e.g. the worker's request item) a
+        transaction whose first item it is. When the rollback is already recorded nothing is written and the
+        outcome is ``duplicate``.
         """
         rollback = data.redemption_rollback
         redemption_id = data.redemption_id
         when = iso(delivery.received_at)
-        rollback_item = {
-            "pk": REDEMPTION_PREFIX + redemption_id,
-            "sk": ROLLBACK_SK_PREFIX + rollback.id,
-            "entity": "rollback",
-            "source": source,
-            "recorded_at": when,
-            "delivery": self._delivery_audit(delivery),
-            **rollback_summary(rollback, redemption_id),
-        }
+        # the attribute's name says the rollback's id, the item the redemption's
+        summary = {k: v for k, v in rollback_summary(rollback, redemption_id).items() if k not in ROLLBACK_IDS}
+        entry = {"source": source, "recorded_at": when, **summary, "delivery": self._delivery_audit(delivery)}
         update = _Update()
         if data.redemption is not None and data.redemption.id == redemption_id:
             for name, value in redemption_summary(data, data.redemption).items():
@@ -380,6 +391,7 @@ class Ledger:
         else:
             update.set_if_absent("redemption_id", redemption_id)
         update.set_if_absent("entity", "redemption")
+        update.set(ROLLBACK_PREFIX + rollback.id, entry)
         succeeded = rollback_succeeded(rollback)
         if succeeded:
             update.set("status", ROLLED_BACK)
@@ -388,30 +400,29 @@ class Ledger:
         else:
             update.add("failed_rollback_ids", {rollback.id})
         update.set("updated_at", when)
+        recorded, failed = update.name_of("rollback_ids"), update.name_of("failed_rollback_ids")
+        update.values[":rollback_id"] = _av(rollback.id)
+        write = {
+            "TableName": self.table_name,
+            "Key": self._redemption_key(redemption_id),
+            "ConditionExpression": (
+                f"(attribute_not_exists({recorded}) OR NOT contains({recorded}, :rollback_id)) AND "
+                f"(attribute_not_exists({failed}) OR NOT contains({failed}, :rollback_id))"
+            ),
+            **update.params(),
+        }
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": {k: _av(v) for k, v in rollback_item.items()},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": self._redemption_key(redemption_id),
-                            **update.params(),
-                        }
-                    },
-                    *also,
-                ]
-            )
+            if also:
+                self.client.transact_write_items(TransactItems=[{"Update": write}, *also])
+            else:
+                self.client.update_item(**write)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException" and self._first_condition_failed(exc):
+            code = _error_code(exc)
+            if code == "ConditionalCheckFailedException" or (
+                code == "TransactionCanceledException" and self._first_condition_failed(exc)
+            ):
                 return WriteOutcome("duplicate", redemption_id, self._status_of(redemption_id), rollback.id)
-            raise StorageError(f"DynamoDB refused the rollback write: {_error_code(exc)}") from exc
+            raise StorageError(f"DynamoDB refused the rollback write: {code}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
         return WriteOutcome("recorded", redemption_id, ROLLED_BACK if succeeded else None, rollback.id)
@@ -468,7 +479,8 @@ class Ledger:
         for item in items:
             if item["sk"] == REDEMPTION_SK:
                 view.update(_public(item))
-            elif item["sk"].startswith(ROLLBACK_SK_PREFIX):
+                rollbacks.extend(_rollbacks_of(item))
+            elif item["sk"].startswith(ROLLBACK_SK_PREFIX):  # a rollback item of the earlier layout
                 rollbacks.append(_public(item))
             elif item["sk"].startswith(REQUEST_SK_PREFIX):
                 requests.append(_public(item))
@@ -989,6 +1001,15 @@ class Ledger:
 
 
 def _public(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An item without keys and audit blobs, as the CLI and APIs show it."""
+    """An item without keys, audit blobs and rollback attributes, as the CLI and APIs show it."""
     hidden = {"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib"}
-    return {k: v for k, v in item.items() if k not in hidden}
+    return {k: v for k, v in item.items() if k not in hidden and not k.startswith(ROLLBACK_PREFIX)}
+
+
+def _rollbacks_of(item: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The rollbacks held by a redemption item, each as the CLI and APIs show a rollback (without its delivery)."""
+    redemption_id = item["pk"].removeprefix(REDEMPTION_PREFIX)
+    for name, entry in item.items():
+        if name.startswith(ROLLBACK_PREFIX):
+            shown = {k: v for k, v in entry.items() if k != "delivery"}
+            yield {"rollback_id": name.removeprefix(ROLLBACK_PREFIX), "redemption_id": redemption_id, **shown}

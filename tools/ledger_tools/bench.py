@@ -1059,25 +1059,30 @@ def measure_drain(report: Report, requests: int = DRAIN_REQUESTS, budget: int = 
 
         def poll(poller: SqsPoller) -> None:
             while not stop.is_set() and time.monotonic() < deadline:
-                with redirect_stdout(io.StringIO()):
-                    result = poller.poll_once(wait_time_seconds=0)
+                result = poller.poll_once(wait_time_seconds=0)
                 if not result.received:
                     time.sleep(0.05)
 
+        # Each execution's pacer lets its bucket's burst go at once; the sustained rate is measured from the moment
+        # those calls are answered (and at least 1 s in), so that it is the refill rate the budget allows.
+        initial_burst = sum(int(sys.modules[h.__module__].worker.pacer.capacity) for h in handlers)
         started = time.monotonic()
         threads = [threading.Thread(target=poll, args=(p,), daemon=True) for p in pollers]
-        for thread in threads:
-            thread.start()
-        burst_done: float | None = None
-        burst = 0
-        while time.monotonic() < deadline and succeeded() < requests:
-            time.sleep(0.02)
-            if burst_done is None and time.monotonic() - started >= 1.0:
-                burst_done, burst = time.monotonic(), succeeded()
-        finished = time.monotonic()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=35)
+        # One redirect for the whole phase: redirect_stdout swaps sys.stdout process-wide, so entering and leaving it
+        # on several threads at once can leave it pointing at a discarded buffer.
+        with redirect_stdout(io.StringIO()):
+            for thread in threads:
+                thread.start()
+            burst_done: float | None = None
+            burst = 0
+            while time.monotonic() < deadline and succeeded() < requests:
+                time.sleep(0.02)
+                if burst_done is None and time.monotonic() - started >= 1.0 and succeeded() >= initial_burst:
+                    burst_done, burst = time.monotonic(), succeeded()
+            finished = time.monotonic()
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=35)
         statuses = [r.status for r in fake.requests]
     done = statuses.count(200)
     limited = statuses.count(429)
@@ -1093,7 +1098,8 @@ def measure_drain(report: Report, requests: int = DRAIN_REQUESTS, budget: int = 
             "/min",
             TARGETS["drain_rate"],
             minimum=True,
-            note=f"after the first second; {concurrency} executions × {budget // concurrency}/min each",
+            note=f"after the initial burst ({initial_burst} calls) is answered; {concurrency} executions × "
+            f"{budget // concurrency}/min each",
         ),
         Row(
             "worker",
@@ -1101,7 +1107,7 @@ def measure_drain(report: Report, requests: int = DRAIN_REQUESTS, budget: int = 
             overall,
             budget,
             "/min",
-            note=f"{done} rollbacks in {elapsed:.1f} s, first-second burst included ({burst} calls)",
+            note=f"{done} rollbacks in {elapsed:.1f} s, initial burst included ({burst} calls)",
         ),
         Row("worker", f"drain of {requests}: 429 answers", limited, None, "", 0, note=f"{len(statuses)} API calls"),
     )

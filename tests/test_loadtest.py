@@ -3,8 +3,10 @@ DynamoDB faults and with a misbehaving Voucherify; and the checks themselves not
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import socket
 import threading
 import zlib
 from typing import Any
@@ -16,6 +18,7 @@ from conftest import Aws
 
 from ledger_tools import loadtest
 from ledger_tools.corpus import build_corpus
+from ledger_tools.fake_voucherify import FakeVoucherify
 from ledger_tools.local_stack import serialize_moto_dynamodb
 from ledger_tools.template import create_table
 from voucherify_ledger.ledger import Delivery, StorageError
@@ -119,6 +122,49 @@ def test_answer_check_flags_a_healthy_5xx_a_faulted_2xx_and_a_double_record() ->
     assert any(f"1.1 ({second.entity}): 200 despite faults" in p for p in problems)
     assert f"{first.entity} answered 'recorded' 2 times" in problems
     assert answers["503"] == 1
+
+
+def test_a_connection_error_is_resent_and_counted_not_a_problem() -> None:
+    corpus = build_corpus(10, seed=3, duplicate_share=0.0)
+    reset = "ConnectionResetError: [Errno 104] Connection reset by peer"
+    attempts = [
+        loadtest.Attempt(0, 1, None, 1.05, error=reset),  # handled or not: the sender cannot know
+        loadtest.Attempt(0, 2, 200, 0.01, {"status": "duplicate"}),  # it was: the resend is a duplicate
+        loadtest.Attempt(1, 1, None, 0.01, error="RemoteDisconnected: Remote end closed connection"),
+        loadtest.Attempt(1, 2, 200, 0.01, {"status": "recorded"}),
+        *[loadtest.Attempt(i, 1, 200, 0.01, {"status": "recorded"}) for i in range(2, len(corpus.deliveries))],
+    ]
+    result = loadtest.SendResult(attempts, 1.0, unsent=0, gave_up=0)
+
+    problems, answers = loadtest.check_answers(corpus, result, None)
+
+    assert problems == []
+    assert answers == {"200 recorded": len(corpus.deliveries) - 1, "200 duplicate": 1}
+    assert loadtest.connection_errors(result) == {"ConnectionResetError": 1, "RemoteDisconnected": 1}
+    # never answered at all: that is a problem (the sender gave up), as is a second 'recorded'
+    gave_up = loadtest.SendResult([*attempts[:1], *attempts[4:]], 1.0, unsent=0, gave_up=1)
+    assert "1 deliveries never got a 2xx" in loadtest.check_answers(corpus, gave_up, None)[0]
+    twice = loadtest.SendResult([*attempts, loadtest.Attempt(1, 3, 200, 0.01, {"status": "recorded"})], 1.0, 0, 0)
+    assert loadtest.check_answers(corpus, twice, None)[0] == [
+        f"{corpus.deliveries[1].entity} answered 'recorded' 2 times"
+    ]
+
+
+@pytest.mark.parametrize("server", ["local API", "fake Voucherify"])
+def test_a_burst_of_connections_is_queued_while_the_server_is_busy(server: str) -> None:
+    """16 loadtest senders connect at once while the accept loop waits for the GIL. With socketserver's
+    listen backlog of 5 the kernel dropped the 7th SYN; a second later, the queue still full, a sender got
+    ``Connection reset by peer`` and its delivery no answer. No accept loop runs here: the backlog alone
+    must hold the burst."""
+    from ledger_tools import fake_voucherify, local_stack
+
+    if server == "local API":
+        listening: Any = local_stack._ApiServer(("127.0.0.1", 0), stack=None)  # type: ignore[arg-type]
+    else:
+        listening = fake_voucherify._Server(("127.0.0.1", 0), FakeVoucherify())
+    with listening, contextlib.ExitStack() as connections:
+        for _ in range(40):  # 16 senders, a batch's 10 worker threads: with room to spare
+            connections.enter_context(socket.create_connection(listening.server_address, timeout=0.5))
 
 
 # --- the fault hook, on a handler-like client -------------------------------------------------------------

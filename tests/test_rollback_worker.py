@@ -453,27 +453,74 @@ def test_a_batch_reports_only_its_failed_records(harness: Harness) -> None:
 
 
 # --- never twice ----------------------------------------------------------------------------------
-def test_duplicate_and_concurrent_messages_make_one_api_call(harness: Harness) -> None:
-    harness.fake.fail("latency", seconds=0.3, times=None)  # the first call is still in flight
+HELD_SECONDS = 10.0  # the longest the fake holds a call's answer (the gate opens long before)
+
+
+def hold_the_calls(harness: Harness) -> threading.Event:
+    """The fake answers no rollback call until the returned gate opens (or ``HELD_SECONDS`` pass). A fixed
+    latency instead let the first call finish, on a loaded machine, before the other messages got to it."""
+    gate = threading.Event()
+    harness.fake.fail("latency", seconds=HELD_SECONDS, until=gate, times=None)
+    return gate
+
+
+def open_when_requeued(harness: Harness, gate: threading.Event, *, others: int) -> threading.Thread:
+    """Opens ``gate`` once ``others`` of the received messages are visible on the queue again: each found the
+    call in progress and was made visible at once for its retry (``ROLLBACK_RETRY_BASE_SECONDS=0``)."""
+    sqs = boto3.client("sqs")
+
+    def watch() -> None:
+        deadline = time.monotonic() + HELD_SECONDS
+        while time.monotonic() < deadline:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=harness.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            if int(attributes["ApproximateNumberOfMessages"]) >= others:
+                break
+            time.sleep(0.02)
+        gate.set()
+
+    watcher = threading.Thread(target=watch, name="open-when-requeued", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_duplicate_and_concurrent_messages_make_one_api_call(make_harness: Callable[..., Harness]) -> None:
+    harness = make_harness(env={"VOUCHERIFY_READ_TIMEOUT_SECONDS": "15"})  # a held answer is no timeout
     body = RollbackRequest(redemption_id=R1, request_id="req-dup").to_message()
     for _ in range(3):
         harness.send_raw(body)  # the same request delivered three times
     harness.send(redemption_id=R1, request_id="req-other")  # and another request for the same redemption
+    gate = hold_the_calls(harness)  # the first call is still in flight while the others are handled
+    handler, watchers = harness.poller.handler, []
 
+    def handle_the_batch(event: dict[str, Any], context: Any) -> Any:  # received: watch for the retries
+        watchers.append(open_when_requeued(harness, gate, others=3))
+        return handler(event, context)
+
+    harness.poller.handler = handle_the_batch
     first = harness.poll()
+    harness.poller.handler = handler
+    for watcher in watchers:
+        watcher.join(HELD_SECONDS)
     assert first.received == 4 and len(first.deleted) == 1  # the others found the call in progress
     harness.drain()
 
     assert harness.fake.calls(R1) == 1
     assert len(harness.rollback_items()) == 1
-    assert harness.request(R1, "req-dup")["state"] == "SUCCEEDED"
-    assert harness.request(R1, "req-other")["state"] == "ALREADY_ROLLED_BACK"
+    # Whichever message's call ran (a batch's records run concurrently, in no set order), its request
+    # SUCCEEDED with the one rollback; the other request then found the redemption ROLLED_BACK in the ledger.
+    requests = {r: harness.request(R1, r) for r in ("req-dup", "req-other")}
+    (winner,) = [r for r, item in requests.items() if item["state"] == "SUCCEEDED"]
+    (other,) = requests.keys() - {winner}
+    assert (requests[winner]["rollback_id"], requests[winner]["api_calls"]) == (harness.fake.rollback_id(R1), 1)
+    assert (requests[other]["state"], requests[other]["confirmed_by"]) == ("ALREADY_ROLLED_BACK", "ledger")
     assert harness.queue_depth() == 0
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics")  # three instances share Powertools' metric set
-def test_concurrent_invocations_for_one_redemption_make_one_api_call(harness: Harness) -> None:
-    harness.fake.fail("latency", seconds=0.3, times=None)
+def test_concurrent_invocations_for_one_redemption_make_one_api_call(make_harness: Callable[..., Harness]) -> None:
+    harness = make_harness(env={"VOUCHERIFY_READ_TIMEOUT_SECONDS": "15"})
     messages = []
     for request_id in ("req-c1", "req-c2", "req-c3"):
         harness.send(redemption_id=R1, request_id=request_id)
@@ -482,6 +529,7 @@ def test_concurrent_invocations_for_one_redemption_make_one_api_call(harness: Ha
     assert len(messages) == 3
     results: list[Any] = []
     instances = [load_handler("RollbackWorkerFunction") for _ in messages]  # three Lambda instances
+    watcher = open_when_requeued(harness, hold_the_calls(harness), others=2)
 
     def invoke(handler: Any, message: dict[str, Any]) -> None:
         context = LambdaContext("RollbackWorkerFunction", timeout_seconds=30)
@@ -490,7 +538,7 @@ def test_concurrent_invocations_for_one_redemption_make_one_api_call(harness: Ha
     threads = [threading.Thread(target=invoke, args=pair) for pair in zip(instances, messages, strict=True)]
     for thread in threads:
         thread.start()
-    for thread in threads:
+    for thread in [*threads, watcher]:
         thread.join(20)
 
     assert harness.fake.calls(R1) == 1

@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -108,7 +108,9 @@ class Fault:
     - ``rate_limit``: 429 with ``Retry-After: retry_after`` and ``X-Rate-Limit-*``;
     - ``timeout``: hang ``seconds`` (past the client's read timeout), then close without answering;
     - ``drop``: close the connection without answering;
-    - ``latency``: wait ``seconds``, then answer normally (adds to other faults);
+    - ``latency``: wait ``seconds``, then answer normally (adds to other faults); with ``until`` (a
+      ``threading.Event``, from Python only) the answer waits until it is set, at most ``seconds``: a test holds
+      a call in flight for as long as it takes, however slowly a loaded machine runs;
     - ``failure``: 200 with a ``redemption_rollback`` whose result is FAILURE.
 
     ``apply``: for ``timeout``/``drop``, roll back first (the answer is lost, not the rollback).
@@ -127,10 +129,13 @@ class Fault:
     failure_code: str = "customer_rules_violated"
     failure_message: str = "Customer does not match the validation rules."
     hits: int = 0
+    until: threading.Event | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(FAULT_KINDS)})")
+        if self.until is not None and (self.kind != "latency" or not isinstance(self.until, threading.Event)):
+            raise ValueError("until is a threading.Event, for a latency fault")
         if self.kind == "error" and self.key not in ERRORS:
             raise ValueError(f"unknown error key {self.key!r} (one of {', '.join(ERRORS)})")
         if not 0.0 <= self.probability <= 1.0:
@@ -140,6 +145,13 @@ class Fault:
         if self.times is not None and self.hits >= self.times:
             return False
         return self.redemption_id is None or self.redemption_id == redemption_id
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fault as JSON (``until``, an event, only says whether it still holds answers)."""
+        document = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "until"}
+        if self.until is not None:
+            document["held"] = not self.until.is_set()
+        return document
 
 
 @dataclass
@@ -180,6 +192,7 @@ class WebhookDelivery:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a batch's worker threads connect at once (socketserver's default is 5)
 
     def __init__(self, address: tuple[str, int], fake: FakeVoucherify) -> None:
         self.fake = fake
@@ -399,7 +412,7 @@ class FakeVoucherify:
                 "calls": dict(self._calls),
                 "rolled_back": {r.id: r.rollback_id for r in self._redemptions.values() if r.rollback_id},
                 "redemptions": sorted(self._redemptions),
-                "faults": [asdict(f) for f in self._faults],
+                "faults": [f.as_dict() for f in self._faults],
                 "webhooks": [asdict(w) for w in self.webhooks],
                 "webhooks_pending": len(self._webhook_queue) + len(self._webhook_held),
             }
@@ -583,7 +596,7 @@ class FakeVoucherify:
 
     def _pick_fault(self, redemption_id: str) -> Fault | None:
         chosen: Fault | None = None
-        delay = 0.0
+        latencies: list[Fault] = []
         with self._lock:
             for fault in self._faults:
                 if not fault.matches(redemption_id):
@@ -592,14 +605,26 @@ class FakeVoucherify:
                     continue
                 if fault.kind == "latency":
                     fault.hits += 1
-                    delay += fault.seconds
+                    latencies.append(fault)
                     continue
                 if chosen is None:
                     fault.hits += 1
                     chosen = fault
-        if delay:
-            self._stopping.wait(delay)
+        for latency in latencies:
+            self._delay(latency)
         return chosen
+
+    def _delay(self, latency: Fault) -> None:
+        """A latency fault's wait: ``seconds``, or until its ``until`` is set (at most ``seconds``)."""
+        if latency.until is None:
+            self._stopping.wait(latency.seconds)
+            return
+        deadline = time.monotonic() + latency.seconds
+        while not latency.until.is_set() and not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            latency.until.wait(min(left, 0.05))
 
     def _authorized(self, handler: _Handler) -> bool:
         app_id = (handler.headers.get("x-app-id") or "").encode("utf-8", "replace")
@@ -805,7 +830,7 @@ class FakeVoucherify:
                 handler.answer(200, self.state())
             elif method == "POST" and path == "/faults":
                 fault = self.fail(**payload)
-                handler.answer(201, asdict(fault))
+                handler.answer(201, fault.as_dict())
             elif method == "DELETE" and path == "/faults":
                 self.clear_faults()
                 handler.answer(200, {"faults": []})

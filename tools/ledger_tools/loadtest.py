@@ -21,6 +21,11 @@ poller and a fake Voucherify; every port ephemeral) and runs up to three phases,
             dead-letter queue), each redemption rolled back in Voucherify at most once and never called again
             after a 200, and the ledger must match Voucherify (every rollback id, nothing else changed).
 
+A delivery that gets no HTTP answer at all (a connection error) is resent on a new connection, as Voucherify
+retries a delivery it got no answer to; those are counted (``connection_errors``, by kind) and fail the run only
+when a delivery never gets an answer. Since its request may have been handled, its entity need not have been
+answered ``recorded``, but it must never be answered ``recorded`` twice.
+
 Exit status 0 when every check passed, 1 otherwise (the problems are printed). ``--json FILE`` writes the
 figures. Run ``python -m ledger_tools.loadtest --help`` for the knobs (e.g. ``--deliveries 500``).
 """
@@ -51,7 +56,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from ledger_tools.corpus import REDEMPTION_ROUTE, ROLLBACK_ROUTE, Corpus, build_corpus
-from ledger_tools.local_stack import WORKER_QUEUE, LocalConfig, LocalStack
+from ledger_tools.local_stack import INTEGRATION_TIMEOUT_SECONDS, WORKER_QUEUE, LocalConfig, LocalStack
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 from voucherify_ledger.ledger import (
     REDEMPTION_PREFIX,
@@ -79,6 +84,9 @@ TIMING_ATTRIBUTES = frozenset({"updated_at", "redemption_recorded_at", "recorded
 AUDIT_ATTRIBUTES = frozenset({"redemption_delivery", "delivery"})
 TERMINAL_STATES = frozenset({SUCCEEDED, "ALREADY_ROLLED_BACK", "FAILED"})
 MAX_REPORTED_PROBLEMS = 25
+# A sender waits longer than the API's integration timeout: a function busy that long is answered 503 (as API
+# Gateway does), not a sender's timeout that would look like a lost connection.
+SENDER_TIMEOUT_SECONDS = INTEGRATION_TIMEOUT_SECONDS + 10
 
 # The worker's settings for a chaos run: quick retries, a short read timeout, a budget that never paces.
 CHAOS_ENVIRONMENT = {
@@ -203,6 +211,7 @@ class Attempt:
     seconds: float
     answer: dict[str, Any] | None = None
     faults: tuple[str, ...] = ()
+    error: str | None = None  # no answer: the exception (``ConnectionResetError: …``)
 
     @property
     def tag(self) -> str:
@@ -244,7 +253,7 @@ def send_corpus(
 ) -> SendResult:
     """Sends every delivery of ``corpus`` in order with ``senders`` threads, each on its own keep-alive HTTP
     connection. A 5xx is resent (``resend_5xx``) after a short pause, like Voucherify's retries, up to
-    ``max_attempts``; a connection error is retried on a new connection."""
+    ``max_attempts``; a connection error (no answer) is resent on a new connection, whatever ``resend_5xx``."""
     split = urlsplit(stack.api_url)
     paths = route_paths(stack)
     secret = stack.config.signing_secret
@@ -260,7 +269,10 @@ def send_corpus(
             return next(position, None)
 
     def worker() -> None:
-        connection = http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=30)
+        def connect() -> http.client.HTTPConnection:
+            return http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=SENDER_TIMEOUT_SECONDS)
+
+        connection = connect()
         try:
             while (index := next_index()) is not None:
                 delivery = corpus.deliveries[index]
@@ -275,6 +287,7 @@ def send_corpus(
                     started = time.perf_counter()
                     status: int | None = None
                     answer: dict[str, Any] | None = None
+                    error: str | None = None
                     try:
                         connection.request("POST", paths[delivery.route], body=delivery.body, headers=headers)
                         response = connection.getresponse()
@@ -282,12 +295,13 @@ def send_corpus(
                         status = response.status
                         with contextlib.suppress(ValueError):
                             answer = json.loads(raw)
-                    except (OSError, http.client.HTTPException):
+                    except (OSError, http.client.HTTPException) as exc:
+                        error = f"{type(exc).__name__}: {exc}"
                         connection.close()
-                        connection = http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=30)
+                        connection = connect()
                     took = time.perf_counter() - started
                     with lock:
-                        attempts.append(Attempt(index, number, status, took, answer))
+                        attempts.append(Attempt(index, number, status, took, answer, error=error))
                     if status is not None and status < 500:
                         succeeded = True
                         break
@@ -438,23 +452,25 @@ def compare_ledger(
 
 # --- checks on the answers ---------------------------------------------------------------------------
 def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | None) -> tuple[list[str], Counter[str]]:
-    """Problems with the HTTP answers, and the count of each answer (``200 recorded``, ``503`` …)."""
+    """Problems with the HTTP answers, and the count of each answer (``200 recorded``, ``503`` …; attempts
+    without one are ``connection_errors``). A connection error is no problem in itself: the delivery was resent
+    (a delivery never answered is), but its request may have been handled, so, like a lost answer, its entity
+    need not have been answered ``recorded``."""
     problems: list[str] = []
     answers: Counter[str] = Counter()
     recorded: Counter[str] = Counter()
     lost: set[str] = set()
     for attempt in result.attempts:
-        status = "no answer" if attempt.status is None else str(attempt.status)
-        label = f"{status} {attempt.answer.get('status')}" if attempt.answer and attempt.status == 200 else status
-        answers[label] += 1
         delivery = corpus.deliveries[attempt.delivery]
         injected = faults.by_attempt.get(attempt.tag, []) if faults is not None else []
         attempt.faults = tuple(injected)
-        if "lost_answer" in injected:
+        if "lost_answer" in injected or attempt.status is None:
             lost.add(delivery.entity)
         if attempt.status is None:
-            problems.append(f"delivery {attempt.tag}: no answer (connection error)")
-        elif attempt.status >= 500 and not injected:
+            continue
+        label = f"{attempt.status} {attempt.answer.get('status')}" if attempt.answer and attempt.status == 200 else ""
+        answers[label or str(attempt.status)] += 1
+        if attempt.status >= 500 and not injected:
             problems.append(f"delivery {attempt.tag} ({delivery.entity}): {attempt.status} while storage was healthy")
         elif attempt.status < 500 and injected:
             problems.append(f"delivery {attempt.tag} ({delivery.entity}): {attempt.status} despite faults {injected}")
@@ -473,6 +489,11 @@ def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | Non
     if result.gave_up:
         problems.append(f"{result.gave_up} deliveries never got a 2xx")
     return problems, answers
+
+
+def connection_errors(result: SendResult) -> Counter[str]:
+    """Attempts that got no answer, by exception (``ConnectionResetError`` …)."""
+    return Counter((a.error or "?").split(":", 1)[0] for a in result.attempts if a.status is None)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -523,7 +544,8 @@ def run_webhook_phase(
     differences = compare_ledger(expected, actual, _documents(loaded))
     report.fail(differences)
     latencies = [a.seconds for a in result.attempts if a.status is not None]
-    faulted = [a for a in result.attempts if a.faults]
+    errors = connection_errors(result)
+    faulted = [a for a in result.attempts if a.faults and a.status is not None]  # answered
     report.figures = {
         "deliveries": len(corpus.deliveries),
         "unique_deliveries": corpus.unique,
@@ -549,6 +571,8 @@ def run_webhook_phase(
         "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 1),
         "latency_ms_p99": round(percentile(latencies, 0.99) * 1000, 1),
         "answers": dict(sorted(answers.items())),
+        "connection_errors": sum(errors.values()),
+        "connection_errors_by_kind": dict(sorted(errors.items())),
         "ledger_items_expected": len(expected),
         "ledger_items_scanned": len(actual),
         "ledger_differences": len(differences),

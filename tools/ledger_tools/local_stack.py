@@ -81,6 +81,10 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # API Gateway's maximum integration timeout
 REQUEST_SOCKET_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
+# Connections the kernel completes while the accept loop is busy (socketserver's default is 5). Past the
+# backlog Linux drops the SYN, the client retries it a second later and, the queue still full under load, can
+# get a reset without the server ever seeing the request: 16 loadtest senders connecting at once did.
+LISTEN_BACKLOG = 128
 _JSON = {"content-type": "application/json"}
 
 
@@ -533,6 +537,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
 class _ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], stack: LocalStack) -> None:
         self.stack = stack

@@ -1350,10 +1350,11 @@ NOTES = """
   from the worker's own CPU, a batch there would take about 100 ms + five round trips + ~85 ms, some
   1.5× one record (an estimate, not measured here). The figure also swings with the load of this 2-core
   machine, which the worker, moto and the fake share.
-- **Cold init** of a webhook function is within a few percent of 1.4× on a quiet machine and swings ±0.2×
-  with the load of this shared machine; the work left above the floor is pydantic itself (~30 ms), building the
-  payload models (~35 ms) and the Powertools Logger/Metrics/parser (~20 ms). With `WebhookSnapStart=On` none of
-  it is paid per cold start (see the README).
+- **Cold init** costs some 80–100 ms above its floor on a machine that is not overloaded: pydantic itself
+  (~30 ms), building the payload models (~35 ms) and the Powertools Logger/Metrics/parser (~20 ms); the route's
+  validators built during init add ~1 ms. The ratio therefore follows the floor: 1.29× (webhook) on a machine
+  where boto3 and its clients took ~275 ms, 1.5–1.6× where they took ~175 ms, and it swings ±0.2× with the load
+  of this shared machine. With `WebhookSnapStart=On` none of it is paid per cold start (see the README).
 """
 
 

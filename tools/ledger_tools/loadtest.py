@@ -460,10 +460,15 @@ def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | Non
     answers: Counter[str] = Counter()
     recorded: Counter[str] = Counter()
     lost: set[str] = set()
+    seen: dict[str, list[str]] = {}  # entity → its attempts, as reported with a problem
     for attempt in result.attempts:
         delivery = corpus.deliveries[attempt.delivery]
         injected = faults.by_attempt.get(attempt.tag, []) if faults is not None else []
         attempt.faults = tuple(injected)
+        answered = (
+            "no answer" if attempt.status is None else f"{attempt.status} {(attempt.answer or {}).get('status', '')}"
+        )
+        seen.setdefault(delivery.entity, []).append(f"{attempt.tag} {answered.strip()} {list(injected)}")
         if "lost_answer" in injected or attempt.status is None:
             lost.add(delivery.entity)
         if attempt.status is None:
@@ -481,9 +486,9 @@ def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | Non
     entities = {d.entity for d in corpus.deliveries}
     for entity in sorted(entities):
         if recorded[entity] > 1:
-            problems.append(f"{entity} answered 'recorded' {recorded[entity]} times")
+            problems.append(f"{entity} answered 'recorded' {recorded[entity]} times: {'; '.join(seen[entity])}")
         elif recorded[entity] == 0 and entity not in lost:
-            problems.append(f"{entity} never answered 'recorded'")
+            problems.append(f"{entity} never answered 'recorded': {'; '.join(seen.get(entity, []))}")
     if result.unsent:
         problems.append(f"{result.unsent} deliveries were not sent before the deadline")
     if result.gave_up:

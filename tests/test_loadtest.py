@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from conftest import Aws
+from conftest import Aws, payload
 
 from ledger_tools import loadtest
 from ledger_tools.corpus import build_corpus
@@ -22,7 +22,7 @@ from ledger_tools.fake_voucherify import FakeVoucherify
 from ledger_tools.local_stack import serialize_moto_dynamodb
 from ledger_tools.template import create_table
 from voucherify_ledger.ledger import Delivery, StorageError
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData
+from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
 
 @pytest.fixture
@@ -148,6 +148,37 @@ def test_a_connection_error_is_resent_and_counted_not_a_problem() -> None:
     (problem,) = loadtest.check_answers(corpus, twice, None)[0]
     attempts_seen = "1.1 no answer []; 1.2 200 recorded []; 1.3 200 recorded []"
     assert problem == f"{corpus.deliveries[1].entity} answered 'recorded' 2 times: {attempts_seen}"
+
+
+def test_a_write_the_sdk_retried_after_a_late_answer_may_be_answered_duplicate(aws: Aws) -> None:
+    """On a loaded machine moto's answer can come after the functions' read timeout: botocore retries the
+    conditional write the first try applied, and the delivery that wrote the item hears ``duplicate``. The run
+    counts the retry and does not expect that entity's ``recorded``."""
+    retries = loadtest.SdkRetries()
+    events = aws.dynamodb.meta.events
+    events.register("needs-retry.dynamodb", retries._needs_retry)
+    late = iter([True])
+
+    def answer_late(request: Any, **_: Any) -> None:  # after moto (a handler of before-send) applied the write
+        target = request.headers.get("X-Amz-Target") or b""
+        if target.endswith(b".UpdateItem" if isinstance(target, bytes) else ".UpdateItem") and next(late, False):
+            raise ReadTimeoutError(endpoint_url=request.url)  # ... its answer is lost
+
+    events.register_last("before-send", answer_late)
+    data = EventRedemptionSucceededData.model_validate(payload("redemption_succeeded"))
+    delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=loadtest_now())
+    handler = retries._wrap(lambda event, context: aws.ledger.record_redemption(data, delivery))
+
+    outcome = handler({"headers": {loadtest.TAG_HEADER: "0.1"}}, None)
+
+    assert outcome.status == "duplicate" and len(aws.items()) == 1  # its own write, retried
+    assert (retries.kinds, retries.by_attempt) == ({"ReadTimeoutError": 1}, {"0.1": 1})
+    corpus = build_corpus(10, seed=3, duplicate_share=0.0)
+    attempts = [loadtest.Attempt(i, 1, 200, 0.01, {"status": "recorded"}) for i in range(1, len(corpus.deliveries))]
+    result = loadtest.SendResult([loadtest.Attempt(0, 1, 200, 0.01, {"status": "duplicate"}), *attempts], 1.0, 0, 0)
+    assert loadtest.check_answers(corpus, result, None, retries)[0] == []
+    (problem,) = loadtest.check_answers(corpus, result, None)[0]
+    assert problem.endswith("never answered 'recorded': 0.1 200 duplicate []")
 
 
 @pytest.mark.parametrize("server", ["local API", "fake Voucherify"])

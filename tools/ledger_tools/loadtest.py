@@ -24,7 +24,9 @@ poller and a fake Voucherify; every port ephemeral) and runs up to three phases,
 A delivery that gets no HTTP answer at all (a connection error) is resent on a new connection, as Voucherify
 retries a delivery it got no answer to; those are counted (``connection_errors``, by kind) and fail the run only
 when a delivery never gets an answer. Since its request may have been handled, its entity need not have been
-answered ``recorded``, but it must never be answered ``recorded`` twice.
+answered ``recorded``, but it must never be answered ``recorded`` twice. The same goes for a delivery whose write
+botocore retried after a timeout (``sdk_retries``: the first try may have been applied, the retry then hears
+"already recorded").
 
 Exit status 0 when every check passed, 1 otherwise (the problems are printed). ``--json FILE`` writes the
 figures. Run ``python -m ledger_tools.loadtest --help`` for the knobs (e.g. ``--deliveries 500``).
@@ -200,6 +202,54 @@ class DynamoFaults:
             **extra,
         }
         return SimpleNamespace(status_code=status, headers={}, content=b""), parsed
+
+
+class SdkRetries:
+    """Counts botocore's own retries of the webhook functions' DynamoDB calls after a timeout or a broken
+    connection, per delivery attempt (``TAG_HEADER``).
+
+    Such a retry may repeat a write the first try applied, its answer only late (moto's thread starved on a
+    loaded machine, past the functions' 1.5 s read timeout): the conditional write then fails and the delivery
+    that wrote the item is answered ``duplicate``. Like a lost answer, its entity need not have been answered
+    ``recorded`` (the ledger must still be exact).
+    """
+
+    def __init__(self) -> None:
+        self.by_attempt: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # the exceptions retried (``ReadTimeoutError`` …)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def install(self, stack: LocalStack, function_ids: Sequence[str] = WEBHOOK_FUNCTIONS) -> None:
+        for logical_id in function_ids:
+            function = stack.function(logical_id)
+            module = sys.modules[f"functions.{logical_id}.app"]
+            module.receiver.ledger.client.meta.events.register("needs-retry.dynamodb", self._needs_retry)
+            function.handler = self._wrap(function.handler)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.by_attempt.clear()
+            self.kinds.clear()
+
+    def _wrap(self, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            self._local.tag = (event.get("headers") or {}).get(TAG_HEADER)
+            try:
+                return handler(event, context)
+            finally:
+                self._local.tag = None
+
+        return wrapped
+
+    def _needs_retry(self, caught_exception: Exception | None = None, **_: Any) -> None:
+        if caught_exception is None:  # an answer: botocore's retry handler judges it (throttling, 5xx …)
+            return
+        tag = getattr(self._local, "tag", None)
+        with self._lock:
+            self.kinds[type(caught_exception).__name__] += 1
+            if tag:
+                self.by_attempt[tag] += 1
 
 
 # --- sending ---------------------------------------------------------------------------------------
@@ -451,11 +501,14 @@ def compare_ledger(
 
 
 # --- checks on the answers ---------------------------------------------------------------------------
-def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | None) -> tuple[list[str], Counter[str]]:
+def check_answers(
+    corpus: Corpus, result: SendResult, faults: DynamoFaults | None, retries: SdkRetries | None = None
+) -> tuple[list[str], Counter[str]]:
     """Problems with the HTTP answers, and the count of each answer (``200 recorded``, ``503`` …; attempts
     without one are ``connection_errors``). A connection error is no problem in itself: the delivery was resent
     (a delivery never answered is), but its request may have been handled, so, like a lost answer, its entity
-    need not have been answered ``recorded``."""
+    need not have been answered ``recorded``; nor need one whose write botocore retried after a timeout
+    (``retries``)."""
     problems: list[str] = []
     answers: Counter[str] = Counter()
     recorded: Counter[str] = Counter()
@@ -468,8 +521,10 @@ def check_answers(corpus: Corpus, result: SendResult, faults: DynamoFaults | Non
         answered = (
             "no answer" if attempt.status is None else f"{attempt.status} {(attempt.answer or {}).get('status', '')}"
         )
-        seen.setdefault(delivery.entity, []).append(f"{attempt.tag} {answered.strip()} {list(injected)}")
-        if "lost_answer" in injected or attempt.status is None:
+        retried = retries is not None and attempt.tag in retries.by_attempt
+        noted = [*injected, "sdk_retry"] if retried else list(injected)
+        seen.setdefault(delivery.entity, []).append(f"{attempt.tag} {answered.strip()} {noted}")
+        if "lost_answer" in injected or attempt.status is None or retried:
             lost.add(delivery.entity)
         if attempt.status is None:
             continue
@@ -530,10 +585,13 @@ def run_webhook_phase(
     senders: int,
     deadline: float,
     faults: DynamoFaults | None = None,
+    retries: SdkRetries | None = None,
 ) -> PhaseReport:
     """Sends ``corpus`` (with ``faults`` enabled, if given), then checks the answers and that the whole ledger
     equals ``loaded`` + ``corpus`` exactly."""
     report = PhaseReport(name)
+    if retries is not None:
+        retries.clear()
     if faults is not None:
         faults.enabled = True
     try:
@@ -542,7 +600,7 @@ def run_webhook_phase(
         if faults is not None:
             faults.enabled = False
     loaded.append(corpus)
-    problems, answers = check_answers(corpus, result, faults)
+    problems, answers = check_answers(corpus, result, faults, retries)
     report.fail(problems)
     actual = scan_ledger(stack.aws_client("dynamodb"), stack.config.table_name)
     expected = expected_ledger(loaded)
@@ -578,6 +636,7 @@ def run_webhook_phase(
         "answers": dict(sorted(answers.items())),
         "connection_errors": sum(errors.values()),
         "connection_errors_by_kind": dict(sorted(errors.items())),
+        "sdk_retries": dict(sorted(retries.kinds.items())) if retries is not None else {},
         "ledger_items_expected": len(expected),
         "ledger_items_scanned": len(actual),
         "ledger_differences": len(differences),
@@ -870,6 +929,8 @@ def run(options: Options, *, out: Any = None) -> list[PhaseReport]:
         context.enter_context(environment({**CHAOS_ENVIRONMENT, **QUIET_ENVIRONMENT}))
         stack = context.enter_context(LocalStack(config))
         deadline = time.monotonic() + options.max_seconds
+        retries = SdkRetries()
+        retries.install(stack)
         loaded: list[Corpus] = []
         if "load" in options.phases or "chaos" in options.phases:
             # Alone, the chaos run only needs redemptions in the ledger to roll back: a smaller corpus will do.
@@ -878,7 +939,11 @@ def run(options: Options, *, out: Any = None) -> list[PhaseReport]:
                 deliveries = min(deliveries, max(300, options.chaos_requests * 4))
             corpus = build_corpus(deliveries, seed=options.seed, duplicate_share=options.duplicate_share)
             print(f"load: {len(corpus.deliveries)} deliveries, {options.senders} senders …", file=out, flush=True)
-            reports.append(run_webhook_phase(stack, "load", corpus, loaded, senders=options.senders, deadline=deadline))
+            reports.append(
+                run_webhook_phase(
+                    stack, "load", corpus, loaded, senders=options.senders, deadline=deadline, retries=retries
+                )
+            )
         if "faults" in options.phases:
             faults = DynamoFaults(options.fault_share, seed=options.seed + 1)
             faults.install(stack)
@@ -892,7 +957,14 @@ def run(options: Options, *, out: Any = None) -> list[PhaseReport]:
             )
             reports.append(
                 run_webhook_phase(
-                    stack, "faults", corpus, loaded, senders=options.senders, deadline=deadline, faults=faults
+                    stack,
+                    "faults",
+                    corpus,
+                    loaded,
+                    senders=options.senders,
+                    deadline=deadline,
+                    faults=faults,
+                    retries=retries,
                 )
             )
         if "chaos" in options.phases:

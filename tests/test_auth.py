@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voucherify_ledger.auth import (
     SIGNATURE_HEADER,
@@ -62,6 +65,53 @@ def test_pretty_printed_body_is_checked_as_its_compact_form(pretty: bytes, signa
 )
 def test_whitespace_is_stripped_only_outside_strings(payload: bytes, stripped: bytes) -> None:
     assert strip_json_whitespace(payload) == stripped
+
+
+# The substitution the stripper replaced: right on every input, but it retries its string scan from every quote, so
+# a quote followed by escaped quotes costs quadratic time. Kept here as the oracle the linear scanner must equal.
+_QUADRATIC = re.compile(rb'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.DOTALL)
+
+
+def quadratic_strip(payload: bytes) -> bytes:
+    return _QUADRATIC.sub(lambda m: m.group(1) or b"", payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'"',
+        b'"\\',
+        b'{"a": "unterminated \\" , "b" : 1 }',
+        b'"\\"\\"\\" x "',
+        b'{"a":"b" "c',
+        b'  "a" "b \\" "  c "',
+        b'"abc\\',
+        b'{"k": "v"} trailing "  x',
+        b'\\" "a b" "',
+    ],
+    ids=[
+        "lone-quote",
+        "quote-backslash",
+        "unterminated-value",
+        "escaped-quotes",
+        "open-after-string",
+        "strings-and-escapes",
+        "backslash-at-end",
+        "trailing-open",
+        "escape-outside",
+    ],
+)
+def test_malformed_bodies_are_stripped_as_before(payload: bytes) -> None:
+    assert strip_json_whitespace(payload) == quadratic_strip(payload)
+
+
+@settings(derandomize=True, database=None, max_examples=1500, deadline=None)
+@given(
+    st.lists(st.sampled_from([b'"', b"\\", b" ", b"\n", b"\t", b"\r", b"a", b"{", b":", b",", b"\xc5"]), max_size=40)
+)
+def test_the_linear_scanner_equals_the_quadratic_substitution(pieces: list[bytes]) -> None:
+    payload = b"".join(pieces)
+    assert strip_json_whitespace(payload) == quadratic_strip(payload)
 
 
 def test_whitespace_inside_strings_stays_signed() -> None:

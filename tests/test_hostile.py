@@ -21,6 +21,7 @@ import base64
 import copy
 import json
 import string
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ from test_rollback_worker import Harness, harness, make_harness, serialized_dyna
 
 from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
 from ledger_tools.template import PROJECT_ROOT
-from voucherify_ledger.auth import sign
+from voucherify_ledger.auth import sign, strip_json_whitespace
 
 # The moto table and the loaded handler are built once per test and shared by its examples on purpose (a fresh
 # table per example would cost ~0.3 s each); every example checks only the writes it made itself.
@@ -510,6 +511,76 @@ def test_worker_survives_hostile_messages_and_rejects_what_is_not_a_request(
     if not any(valid):
         assert harness.fake.calls() == calls_before
         assert all(pk.startswith("REQUEST#") for pk in recorder.written), recorder.written
+
+
+# --- crafted bodies aimed at the signature check, which runs before authentication --------------------------
+def crafted_bodies(size: int) -> dict[str, bytes]:
+    """Bodies of ``size`` bytes built to make a string scan backtrack or restart at every quote."""
+    return {
+        "escaped-quotes": (b'"' + b'\\"' * size)[:size],
+        "backslashes": b'"' + b"\\" * (size - 1),
+        "escaped-quotes-and-spaces": (b'{"a":"' + b'\\" ' * size)[:size],
+        "empty-strings": b'""' * (size // 2),
+        "quote-space": b'" ' * (size // 2),
+    }
+
+
+def signature_check_seconds(app: LambdaApp, function: str, raw: bytes, repeat: int = 5) -> float:
+    """The best of ``repeat`` handler runs for ``raw`` with a wrong signature of the right length (answered 401)."""
+    event = webhook_event(function, raw.decode("latin-1"), False, [("x-voucherify-signature", "0" * 64)])
+    event["body"] = base64.b64encode(raw).decode("ascii")
+    event["isBase64Encoded"] = True
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        status, answer = deliver(app, event)
+        best = min(best, time.perf_counter() - started)
+        assert (status, answer["status"]) == (401, "unauthorized")
+    return best
+
+
+@pytest.mark.parametrize("kind", sorted(crafted_bodies(64)))
+@pytest.mark.parametrize("function", WEBHOOKS)
+def test_crafted_bodies_are_refused_or_read_without_a_write(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]], function: str, kind: str
+) -> None:
+    """At the 256 KB limit: a wrong signature is a 401 and a right one (it is not JSON, or not an event) a 400 or a
+    quarantine; nothing but a quarantine record is written."""
+    app, recorder = webhook(function)
+    raw = crafted_bodies(MAX_BODY_BYTES)[kind]
+    assert len(raw) == MAX_BODY_BYTES or kind in ("empty-strings", "quote-space")
+    signature_check_seconds(app, function, raw, repeat=1)  # asserts the 401
+    assert recorder.written == []
+    body = base64.b64encode(raw).decode("ascii")
+    status, answer = deliver(
+        app, webhook_event(function, body, True, [("x-voucherify-signature", sign(SIGNING_SECRET, raw))])
+    )
+    assert status in (400, 202), (status, answer)
+    assert all(pk.startswith("QUARANTINE#") for pk in recorder.written), recorder.written
+
+
+@pytest.mark.parametrize("kind", ["escaped-quotes", "escaped-quotes-and-spaces", "backslashes"])
+def test_the_signature_check_grows_linearly_with_a_crafted_body(
+    webhook: Callable[..., tuple[LambdaApp, WriteRecorder]], kind: str
+) -> None:
+    """A 256 KB crafted body against a 16 KB one, measured in the same run: 16× the bytes. Linear work takes about
+    16× as long (less, the handler's fixed cost shared); the substitution this replaced took 256× (minutes at
+    256 KB). Sizes 4 KB and 256 KB through the whole handler are compared the same way (64× the bytes)."""
+    app, _ = webhook("RedemptionSucceededFunction")
+    small, large = crafted_bodies(16_384)[kind], crafted_bodies(MAX_BODY_BYTES)[kind]
+    strip_json_whitespace(small)  # warm
+    small_seconds = min(_timed(strip_json_whitespace, small) for _ in range(7))
+    large_seconds = min(_timed(strip_json_whitespace, large) for _ in range(7))
+    assert large_seconds / small_seconds < 64, (small_seconds, large_seconds)  # quadratic: 256
+    tiny_handler = signature_check_seconds(app, "RedemptionSucceededFunction", crafted_bodies(4_096)[kind], repeat=7)
+    large_handler = signature_check_seconds(app, "RedemptionSucceededFunction", large, repeat=7)
+    assert large_handler / tiny_handler < 64, (tiny_handler, large_handler)  # quadratic: 4,096
+
+
+def _timed(function: Callable[[bytes], Any], value: bytes) -> float:
+    started = time.perf_counter()
+    function(value)
+    return time.perf_counter() - started
 
 
 # --- regressions found by the properties above, pinned -------------------------------------------------

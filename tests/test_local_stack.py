@@ -341,3 +341,32 @@ def test_make_run_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert f"webhook API   http://127.0.0.1:{api_port}" in log
     assert f"redemption-ledger show {SEED_REDEMPTION} --local" in log
     assert "stopped." in log and "Traceback" not in log
+
+
+def test_crafted_bodies_against_the_signature_check_do_not_hold_up_a_genuine_delivery(stack: LocalStack) -> None:
+    """Over HTTP, four 256 KB bodies built to make a string scan restart at every quote (``"`` then ``\\"`` …), each
+    with a wrong signature, race one correctly signed delivery: every crafted body is answered 401, the genuine one
+    200 ``recorded``, and a crafted body costs at most linearly more than a 4 KB one (the substitution the scanner
+    replaced took minutes at this size, and the genuine delivery waited for it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    crafted = (b'"' + b'\\"' * 262_144)[:262_144]
+    small = crafted[:4_096]
+    headers = {"content-type": "application/json", "x-voucherify-signature": "0" * 64}
+
+    def attack(body: bytes) -> tuple[int, float]:
+        started = time.perf_counter()
+        status, _, _ = request(stack.api_url + SUCCEEDED_PATH, body, headers)
+        return status, time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        attacks = [pool.submit(attack, crafted) for _ in range(4)]
+        genuine = pool.submit(deliver, stack, SUCCEEDED_PATH, compact(payload("redemption_succeeded")))
+        status, body = genuine.result(timeout=30)
+        refused = [future.result(timeout=30) for future in attacks]
+
+    assert (status, body["status"]) == (200, "recorded")
+    assert [code for code, _ in refused] == [401] * 4
+    small_seconds = min(attack(small)[1] for _ in range(5))
+    large_seconds = min(attack(crafted)[1] for _ in range(5))
+    assert large_seconds / small_seconds < 64, (small_seconds, large_seconds)  # 64× the bytes; quadratic: 4,096×

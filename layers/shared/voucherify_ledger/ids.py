@@ -1,0 +1,40 @@
+"""The shapes of the Voucherify ids the ledger keys on, in one place.
+
+Each id is a known prefix, then letters and digits: ``r_…`` a redemption (``rf_…`` a failed one), ``rr_…`` a
+rollback (``rrf_…`` a failed one), ``ord_…`` an order, ``cust_…`` a customer, ``v_…`` a voucher. The tail is
+not held to the hex digits today's ids happen to use, and its length bound (``MAX_ID_TAIL``) is generous, so a
+format change on Voucherify's side is not refused; what does not fit is never written (the webhooks quarantine
+it, the rollback worker records it as invalid), because it would make keys DynamoDB refuses or that no one can
+look up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+MAX_ID_TAIL = 100
+_TAIL = rf"[0-9A-Za-z]{{1,{MAX_ID_TAIL}}}"
+
+REDEMPTION_ID_PATTERN = rf"^(?:r|rf)_{_TAIL}$"  # a redemption, succeeded (r_) or failed (rf_)
+SUCCEEDED_REDEMPTION_ID_PATTERN = rf"^r_{_TAIL}$"  # what can be rolled back
+ROLLBACK_ID_PATTERN = rf"^(?:rr|rrf)_{_TAIL}$"  # a rollback, succeeded (rr_) or failed (rrf_)
+ORDER_ID_PATTERN = rf"^ord_{_TAIL}$"
+CUSTOMER_ID_PATTERN = rf"^cust_{_TAIL}$"
+VOUCHER_ID_PATTERN = rf"^v_{_TAIL}$"
+
+RedemptionId = Annotated[str, StringConstraints(pattern=REDEMPTION_ID_PATTERN)]
+SucceededRedemptionId = Annotated[str, StringConstraints(pattern=SUCCEEDED_REDEMPTION_ID_PATTERN)]
+RollbackId = Annotated[str, StringConstraints(pattern=ROLLBACK_ID_PATTERN)]
+OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+VoucherId = Annotated[str, StringConstraints(pattern=VOUCHER_ID_PATTERN)]
+
+_SUCCEEDED_REDEMPTION = re.compile(SUCCEEDED_REDEMPTION_ID_PATTERN)
+
+
+def is_succeeded_redemption_id(value: object) -> bool:
+    """True for an ``r_…`` id of the accepted shape (a redemption the rollback API can be asked to undo)."""
+    return isinstance(value, str) and _SUCCEEDED_REDEMPTION.match(value) is not None

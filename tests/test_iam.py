@@ -1,7 +1,9 @@
 """Least privilege and the template's security posture, over template.yaml as CloudFormation receives it
 (expanded by aws-sam-translator): every IAM action each function's role holds, on which resource, against an
-explicit allow-list; the API stage's throttling, access log and source-IP allow-list; checkov on the SAM
-source and on the expanded template, every suppression justified."""
+explicit allow-list (log writes included: each function may write to its own log group only, which needs the
+template's own roles, as SAM's generated ones always carry AWSLambdaBasicExecutionRole on "*"); the API stage's
+throttling, access log and source-IP allow-list; checkov on the SAM source and on the expanded template, every
+suppression justified."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from test_template import cfn, of_type, sam_source  # noqa: F401 (the expanded t
 
 from ledger_tools.template import PROJECT_ROOT, TEMPLATE_PATH
 
-# What the AWS managed policies SAM may attach grant (AWS's published policy documents).
+# What the AWS managed policies SAM attaches to a role it generates grant (AWS's published policy documents). No role
+# holds one: each function has an explicit role (template.yaml, FunctionLogs); these are here so that a managed policy
+# that comes back is counted with its grants, and the allow-list fails on them.
 MANAGED_POLICIES: dict[str, list[tuple[str, str]]] = {
     "AWSLambdaBasicExecutionRole": [
         ("logs:CreateLogGroup", "*"),
@@ -35,10 +39,16 @@ MANAGED_POLICIES: dict[str, list[tuple[str, str]]] = {
         ("logs:PutLogEvents", "*"),
     ],
 }
-# Writing its own logs. SAM attaches AWSLambdaBasicExecutionRole to every role it makes, with Resource "*": scoping
-# it to the function's log group would need an explicit AWS::IAM::Role per function (and a log group created before
-# the function). These three actions reach no data of the stack, so they are the one accepted "*".
-LOGS = {("logs:CreateLogGroup", "*"), ("logs:CreateLogStream", "*"), ("logs:PutLogEvents", "*")}
+
+
+def own_logs(function: str) -> set[tuple[str, str]]:
+    """Writing its own logs, in its own log group only. A role SAM generates gets AWSLambdaBasicExecutionRole (these
+    actions and logs:CreateLogGroup on "*", every log group of the account) and SAM cannot leave it out, hence the
+    explicit roles. No CreateLogGroup: the stack creates the group, before the function."""
+    group = f"log-group:{function}Logs"
+    return {("logs:CreateLogStream", group), ("logs:PutLogEvents", group)}
+
+
 LEDGER = "LedgerTable"
 WEBHOOK_SECRET = "secret:WebhookSecretId"
 API_SECRET = "secret:VoucherifyApiSecretId"
@@ -46,19 +56,19 @@ API_SECRET = "secret:VoucherifyApiSecretId"
 # Every grant each function may hold: (action, resource), the resource by logical id or parameter. A grant that
 # is added to the template without being added here, or removed from it, fails the test.
 ALLOWED: dict[str, set[tuple[str, str]]] = {
-    "RedemptionSucceededFunction": LOGS
+    "RedemptionSucceededFunction": own_logs("RedemptionSucceededFunction")
     | {
         ("dynamodb:GetItem", LEDGER),  # the existing redemption (idempotency, merge of early rollbacks)
         ("dynamodb:UpdateItem", LEDGER),  # the redemption; quarantine records
         ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
     },
-    "RedemptionRollbackSucceededFunction": LOGS
+    "RedemptionRollbackSucceededFunction": own_logs("RedemptionRollbackSucceededFunction")
     | {
         ("dynamodb:GetItem", LEDGER),
         ("dynamodb:UpdateItem", LEDGER),  # the rollback, written into its redemption's item; quarantine records
         ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
     },
-    "RollbackWorkerFunction": LOGS
+    "RollbackWorkerFunction": own_logs("RollbackWorkerFunction")
     | {
         # the event source mapping, with the function's role, on the rollback queue only
         ("sqs:ReceiveMessage", "RollbackQueue"),
@@ -80,7 +90,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
 
 
 def resource_name(resource: Any) -> str:
-    """A policy resource as a short name: ``*``, a logical id, ``<id>/index/<name>`` or ``secret:<parameter>``."""
+    """A policy resource as a short name: ``*``, a logical id, ``<id>/index/<name>``, ``secret:<parameter>`` or
+    ``log-group:<id>`` (the streams of a log group of the template)."""
     if resource == "*" or (isinstance(resource, str) and re.fullmatch(r"arn:[^:]*:[^:]*:[^:]*:[^:]*:\*", resource)):
         return "*"
     if isinstance(resource, dict):
@@ -91,6 +102,12 @@ def resource_name(resource: Any) -> str:
             index = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/\w+)", text)
             if index:
                 return index.group(1) + index.group(2)
+            region_account = re.escape("${AWS::Region}:${AWS::AccountId}")
+            log_group = re.fullmatch(
+                re.escape("arn:${AWS::Partition}:logs:") + region_account + r":log-group:\$\{(\w+)\}:\*", text
+            )
+            if log_group:
+                return f"log-group:{log_group.group(1)}"
         if "Fn::If" in resource:
             # the secret by ARN or by name: both branches must name the same parameter
             _, by_arn, by_name = resource["Fn::If"]
@@ -133,22 +150,66 @@ def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: 
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_no_data_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_no_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    """Not even log writes: "*" would let a function write into any log group of the account."""
     wildcard = {(action, resource) for action, resource in grants(cfn, function) if resource == "*"}
-    assert wildcard <= LOGS, sorted(wildcard - LOGS)
+    assert wildcard == set(), sorted(wildcard)
     assert not [action for action, _ in grants(cfn, function) if "*" in action]
 
 
-def test_the_sqs_event_source_adds_no_managed_policy(cfn: dict[str, Any]) -> None:  # noqa: F811
-    """SAM's `Events: SQS` attaches AWSLambdaSQSQueueExecutionRole (SQS on "*"): the worker's queue is wired by an
-    explicit event source mapping and a statement scoped to the queue instead."""
+def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:  # noqa: F811
+    """SAM attaches AWSLambdaBasicExecutionRole (logs on "*") to every role it generates, and its `Events: SQS`
+    AWSLambdaSQSQueueExecutionRole (SQS on "*"): each role is the template's own, and the worker's queue is wired
+    by an explicit event source mapping and a statement scoped to the queue."""
     for function in ALLOWED:
         role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
-        arns = [str(arn) for arn in cfn["Resources"][role_id]["Properties"].get("ManagedPolicyArns", [])]
-        assert [a.rsplit("/", 1)[-1] for a in arns] == ["AWSLambdaBasicExecutionRole"], (function, arns)
+        assert "ManagedPolicyArns" not in cfn["Resources"][role_id]["Properties"], function
     (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["FunctionName"] == {"Ref": "RollbackWorkerFunction"}
     assert resource_name(mapping["Properties"]["EventSourceArn"]) == "RollbackQueue"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_is_the_templates_own_not_generated_by_sam(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    source = sam_source()["Resources"]
+    role = source[function]["Properties"]["Role"]
+    assert role == {"Fn::GetAtt": [f"{function}Role", "Arn"]}, function
+    assert source[f"{function}Role"]["Type"] == "AWS::IAM::Role"
+    assert "Policies" not in source[function]["Properties"], "SAM ignores Policies when Role is set"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_writes_only_the_log_group_its_function_logs_to(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+    """The log group in the function's LoggingConfig, created by the stack, is the one place it may write logs."""
+    group = cfn["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]
+    assert group == {"Ref": f"{function}Logs"}
+    assert cfn["Resources"][group["Ref"]]["Type"] == "AWS::Logs::LogGroup"
+    logs = {(action, resource) for action, resource in grants(cfn, function) if action.startswith("logs:")}
+    assert logs == own_logs(function)
+    # no other function's group
+    others = {f"log-group:{other}Logs" for other in ALLOWED if other != function}
+    assert not [grant for grant in grants(cfn, function) if grant[1] in others]
+
+
+def test_allow_list_check_catches_log_writes_beyond_the_functions_own_group(cfn: dict[str, Any]) -> None:  # noqa: F811
+    import copy
+
+    broken = copy.deepcopy(cfn)
+    role_id = broken["Resources"]["RedemptionSucceededFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    other = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RollbackWorkerFunctionLogs}:*"
+    statements.append({"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": {"Fn::Sub": other}})
+    statements.append({"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"})
+    broken["Resources"][role_id]["Properties"]["ManagedPolicyArns"] = [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    ]
+    extra = grants(broken, "RedemptionSucceededFunction") - ALLOWED["RedemptionSucceededFunction"]
+    assert extra == {
+        ("logs:PutLogEvents", "log-group:RollbackWorkerFunctionLogs"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    }
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
@@ -164,7 +225,7 @@ def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None: 
 
     broken = copy.deepcopy(cfn)
     role_id = broken["Resources"]["RollbackWorkerFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
-    broken["Resources"][role_id]["Properties"]["ManagedPolicyArns"].append(
+    broken["Resources"][role_id]["Properties"].setdefault("ManagedPolicyArns", []).append(
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
     )
     statements = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
@@ -175,6 +236,9 @@ def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None: 
         ("sqs:ReceiveMessage", "*"),
         ("sqs:DeleteMessage", "*"),
         ("sqs:GetQueueAttributes", "*"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
     }
 
 
@@ -215,8 +279,8 @@ def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_
     worker.ledger.client = Recorder(worker.ledger.client, "dynamodb", calls)
     if hasattr(worker, "queue") and hasattr(worker.queue, "client"):
         worker.queue.client = Recorder(worker.queue.client, "sqs", calls)
-    record_redemption(harness.ledger, R1, order_id="ord_iam_test")
-    harness.send(order_id="ord_iam_test", reason="Refund")
+    record_redemption(harness.ledger, R1, order_id="ord_iamtest")
+    harness.send(order_id="ord_iamtest", reason="Refund")
     harness.send(redemption_id=R1, reason="again")
     harness.send_raw('{"not": "a request"}')
     harness.drain()
@@ -270,6 +334,9 @@ CHECKOV = PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Every suppression, by resource: each is explained in the resource's Metadata in template.yaml.
 SUPPRESSED = {
     "WebhookAccessLogs": {"CKV_AWS_158", "CKV_AWS_338"},
+    "RedemptionSucceededFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
+    "RedemptionRollbackSucceededFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
+    "RollbackWorkerFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
     "RedemptionSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "RedemptionRollbackSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "RollbackWorkerFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},

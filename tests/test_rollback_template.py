@@ -19,7 +19,10 @@ def worker() -> dict[str, Any]:
 
 
 def statements() -> list[dict[str, Any]]:
-    return [s for policy in worker()["Policies"] for s in policy["Statement"]]
+    """The worker role's statements (its own AWS::IAM::Role: tests/test_iam.py says why)."""
+    role = worker()["Role"]["Fn::GetAtt"][0]
+    policies = resources("AWS::IAM::Role")[role]["Properties"]["Policies"]
+    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -69,6 +72,7 @@ def test_the_worker_policies_are_least_privilege() -> None:
     by_sid = {s["Sid"]: s for s in statements()}
 
     assert set(by_sid) == {
+        "OwnLogGroup",
         "ReceiveRollbackRequests",
         "LedgerItems",
         "RedemptionsOfAnOrder",
@@ -78,6 +82,10 @@ def test_the_worker_policies_are_least_privilege() -> None:
     for statement in by_sid.values():
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in as_list(statement["Action"]))
+    logs = by_sid["OwnLogGroup"]
+    assert set(logs["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert "${RollbackWorkerFunctionLogs}:*" in logs["Resource"]["Fn::Sub"]
+    assert worker()["LoggingConfig"]["LogGroup"] == {"Ref": "RollbackWorkerFunctionLogs"}
     ledger = by_sid["LedgerItems"]
     assert set(ledger["Action"]) == {
         "dynamodb:GetItem",

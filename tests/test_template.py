@@ -25,11 +25,10 @@ WEBHOOK_FUNCTIONS = {
 }
 VOUCHERIFY_DELIVERY_TIMEOUT_SECONDS = 10
 # Services whose actions read or write data: never on "*", only on resources the template defines or names.
-DATA_SERVICES = {"dynamodb", "secretsmanager", "sqs", "sns", "s3", "kms", "ssm", "events", "lambda"}
-ALLOWED_MANAGED_POLICIES = re.compile(
-    r"arn:(aws|\$\{AWS::Partition\}):iam::aws:policy/(service-role/AWSLambda(Basic|SQSQueue)ExecutionRole"
-    r"|AWSXRayDaemonWriteAccess)"
-)
+DATA_SERVICES = {"dynamodb", "secretsmanager", "sqs", "sns", "s3", "kms", "ssm", "events", "lambda", "logs"}
+# None: every function has an explicit role (template.yaml, FunctionLogs). The managed policies SAM would attach
+# (AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole) grant logs or SQS actions on "*".
+ALLOWED_MANAGED_POLICIES = re.compile(r"(?!)")
 PERSONAL = re.compile(r"name|email|phone|address|birth", re.IGNORECASE)
 
 
@@ -268,6 +267,8 @@ def policy_problems(cfn: dict[str, Any]) -> list[str]:
                     problems.append(f"{where}: dynamodb actions on {kinds}")
                 if "sqs" in services and kinds - {"AWS::SQS::Queue"}:
                     problems.append(f"{where}: sqs actions on {kinds}")
+                if "logs" in services and kinds != {"AWS::Logs::LogGroup"}:
+                    problems.append(f"{where}: logs actions on {kinds or 'no log group of the template'}")
                 if "secretsmanager" in services:
                     if set(statement["Action"]) != {"secretsmanager:GetSecretValue"}:
                         problems.append(f"{where}: secretsmanager actions beyond GetSecretValue")
@@ -299,26 +300,52 @@ def test_policy_check_catches_broad_statements(cfn: dict[str, Any], statement: d
     assert policy_problems(broken)
 
 
-def test_policy_check_catches_broad_managed_policies(cfn: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess",
+        # what SAM attaches to a role it generates: log writes to every log group of the account
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    ],
+)
+def test_policy_check_catches_managed_policies(cfn: dict[str, Any], arn: str) -> None:
     broken = copy.deepcopy(cfn)
     role_id = broken["Resources"]["RedemptionRollbackSucceededFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
-    broken["Resources"][role_id]["Properties"]["ManagedPolicyArns"].append(
-        "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
-    )
-    assert policy_problems(broken) == [
-        "RedemptionRollbackSucceededFunction: managed policy arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
-    ]
+    broken["Resources"][role_id]["Properties"].setdefault("ManagedPolicyArns", []).append(arn)
+    assert policy_problems(broken) == [f"RedemptionRollbackSucceededFunction: managed policy {arn}"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "problem"),
+    [
+        ("*", "data actions on a wildcard resource"),
+        ({"Fn::GetAtt": ["LedgerTable", "Arn"]}, "logs actions on {'AWS::DynamoDB::Table'}"),
+    ],
+    ids=["any-log-group", "not-a-log-group"],
+)
+def test_policy_check_catches_log_writes_beyond_log_groups(cfn: dict[str, Any], resource: Any, problem: str) -> None:
+    broken = copy.deepcopy(cfn)
+    role_id = broken["Resources"]["RedemptionSucceededFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements_ = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements_.append({"Sid": "Extra", "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": resource})
+    assert f"RedemptionSucceededFunction/Extra: {problem}" in policy_problems(broken)
 
 
 @pytest.mark.parametrize("function", sorted(WEBHOOK_FUNCTIONS))
-def test_webhook_function_may_only_use_the_ledger_and_read_its_secret(cfn: dict[str, Any], function: str) -> None:
+def test_webhook_function_may_only_use_the_ledger_read_its_secret_and_write_its_logs(
+    cfn: dict[str, Any], function: str
+) -> None:
+    log_group = cfn["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     for statement in statements(cfn, function):
         for action in statement["Action"]:
             service = action.split(":")[0]
-            assert service in {"dynamodb", "secretsmanager"}, action
+            assert service in {"dynamodb", "secretsmanager", "logs"}, action
             if service == "secretsmanager":
                 assert action == "secretsmanager:GetSecretValue"
                 assert all(references(r) == {"WebhookSecretId"} for r in statement["Resource"]), statement
+            elif service == "logs":
+                assert action in {"logs:CreateLogStream", "logs:PutLogEvents"}, action
+                assert all(references(r) == {log_group} for r in statement["Resource"]), statement
             else:
                 assert all(references(r) == {"LedgerTable"} for r in statement["Resource"]), statement
     assert any("secretsmanager:GetSecretValue" in s["Action"] for s in statements(cfn, function))
@@ -477,3 +504,308 @@ def test_snapstart_is_a_parameter_of_the_webhook_functions_only(cfn: dict[str, A
             assert "Version" in json.dumps(alias["Properties"]["FunctionVersion"])
         else:
             assert snap is None, f"{name} must not use SnapStart"
+
+
+# --- authentication per route (WEBHOOK_AUTH) ------------------------------------------------------------
+WEBHOOK_AUTH = {
+    # function: (parameter, default). Project-settings webhooks are always signed: the redemption route accepts a
+    # signature only, so a leaked distribution token cannot forge redemptions. Distribution webhooks (rollbacks) may
+    # be unsigned and carry the token header.
+    "RedemptionSucceededFunction": ("RedemptionWebhookAuth", "signature"),
+    "RedemptionRollbackSucceededFunction": ("RollbackWebhookAuth", "either"),
+}
+
+
+@pytest.mark.parametrize("function", sorted(WEBHOOK_AUTH))
+def test_each_webhook_route_has_its_own_authentication_setting(cfn: dict[str, Any], function: str) -> None:
+    parameter, default = WEBHOOK_AUTH[function]
+    spec = sam_source()["Parameters"][parameter]
+    assert spec["Type"] == "String"
+    assert spec["AllowedValues"] == ["signature", "token", "either"]
+    assert spec["Default"] == default
+    variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+    assert variables["WEBHOOK_AUTH"] == {"Ref": parameter}
+
+
+def test_only_webhook_functions_get_an_authentication_setting(cfn: dict[str, Any]) -> None:
+    assert set(WEBHOOK_AUTH) == set(WEBHOOK_FUNCTIONS) == set(http_functions())
+    for function, res in of_type(cfn, "AWS::Lambda::Function").items():
+        if function not in WEBHOOK_FUNCTIONS:
+            assert "WEBHOOK_AUTH" not in res["Properties"]["Environment"]["Variables"], function
+    assert "WEBHOOK_AUTH" not in load_template()["Globals"]["Function"]["Environment"]["Variables"]
+
+
+def test_env_json_gives_sam_local_invoke_each_routes_authentication_setting() -> None:
+    env = json.loads((PROJECT_ROOT / "events" / "env.json").read_text(encoding="utf-8"))
+    for function, (_, default) in WEBHOOK_AUTH.items():
+        assert env[function]["WEBHOOK_AUTH"] == default, function
+    assert "WEBHOOK_AUTH" not in env["RollbackWorkerFunction"]
+
+
+# --- function logs -------------------------------------------------------------------------------------
+# CloudWatch Logs' retention values (PutRetentionPolicy): anything else is refused at deploy time.
+CLOUDWATCH_RETENTION_DAYS = [
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+]
+
+
+def test_function_log_retention_is_a_parameter_with_cloudwatchs_values() -> None:
+    parameters = sam_source()["Parameters"]
+    spec = parameters["FunctionLogRetentionDays"]
+    assert spec["Type"] == "Number"
+    assert spec["AllowedValues"] == CLOUDWATCH_RETENTION_DAYS
+    assert spec["Default"] == 30
+    assert parameters["WebhookAccessLogRetentionDays"]["AllowedValues"] == CLOUDWATCH_RETENTION_DAYS
+
+
+def test_every_function_logs_to_its_own_group_kept_function_log_retention_days(cfn: dict[str, Any]) -> None:
+    functions = of_type(cfn, "AWS::Lambda::Function")
+    assert set(functions) == set(of_type(sam_source(), "AWS::Serverless::Function"))
+    groups = {}
+    for name, function in functions.items():
+        logging = function["Properties"].get("LoggingConfig")
+        assert logging, f"{name} has no LoggingConfig: Lambda would create /aws/lambda/<name>, kept for ever"
+        # Text: Powertools writes JSON lines itself; Lambda's JSON format would filter its metric (EMF) lines as INFO.
+        assert logging.get("LogFormat") == "Text", name
+        assert set(logging) == {"LogGroup", "LogFormat"}, name
+        group = logging["LogGroup"]["Ref"]
+        assert cfn["Resources"][group]["Type"] == "AWS::Logs::LogGroup", name
+        props = cfn["Resources"][group]["Properties"]
+        assert props["RetentionInDays"] == {"Ref": "FunctionLogRetentionDays"}, group
+        assert props["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{name}"}, group
+        groups[name] = group
+    assert len(set(groups.values())) == len(groups), "each function has its own log group"
+
+
+def test_no_log_group_is_kept_for_ever(cfn: dict[str, Any]) -> None:
+    for name, group in of_type(cfn, "AWS::Logs::LogGroup").items():
+        assert group["Properties"].get("RetentionInDays") in (
+            {"Ref": "FunctionLogRetentionDays"},
+            {"Ref": "WebhookAccessLogRetentionDays"},
+        ), name
+
+
+# --- alarms --------------------------------------------------------------------------------------------
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def expected_alarms(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The webhook path's alarms: what each watches (metric, dimensions, statistic, period) and when it fires."""
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    powertools = {
+        "Namespace": variables["POWERTOOLS_METRICS_NAMESPACE"],
+        "Dimensions": [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}],
+        "Statistic": "Sum",
+    }
+    any_ = "GreaterThanThreshold"
+    expected: dict[str, dict[str, Any]] = {
+        # every 503 is a delivery Voucherify must retry (12 failures disable the webhook): the first one alarms
+        "WebhookStorageErrorsAlarm": {
+            **powertools,
+            "MetricName": "StorageErrors",
+            "Period": 60,
+            "Threshold": 0,
+            "ComparisonOperator": any_,
+        },
+        # a wrong secret answers every delivery 401; a stray probe must not page anyone
+        "WebhookUnauthorizedAlarm": {
+            **powertools,
+            "MetricName": "Unauthorized",
+            "Period": 900,
+            "Threshold": {"Ref": "WebhookUnauthorizedAlarmThreshold"},
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+        "ConflictingDuplicatesAlarm": {
+            **powertools,
+            "MetricName": "ConflictingDuplicates",
+            "Period": 300,
+            "Threshold": 0,
+            "ComparisonOperator": any_,
+        },
+        "StorageRefusedAlarm": {
+            **powertools,
+            "MetricName": "StorageRefused",
+            "Period": 300,
+            "Threshold": 0,
+            "ComparisonOperator": any_,
+        },
+    }
+    for function in WEBHOOK_FUNCTIONS:
+        short = function.removesuffix("Function")
+        timeout_ms = cfn["Resources"][function]["Properties"]["Timeout"] * 1000
+        lambda_ = {"Namespace": "AWS/Lambda", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function}}]}
+        expected[f"{short}ErrorsAlarm"] = {
+            **lambda_,
+            "MetricName": "Errors",
+            "Statistic": "Sum",
+            "Period": 300,
+            "Threshold": 0,
+            "ComparisonOperator": any_,
+        }
+        expected[f"{short}ThrottlesAlarm"] = {
+            **lambda_,
+            "MetricName": "Throttles",
+            "Statistic": "Sum",
+            "Period": 300,
+            "Threshold": 0,
+            "ComparisonOperator": any_,
+        }
+        # the slowest invocation reached 80 % of the timeout: the next slow one times out
+        expected[f"{short}DurationAlarm"] = {
+            **lambda_,
+            "MetricName": "Duration",
+            "Statistic": "Maximum",
+            "Period": 300,
+            "Threshold": int(timeout_ms * 0.8),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        }
+    (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    # HTTP API metrics (not the REST API's 5XXError / 4XXError, nor ApiName): AWS/ApiGateway, ApiId and Stage.
+    api = {
+        "Namespace": "AWS/ApiGateway",
+        "Dimensions": [
+            {"Name": "ApiId", "Value": {"Ref": "WebhookApi"}},
+            {"Name": "Stage", "Value": stage["Properties"]["StageName"]},
+        ],
+        "Statistic": "Sum",
+        "Period": 300,
+        "ComparisonOperator": any_,
+    }
+    expected["WebhookApi5xxAlarm"] = {**api, "MetricName": "5xx", "Threshold": 0}
+    expected["WebhookApi4xxAlarm"] = {**api, "MetricName": "4xx", "Threshold": {"Ref": "Webhook4xxAlarmThreshold"}}
+    return expected
+
+
+def alarm_problems(cfn: dict[str, Any]) -> list[str]:
+    """What is missing or wrong in the webhook path's alarms."""
+    problems = []
+    for name, want in expected_alarms(cfn).items():
+        resource = cfn["Resources"].get(name)
+        if not resource or resource["Type"] != "AWS::CloudWatch::Alarm":
+            problems.append(f"{name}: missing")
+            continue
+        props = resource["Properties"]
+        for key, value in want.items():
+            if props.get(key) != value:
+                problems.append(f"{name}: {key} is {props.get(key)!r}, expected {value!r}")
+        for key, value in {
+            "EvaluationPeriods": 1,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": ALARM_ACTIONS,
+        }.items():
+            if props.get(key) != value:
+                problems.append(f"{name}: {key} is {props.get(key)!r}, expected {value!r}")
+        if "Metrics" in props or "ExtendedStatistic" in props:
+            problems.append(f"{name}: one metric, one statistic")
+    return problems
+
+
+def test_the_webhook_path_alarms_watch_the_right_metrics(cfn: dict[str, Any]) -> None:
+    assert alarm_problems(cfn) == []
+    # the dimensions name the stack's API and functions
+    assert cfn["Resources"]["WebhookApi"]["Type"] == "AWS::ApiGatewayV2::Api"
+    assert of_type(cfn, "AWS::ApiGatewayV2::Stage").popitem()[1]["Properties"]["StageName"] == "$default"
+
+
+@pytest.mark.parametrize(
+    ("alarm", "key", "value"),
+    [
+        ("WebhookStorageErrorsAlarm", None, None),  # removed
+        ("WebhookApi5xxAlarm", "MetricName", "5XXError"),  # the REST API's name
+        ("WebhookApi4xxAlarm", "Dimensions", [{"Name": "ApiName", "Value": {"Ref": "WebhookApi"}}]),
+        (
+            "WebhookApi4xxAlarm",
+            "Dimensions",
+            [{"Name": "ApiId", "Value": {"Ref": "WebhookApi"}}, {"Name": "Stage", "Value": "prod"}],
+        ),
+        ("RedemptionSucceededDurationAlarm", "Threshold", 5000),  # the timeout itself: too late
+        (
+            "RedemptionRollbackSucceededErrorsAlarm",
+            "Dimensions",
+            [{"Name": "FunctionName", "Value": {"Ref": "RedemptionSucceededFunction"}}],
+        ),
+        ("RedemptionSucceededThrottlesAlarm", "Statistic", "Average"),
+        ("WebhookUnauthorizedAlarm", "AlarmActions", None),
+        ("WebhookUnauthorizedAlarm", "Threshold", 0),
+        ("ConflictingDuplicatesAlarm", "Namespace", "AWS/Lambda"),
+        ("StorageRefusedAlarm", "MetricName", "Quarantined"),
+    ],
+)
+def test_the_alarm_check_catches_a_missing_or_wrong_alarm(
+    cfn: dict[str, Any], alarm: str, key: str | None, value: Any
+) -> None:
+    broken = copy.deepcopy(cfn)
+    if key is None:
+        del broken["Resources"][alarm]
+    elif value is None:
+        del broken["Resources"][alarm]["Properties"][key]
+    else:
+        broken["Resources"][alarm]["Properties"][key] = value
+    problems = alarm_problems(broken)
+    assert problems and all(p.startswith(f"{alarm}: ") for p in problems), problems
+
+
+def test_every_alarm_notifies_the_alarm_topic_and_says_what_to_do(cfn: dict[str, Any]) -> None:
+    alarms = of_type(cfn, "AWS::CloudWatch::Alarm")
+    assert set(expected_alarms(cfn)) < set(alarms)
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == ALARM_ACTIONS, name
+        assert props["TreatMissingData"] == "notBreaching", name
+        description = props["AlarmDescription"]
+        assert len(description) <= 1024, f"{name}: CloudWatch truncates nothing, it refuses the alarm"
+        if name in expected_alarms(cfn):
+            assert len(description.split()) >= 30, f"{name}: say what happened and what to do"
+
+
+def test_the_alarm_thresholds_are_parameters_with_sane_defaults() -> None:
+    parameters = sam_source()["Parameters"]
+    unauthorized = parameters["WebhookUnauthorizedAlarmThreshold"]
+    assert unauthorized["Type"] == "Number" and unauthorized["MinValue"] >= 1
+    assert 1 < unauthorized["Default"] <= 10  # a rotated secret passes it within minutes; one stray probe does not
+    client_errors = parameters["Webhook4xxAlarmThreshold"]
+    assert client_errors["Type"] == "Number" and client_errors["MinValue"] >= 1
+    # a flood throttled to 429 passes it within seconds (the stage's rate limit is per second, the period 300 s)
+    assert 10 <= client_errors["Default"] < parameters["WebhookThrottlingRateLimit"]["Default"] * 300
+
+
+def test_the_duration_alarm_fires_before_the_timeout(cfn: dict[str, Any]) -> None:
+    for function in WEBHOOK_FUNCTIONS:
+        timeout_ms = cfn["Resources"][function]["Properties"]["Timeout"] * 1000
+        threshold = cfn["Resources"][f"{function.removesuffix('Function')}DurationAlarm"]["Properties"]["Threshold"]
+        assert 0.5 * timeout_ms <= threshold < timeout_ms, function
+
+
+def test_every_custom_metric_an_alarm_watches_is_emitted_by_the_code(cfn: dict[str, Any]) -> None:
+    """An alarm on a metric nobody emits never fires: each name must be a metric name in the layer's code."""
+    namespace = load_template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    source = "\n".join(path.read_text(encoding="utf-8") for path in (PROJECT_ROOT / "layers" / "shared").rglob("*.py"))
+    watched = set()
+    for alarm in of_type(cfn, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        metrics = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        watched |= {m["MetricName"] for m in metrics if m.get("Namespace") == namespace}
+    assert {"StorageErrors", "Unauthorized", "ConflictingDuplicates", "StorageRefused", "Quarantined"} <= watched
+    missing = sorted(name for name in watched if f'"{name}"' not in source)
+    assert missing == [], f"alarms watch metrics the code never emits: {missing}"

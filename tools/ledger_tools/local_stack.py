@@ -88,6 +88,11 @@ LISTEN_BACKLOG = 128
 _JSON = {"content-type": "application/json"}
 
 
+# Settings that differ between functions by design (per route in the template) and that each function reads when it
+# is loaded (WebhookSettings at init), so one process serves both routes right: no clash warning for them.
+PER_FUNCTION_SETTINGS = frozenset({"WEBHOOK_AUTH"})
+
+
 def template_parameter_default(name: str) -> str:
     return str(load_template()["Parameters"][name]["Default"])
 
@@ -845,7 +850,7 @@ class LocalStack:
             name
             for fn in self._functions.values()
             for name, value in fn.environment.items()
-            if environment.get(name, value) != value
+            if environment.get(name, value) != value and name not in PER_FUNCTION_SETTINGS
         }
         if clashes:
             log.warning(

@@ -165,3 +165,31 @@ def test_console_script_is_declared() -> None:
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["redemption-ledger"] == "ledger_tools.cli:main"
     assert callable(cli.main)
+
+
+# --- quarantine replay --route NAME -------------------------------------------------------------------------
+def test_quarantine_replay_route_is_checked_before_the_ledger_is_looked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from voucherify_ledger.webhooks import ROUTES
+
+    monkeypatch.delenv("LEDGER_TABLE_NAME", raising=False)
+
+    code, out = run(["quarantine", "replay", "q_1", "--route", "redemption-suceeded"])
+
+    assert (code, out) == (2, "")
+    err = capsys.readouterr().err
+    assert f"--route 'redemption-suceeded' is not a route of this bundle: one of {', '.join(sorted(ROUTES))}" in err
+
+
+def test_quarantine_replay_help_names_every_route(capsys: pytest.CaptureFixture) -> None:
+    from voucherify_ledger.webhooks import ROUTES
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["quarantine", "replay", "--help"])
+
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--route NAME" in text
+    assert tuple(sorted(ROUTES)) == cli.ROUTE_NAMES  # the help's list is the bundle's
+    assert all(name in text for name in ROUTES)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger_tools import cli
 from ledger_tools.apigw import http_api_event
 from ledger_tools.quarantine import Replayer
-from ledger_tools.template import load_template, resources
-from voucherify_ledger import webhooks
+from ledger_tools.template import PROJECT_ROOT, load_template, resources
+from voucherify_ledger import routing, webhooks
 from voucherify_ledger.ledger import QUARANTINE_INDEX, Delivery
 from voucherify_ledger.models import EventRedemptionSucceededData, SimpleRedemption
 
@@ -270,6 +273,9 @@ def test_replay_after_the_fix_records_the_delivery_as_the_webhook_would(
     assert summary["results"][quarantined] == {
         "status": "recorded",
         "route": "redemption-succeeded",
+        "routed_by": "content",
+        "route_evidence": "a bare body with redemption",
+        "received_route": "redemption-succeeded",
         "redemption_id": redemption_id,
         "ledger_status": "SUCCEEDED",
         "quarantine_removed": True,
@@ -344,23 +350,221 @@ def test_a_delivery_quarantined_by_older_code_is_recorded_or_found_duplicate(aws
     assert shown["status"] == "ROLLED_BACK" and shown["rollback_ids"] == [rollback["redemption_rollback"]["id"]]
 
 
-def test_a_delivery_sent_to_the_wrong_url_stays_quarantined(
+# --- replay routes a delivery by what it is (issue 10, defect 3: a delivery sent to the wrong URL) ------------------
+REDEMPTION_ROUTE = "redemption-succeeded"
+ROLLBACK_ROUTE = "redemption-rollback-succeeded"
+ROUTE_OF = {REDEMPTION_FN: REDEMPTION_ROUTE, ROLLBACK_FN: ROLLBACK_ROUTE}
+
+
+def event_body(name: str) -> dict[str, Any]:
+    """The body of ``events/<name>.json``: the API Gateway events wrapping the documentation payloads."""
+    event = json.loads((PROJECT_ROOT / "events" / f"{name}.json").read_text(encoding="utf-8"))
+    raw = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else event["body"].encode("utf-8")
+    return json.loads(raw)
+
+
+@dataclass(frozen=True)
+class WrongUrl:
+    body: Callable[[], dict[str, Any]]
+    sent_to: str  # the function whose URL received it
+    route: str  # the route it belongs to
+    redemption_id: str
+    rollback_id: str | None
+    ledger_status: str
+    evidence: str  # what replay says it read in the body
+
+
+WRONG_URL = {
+    "redemption-bare-to-rollback-url": WrongUrl(
+        lambda: payload("redemption_succeeded"),
+        ROLLBACK_FN,
+        REDEMPTION_ROUTE,
+        "r_0e2500291ae016adea",
+        None,
+        "SUCCEEDED",
+        "a bare body with redemption",
+    ),
+    "redemption-envelope-to-rollback-url": WrongUrl(
+        lambda: event_body("redemption_succeeded_envelope"),
+        ROLLBACK_FN,
+        REDEMPTION_ROUTE,
+        "r_0e2500291ae016adea",
+        None,
+        "SUCCEEDED",
+        "event.type redemption.succeeded",
+    ),
+    "rollback-bare-to-redemption-url": WrongUrl(
+        lambda: payload("customer_redemption_rollback_succeeded"),
+        REDEMPTION_FN,
+        ROLLBACK_ROUTE,
+        "r_0e6ff48b91cfa02e97",
+        "rr_0e70cac29fee95aa7b",
+        "ROLLED_BACK",
+        "a bare body with redemption_rollback",
+    ),
+    "rollback-envelope-to-redemption-url": WrongUrl(
+        lambda: event_body("redemption_rollback_succeeded_envelope"),
+        REDEMPTION_FN,
+        ROLLBACK_ROUTE,
+        "r_0e3ab1f3fb99fee4b9",
+        "rr_0e3ac8762299fef1e3",
+        "ROLLED_BACK",
+        "event.type redemption.rollback.succeeded",
+    ),
+    "rollback-distribution-to-redemption-url": WrongUrl(
+        lambda: event_body("customer_redemption_rollback_succeeded_distribution"),
+        REDEMPTION_FN,
+        ROLLBACK_ROUTE,
+        "r_0e6ff48b91cfa02e97",
+        "rr_0e70cac29fee95aa7b",
+        "ROLLED_BACK",
+        "event.type customer.redemption.rollback.succeeded",
+    ),
+}
+
+
+def sent_to_the_wrong_url(lambda_app: Callable[..., LambdaApp], case: WrongUrl) -> str:
+    """Delivers the case's body, signed, to the wrong function; the quarantine id of the 202 it is answered."""
+    answer = lambda_app(case.sent_to).post(compact(case.body()))
+    assert (answer.status, answer.body["status"]) == (202, "quarantined"), answer.body
+    return str(answer.body["quarantine_id"])
+
+
+@pytest.mark.parametrize("case", list(WRONG_URL.values()), ids=list(WRONG_URL))
+def test_a_delivery_sent_to_the_wrong_url_is_replayed_on_its_own_route(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, case: WrongUrl
+) -> None:
+    quarantine_id = sent_to_the_wrong_url(lambda_app, case)
+    (listed,) = run(["quarantine", "list", *TARGET])[1]
+    assert listed["route"] == ROUTE_OF[case.sent_to] != case.route
+
+    code, summary = run(["quarantine", "replay", quarantine_id, *TARGET])
+
+    assert code == 0, summary
+    assert (summary["recorded"], summary["still_invalid"]) == (1, 0)
+    result = summary["results"][quarantine_id]
+    assert {k: result.get(k) for k in ("status", "route", "routed_by", "route_evidence", "received_route")} == {
+        "status": "recorded",
+        "route": case.route,
+        "routed_by": "content",
+        "route_evidence": case.evidence,
+        "received_route": ROUTE_OF[case.sent_to],
+    }
+    assert (result["redemption_id"], result.get("rollback_id"), result["ledger_status"]) == (
+        case.redemption_id,
+        case.rollback_id,
+        case.ledger_status,
+    )
+    assert result["quarantine_removed"] is True and quarantine_items(aws) == []
+    code, shown = run(["show", case.redemption_id, *TARGET])
+    assert code == 0 and shown["status"] == case.ledger_status
+    assert shown["rollback_ids"] == ([case.rollback_id] if case.rollback_id else [])
+    if case.rollback_id is None:
+        item = aws.dynamodb.get_item(
+            TableName=TABLE_NAME, Key={"pk": {"S": f"REDEMPTION#{case.redemption_id}"}, "sk": {"S": "REDEMPTION"}}
+        )["Item"]
+        audit = item["redemption_delivery"]["M"]
+        assert (audit["route"]["S"], audit["replayed_from"]["S"]) == (case.route, quarantine_id)
+
+
+def test_the_same_redemption_sent_to_both_urls_is_recorded_once(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
+    """A retry that reached the right URL meanwhile: the replay of the wrong-URL copy is a duplicate, and leaves."""
+    case = WRONG_URL["redemption-envelope-to-rollback-url"]
+    quarantine_id = sent_to_the_wrong_url(lambda_app, case)
+    assert lambda_app(REDEMPTION_FN).post(compact(payload("redemption_succeeded"))).body["status"] == "recorded"
+
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+
+    assert code == 0 and (summary["recorded"], summary["duplicate"]) == (0, 1)
+    assert summary["results"][quarantine_id]["route"] == REDEMPTION_ROUTE
+    assert quarantine_items(aws) == []
+    assert [i["sk"]["S"] for i in aws.items() if i["pk"]["S"] == f"REDEMPTION#{case.redemption_id}"] == ["REDEMPTION"]
+
+
+def test_a_wrong_url_delivery_that_is_also_invalid_stays_with_the_reason_of_its_own_route(
     lambda_app: Callable[..., LambdaApp], aws: Aws, model_fix: Callable[[], None]
 ) -> None:
-    answer = lambda_app(REDEMPTION_FN).post(compact(payload("customer_redemption_rollback_succeeded")))
-    model_fix()
+    # a redemption whose status today's model does not know, sent to the rollback URL
+    answer = lambda_app(ROLLBACK_FN).post(compact(unknown_status()))
+    assert answer.status == 202
+    quarantine_id = answer.body["quarantine_id"]
 
-    code, summary = run(["quarantine", "replay", answer.body["quarantine_id"], *TARGET])
+    code, summary = run(["quarantine", "replay", quarantine_id, *TARGET])
 
     assert code == 4
-    result = summary["results"][answer.body["quarantine_id"]]
-    assert (result["status"], result["reason"]) == ("still_invalid", "wrong event type for this webhook URL")
+    result = summary["results"][quarantine_id]
+    assert (result["status"], result["route"], result["routed_by"], result["received_route"]) == (
+        "still_invalid",
+        REDEMPTION_ROUTE,
+        "content",
+        ROLLBACK_ROUTE,
+    )
+    assert "does not match the redemption.succeeded schema" in result["reason"]
+    assert any(e.startswith("redemption.status:") for e in result["errors"]), result["errors"]
+    record = aws.ledger.get_quarantined(quarantine_id)
+    assert record["replay_attempts"] == 1 and record["reason"] == result["reason"]
+    assert record["route"] == ROLLBACK_ROUTE  # the record still says where it arrived
+
+    model_fix()
+    code, summary = run(["quarantine", "replay", quarantine_id, *TARGET])
+    assert code == 0
+    assert (summary["results"][quarantine_id]["status"], summary["results"][quarantine_id]["route"]) == (
+        "recorded",
+        REDEMPTION_ROUTE,
+    )
+    assert quarantine_items(aws) == []
+
+
+# Authentic JSON objects that say nothing about which route they belong to: quarantined where they arrived, and
+# replayed there (the route that received them), never guessed onto another.
+UNDECIDABLE = {
+    "empty-object": (REDEMPTION_FN, {}),
+    "no-redemption-at-all": (ROLLBACK_FN, {"object": "redemption", "voucher": {"code": "X"}}),
+    "data-without-event": (REDEMPTION_FN, {"data": payload("redemption_succeeded")}),
+    "unknown-event-type": (
+        REDEMPTION_FN,
+        {**event_body("redemption_succeeded_envelope"), "event": {"type": "voucher.published"}},
+    ),
+    "event-type-not-a-string": (
+        ROLLBACK_FN,
+        {**event_body("redemption_succeeded_envelope"), "event": {"type": ["redemption.succeeded"]}},
+    ),
+    "event-not-an-object": (ROLLBACK_FN, {**event_body("redemption_succeeded_envelope"), "event": "redemption"}),
+    "event-type-an-object": (REDEMPTION_FN, {"event": {"type": {"redemption.succeeded": 1}}, "data": {}}),
+    "event-type-a-dunder": (ROLLBACK_FN, {"event": {"type": "__class__"}, "data": payload("redemption_succeeded")}),
+}
+
+
+def test_a_delivery_that_does_not_say_where_it_belongs_is_replayed_on_the_route_that_received_it(
+    lambda_app: Callable[..., LambdaApp], aws: Aws
+) -> None:
+    sent: dict[str, str] = {}
+    for name, (function, body) in UNDECIDABLE.items():
+        answer = lambda_app(function).post(compact(body))
+        assert (answer.status, answer.body["status"]) == (202, "quarantined"), (name, answer.body)
+        sent[answer.body["quarantine_id"]] = ROUTE_OF[function]
+    assert len(sent) == len(UNDECIDABLE)
+
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+
+    assert code == 4 and summary["still_invalid"] == len(UNDECIDABLE)
+    for quarantine_id, received in sent.items():
+        result = summary["results"][quarantine_id]
+        assert (result["status"], result["route"], result["routed_by"], result["received_route"]) == (
+            "still_invalid",
+            received,
+            "received_route",
+            received,
+        ), result
+        assert "does not say" in result["route_evidence"]
+    assert len(quarantine_items(aws)) == len(UNDECIDABLE)
+    assert not [i for i in aws.items() if i["pk"]["S"].startswith("REDEMPTION#")]
 
 
 def test_a_record_of_an_unknown_route_stays_quarantined(aws: Aws) -> None:
     now = datetime.now(UTC)
     quarantine_id = aws.ledger.quarantine(
-        Delivery(raw=compact(payload("redemption_succeeded")), route="retired-route", received_at=now),
+        Delivery(raw=compact({"voucher": {"code": "X"}}), route="retired-route", received_at=now),
         ["x"],
         retention_days=1,
         reason="r",
@@ -370,8 +574,262 @@ def test_a_record_of_an_unknown_route_stays_quarantined(aws: Aws) -> None:
 
     assert code == 4
     result = summary["results"][quarantine_id]
-    assert (result["status"], result["reason"]) == ("still_invalid", "unknown route")
+    assert (result["status"], result["reason"], result["routed_by"]) == (
+        "still_invalid",
+        "unknown route",
+        "received_route",
+    )
     assert "'retired-route' is not a route of this bundle" in result["errors"][0]
+
+
+def test_a_record_of_a_retired_route_whose_content_says_where_it_belongs_is_recorded(aws: Aws) -> None:
+    now = datetime.now(UTC)
+    body = payload("redemption_succeeded")
+    quarantine_id = aws.ledger.quarantine(
+        Delivery(raw=compact(body), route="retired-route", received_at=now), ["x"], retention_days=1, reason="r"
+    ).quarantine_id
+
+    code, summary = run(["quarantine", "replay", quarantine_id, *TARGET])
+
+    assert code == 0
+    result = summary["results"][quarantine_id]
+    assert (result["status"], result["route"], result["routed_by"], result["received_route"]) == (
+        "recorded",
+        REDEMPTION_ROUTE,
+        "content",
+        "retired-route",
+    )
+
+
+# --- quarantine replay --route NAME: the operator says where a delivery belongs -------------------------------------
+def test_route_option_overrides_what_the_content_says(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
+    case = WRONG_URL["redemption-envelope-to-rollback-url"]
+    quarantine_id = sent_to_the_wrong_url(lambda_app, case)
+
+    # the operator insists on the URL it arrived at: that route's checks, and it stays
+    code, summary = run(["quarantine", "replay", quarantine_id, "--route", ROLLBACK_ROUTE, *TARGET])
+
+    assert code == 4
+    result = summary["results"][quarantine_id]
+    assert (result["status"], result["route"], result["routed_by"], result["reason"]) == (
+        "still_invalid",
+        ROLLBACK_ROUTE,
+        "operator",
+        "wrong event type for this webhook URL",
+    )
+    assert result["route_evidence"] == f"--route {ROLLBACK_ROUTE}"
+    assert aws.ledger.get_quarantined(quarantine_id)["replay_attempts"] == 1
+    assert aws.ledger.get_redemption(case.redemption_id) is None
+
+    # the operator names the route it belongs to: recorded there
+    code, summary = run(["quarantine", "replay", quarantine_id, "--route", REDEMPTION_ROUTE, *TARGET])
+
+    assert code == 0
+    result = summary["results"][quarantine_id]
+    assert (result["status"], result["route"], result["routed_by"], result["received_route"]) == (
+        "recorded",
+        REDEMPTION_ROUTE,
+        "operator",
+        ROLLBACK_ROUTE,
+    )
+    assert quarantine_items(aws) == []
+    assert run(["show", case.redemption_id, *TARGET])[1]["status"] == "SUCCEEDED"
+
+
+def test_route_option_replays_an_undecidable_record_of_a_retired_route_on_the_named_route(aws: Aws) -> None:
+    quarantine_id = aws.ledger.quarantine(
+        Delivery(raw=compact({"voucher": {"code": "X"}}), route="retired-route", received_at=datetime.now(UTC)),
+        ["x"],
+        retention_days=1,
+        reason="r",
+    ).quarantine_id
+
+    code, summary = run(["quarantine", "replay", quarantine_id, "--route", REDEMPTION_ROUTE, *TARGET])
+
+    assert code == 4
+    result = summary["results"][quarantine_id]
+    assert (result["route"], result["routed_by"], result["received_route"]) == (
+        REDEMPTION_ROUTE,
+        "operator",
+        "retired-route",
+    )
+    assert "does not match the redemption.succeeded schema" in result["reason"]  # today's checks of that route
+
+
+@pytest.mark.parametrize("name", ["nope", "redemption_succeeded", "REDEMPTION-SUCCEEDED", "", "retired-route"])
+def test_route_option_must_name_a_route_of_the_bundle(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    quarantine_id = sent_to_the_wrong_url(lambda_app, WRONG_URL["redemption-bare-to-rollback-url"])
+
+    code, summary = run(["quarantine", "replay", quarantine_id, "--route", name, *TARGET])
+
+    assert (code, summary) == (2, None)
+    err = capsys.readouterr().err
+    assert f"--route {name!r} is not a route of this bundle" in err
+    assert f"{ROLLBACK_ROUTE}, {REDEMPTION_ROUTE}" in err or f"{REDEMPTION_ROUTE}, {ROLLBACK_ROUTE}" in err
+    record = aws.ledger.get_quarantined(quarantine_id)
+    assert "replay_attempts" not in record  # nothing was replayed
+
+
+def test_route_option_needs_named_deliveries_not_all(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    code, summary = run(["quarantine", "replay", "--all", "--route", REDEMPTION_ROUTE, *TARGET])
+
+    assert (code, summary) == (2, None)
+    assert "--route says where the named deliveries belong" in capsys.readouterr().err
+
+
+def test_replayer_refuses_an_unknown_route(quarantined: str, aws: Aws) -> None:
+    with pytest.raises(ValueError, match="not a route of this bundle"):
+        Replayer(aws.ledger).replay(quarantined, route="nope")
+    assert "replay_attempts" not in aws.ledger.get_quarantined(quarantined)
+
+
+# --- routing.route_by_content: what a body says about its route ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "route", "evidence"),
+    [
+        (lambda: payload("redemption_succeeded"), REDEMPTION_ROUTE, "a bare body with redemption"),
+        (
+            lambda: payload("customer_redemption_rollback_succeeded"),
+            ROLLBACK_ROUTE,
+            "a bare body with redemption_rollback",
+        ),
+        (lambda: payload("redemption_rollback_succeeded"), ROLLBACK_ROUTE, "a bare body with redemption_rollback"),
+        (lambda: event_body("redemption_succeeded_envelope"), REDEMPTION_ROUTE, "event.type redemption.succeeded"),
+        (
+            lambda: {**event_body("redemption_succeeded_envelope"), "event": {"type": "customer.redemption.succeeded"}},
+            REDEMPTION_ROUTE,
+            "event.type customer.redemption.succeeded",
+        ),
+        (
+            lambda: event_body("redemption_rollback_succeeded_envelope"),
+            ROLLBACK_ROUTE,
+            "event.type redemption.rollback.succeeded",
+        ),
+        (
+            lambda: event_body("customer_redemption_rollback_succeeded_distribution"),
+            ROLLBACK_ROUTE,
+            "event.type customer.redemption.rollback.succeeded",
+        ),
+        # the envelope's event.type decides, whatever its data looks like
+        (
+            lambda: {"event": {"type": "redemption.rollback.succeeded"}, "data": payload("redemption_succeeded")},
+            ROLLBACK_ROUTE,
+            "event.type redemption.rollback.succeeded",
+        ),
+        # a bare body is told by its shape alone (the route's checks decide whether it is valid)
+        (lambda: {"redemption_rollback": None}, ROLLBACK_ROUTE, "a bare body with redemption_rollback"),
+        (lambda: {"redemption": "r_1", "event": {"type": "x"}}, REDEMPTION_ROUTE, "a bare body with redemption"),
+    ],
+    ids=[
+        "bare-redemption",
+        "bare-distribution-rollback",
+        "bare-project-rollback",
+        "envelope-redemption",
+        "envelope-customer-redemption",
+        "envelope-rollback",
+        "envelope-distribution-rollback",
+        "envelope-type-over-data",
+        "bare-rollback-shape",
+        "bare-redemption-with-event-only",
+    ],
+)
+def test_route_by_content_names_the_route_a_delivery_belongs_to(
+    body: Callable[[], Any], route: str, evidence: str
+) -> None:
+    for raw in (compact(body()), json.dumps(body(), indent=2).encode("utf-8"), json.dumps(body())):
+        found = routing.route_by_content(raw)
+        assert found is not None and (found.route, found.evidence) == (route, evidence)
+    assert routing.route_by_content(compact(body())) == routing.route_by_body(body())
+
+
+HOSTILE_BODIES = {
+    "deep-arrays": b"[" * 100_000 + b"]" * 100_000,
+    "deep-objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "deep-in-event": b'{"data":{},"event":{"type":' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+    "unclosed-escapes": b'"' + b'\\"' * 65_536,  # defect 1's crafted body
+    "huge-integer": b'{"redemption_rollback":' + b"9" * 100_000 + b"}",
+    "not-utf8": b'\xff{"redemption":{}}',
+    "lone-surrogate-bytes": b'{"redemption":"\xed\xa0\x80"}',
+    "utf8-bom": b'\xef\xbb\xbf{"redemption":{}}',
+    "empty": b"",
+    "whitespace": b" \n\t ",
+    "null": b"null",
+    "array": b'[{"redemption":{}}]',
+    "string": b'"redemption"',
+    "number": b"1e999999",
+    "truncated": compact(payload("redemption_succeeded"))[:-1],
+    "two-documents": b'{"redemption":{}}{"redemption_rollback":{}}',
+    "event-type-null": b'{"event":{"type":null},"data":{}}',
+    "event-type-number": b'{"event":{"type":1},"data":{}}',
+    "event-type-unknown": b'{"event":{"type":"voucher.published"},"data":{"redemption":{}}}',
+    "event-type-escaped-surrogate": b'{"event":{"type":"\\ud800"},"data":{}}',
+    "event-type-almost": b'{"event":{"type":"redemption.succeeded "},"data":{}}',
+    "event-array": b'{"event":[],"data":{"redemption_rollback":{}}}',
+    "neither": b'{"redemptions":{},"rollback":{}}',
+}
+
+
+@pytest.mark.parametrize("raw", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+def test_route_by_content_cannot_tell_hostile_or_undecidable_bodies(raw: bytes) -> None:
+    assert routing.route_by_content(raw) is None
+
+
+@pytest.mark.parametrize("raw", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+def test_replay_of_a_hostile_body_falls_back_to_the_route_that_received_it(aws: Aws, raw: bytes) -> None:
+    quarantine_id = aws.ledger.quarantine(
+        Delivery(raw=raw, route=ROLLBACK_ROUTE, received_at=datetime.now(UTC)), ["x"], retention_days=1, reason="r"
+    ).quarantine_id
+
+    result = Replayer(aws.ledger).replay(quarantine_id)
+
+    assert (result["status"], result["route"], result["routed_by"]) == (
+        "still_invalid",
+        ROLLBACK_ROUTE,
+        "received_route",
+    )
+    assert not [i for i in aws.items() if i["pk"]["S"].startswith("REDEMPTION#")]
+
+
+ROUTING_KEYS = st.sampled_from(["event", "data", "type", "redemption", "redemption_rollback", "id", "object"])
+EVENT_TYPES = st.sampled_from(sorted({t for route in webhooks.ROUTES.values() for t in route.event_types}))
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8) | EVENT_TYPES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ROUTING_KEYS | st.text(max_size=4), inner, max_size=5),
+    max_leaves=30,
+)
+ROUTING_PROPERTY = settings(
+    deadline=None, derandomize=True, database=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def expected_route(body: Any) -> str | None:
+    """The rule, written out plainly: an envelope by its event.type, a bare body by its shape."""
+    if not isinstance(body, dict):
+        return None
+    if "event" in body and "data" in body:
+        event = body["event"]
+        kind = event.get("type") if isinstance(event, dict) else None
+        routes = [r.name for r in webhooks.ROUTES.values() if isinstance(kind, str) and kind in r.event_types]
+        return routes[0] if len(routes) == 1 else None
+    if "redemption_rollback" in body:
+        return ROLLBACK_ROUTE
+    return REDEMPTION_ROUTE if "redemption" in body else None
+
+
+@settings(ROUTING_PROPERTY)
+@given(body=JSON_VALUES)
+def test_route_by_content_follows_the_rule_for_any_json(body: Any) -> None:
+    found = routing.route_by_content(json.dumps(body).encode("utf-8"))
+    assert (found.route if found else None) == expected_route(body)
+
+
+@settings(ROUTING_PROPERTY)
+@given(raw=st.binary(max_size=512) | st.text(max_size=256).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_route_by_content_never_raises_on_any_bytes(raw: bytes) -> None:
+    found = routing.route_by_content(raw)
+    assert found is None or found.route in webhooks.ROUTES
 
 
 def test_replay_of_an_unknown_id_exits_1_with_a_message(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@
     redemption-ledger rollback --order ord_3VYCHwdV0YOOch2nm1RsTKNI --reason Refund --stack my-stack
     redemption-ledger quarantine list --stack my-stack                # authentic deliveries that failed validation
     redemption-ledger quarantine replay --all --stack my-stack        # after a fix: record those that now pass
+    redemption-ledger quarantine replay q_… --route redemption-succeeded --stack my-stack  # where q_… belongs
 
 ``rollback`` puts a RollbackRequest (``rollback-request.schema.json``) on the rollback queue: the queue of
 ``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
@@ -390,6 +391,9 @@ def register_rollback(commands: Any, parent: argparse.ArgumentParser) -> None:
 
 # --- quarantine: deliveries that were authentic but failed validation --------------------------------
 EXIT_STILL_INVALID = 4  # quarantine replay: some deliveries still fail today's checks (they are kept)
+# The names of ``voucherify_ledger.webhooks.ROUTES``, for the help (written out so that building the parser does not
+# import the webhook models; a test holds them equal). ``--route`` is checked against ROUTES itself.
+ROUTE_NAMES = ("redemption-rollback-succeeded", "redemption-succeeded")
 
 
 def _expires(record: dict[str, Any]) -> dict[str, Any]:
@@ -413,8 +417,19 @@ def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
-    from ledger_tools.quarantine import Replayer, summarize
+    from ledger_tools.quarantine import Replayer, summarize, unknown_route
+    from voucherify_ledger.webhooks import ROUTES
 
+    route: str | None = args.route
+    if route is not None:  # checked before the ledger is looked for: a typo touches nothing
+        if route not in ROUTES:
+            raise CliError(f"--route {unknown_route(route)}", EXIT_USAGE)
+        if args.all:
+            raise CliError(
+                "--route says where the named deliveries belong: name them (ID …) instead of --all "
+                "(without --route, each delivery is replayed on the route its content names)",
+                EXIT_USAGE,
+            )
     target = resolve_target(args)
     replayer = Replayer(target.ledger())
     if args.all:
@@ -424,7 +439,7 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     results: dict[str, dict[str, Any]] = {}
     for quarantine_id in ids:
         try:
-            results[quarantine_id] = _read(target, lambda _ledger, q=quarantine_id: replayer.replay(q))
+            results[quarantine_id] = _read(target, lambda _ledger, q=quarantine_id: replayer.replay(q, route=route))
         except CliError as exc:
             results[quarantine_id] = {"status": "error", "error": str(exc)}
     summary = summarize(results)
@@ -450,6 +465,22 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+class _UnbrokenNamesFormatter(argparse.HelpFormatter):
+    """argparse's help layout, but a line never breaks inside a hyphenated name (``redemption-rollback-succeeded``)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(
+            " ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
+
+
 def register_quarantine(commands: Any, parent: argparse.ArgumentParser) -> None:
     quarantine = commands.add_parser(
         "quarantine",
@@ -469,17 +500,28 @@ def register_quarantine(commands: Any, parent: argparse.ArgumentParser) -> None:
     replay = actions.add_parser(
         "replay",
         parents=[parent],
+        formatter_class=_UnbrokenNamesFormatter,
         help="run quarantined deliveries through today's checks again; record those that now pass",
-        description="Runs each quarantined delivery through its route's receiver again (today's models). One that "
-        "passes is recorded exactly as a live delivery would be (recorded, or duplicate) and its quarantine record "
-        "is removed; one that still fails is kept with today's errors and replay_attempts + 1. Safe to repeat and "
-        "to run while deliveries arrive. Prints a JSON summary.",
+        description="Runs each quarantined delivery through the receiver of the route it belongs to again (today's "
+        "models): the route --route names, else the one its content names (a v2024 envelope's event.type, a bare "
+        "body's shape: redemption_rollback or redemption), else the route that received it; so a delivery sent to "
+        "the wrong URL is recorded where it belongs. One that passes is recorded exactly as a live delivery would be "
+        "(recorded, or duplicate) and its quarantine record is removed; one that still fails is kept with today's "
+        "errors and replay_attempts + 1. Safe to repeat and to run while deliveries arrive. Prints a JSON summary; "
+        "each result says the route used (route), why (routed_by: operator, content or received_route; "
+        "route_evidence) and where the delivery arrived (received_route).",
         epilog="Exit codes: 0 every replayed delivery is now in the ledger (or nothing was quarantined), 1 an ID is "
         "not quarantined, 2 wrong usage, 3 the ledger cannot be reached, 4 some still fail (they stay quarantined).",
     )
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("quarantine_ids", metavar="ID", nargs="*", default=[], help="quarantine id(s) (q_…)")
     which.add_argument("--all", action="store_true", help="every quarantined delivery")
+    replay.add_argument(
+        "--route",
+        metavar="NAME",
+        help=f"replay the named deliveries on this route, whatever their content or the URL they reached said (one "
+        f"of {', '.join(ROUTE_NAMES)}; not with --all); today's checks of that route still apply",
+    )
     replay.set_defaults(run=run_quarantine_replay)
 
 

@@ -3,8 +3,15 @@
 A delivery is quarantined when it was authentic but failed validation (or came to the wrong URL). Its record
 (``QUARANTINE#q_…``) keeps the raw body as received (base64 already decoded) and the name of the route that
 received it: all the receiver needs after authentication, which the delivery passed when it arrived. Replay
-runs the body through ``WebhookReceiver.replay`` of that route — the same checks as a live delivery, with
-today's models — and:
+runs the body through ``WebhookReceiver.replay`` of the route it belongs to — the same checks as a live
+delivery, with today's models. Which route, in this order (the result's ``routed_by``, with ``route_evidence``):
+
+- ``operator``: the route the operator named (``quarantine replay ID --route NAME``);
+- ``content``: the route the body names by what it is (``voucherify_ledger.routing``: an envelope's
+  ``event.type``, a bare body's shape), so a delivery that reached the wrong URL is recorded where it belongs;
+- ``received_route``: the route that received it, when the body does not say.
+
+Then:
 
 - **passes** → recorded through the same idempotent ledger write as a live delivery (``recorded``, or
   ``duplicate`` when the ledger already holds that ``r_…`` / ``rr_…``), then the quarantine record is deleted
@@ -18,13 +25,54 @@ write to the same record carries the same delivery, and the ledger writes are id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from voucherify_ledger.ledger import Ledger, decompress, iso
+from voucherify_ledger.routing import route_by_content
 from voucherify_ledger.webhooks import ROUTES, WebhookReceiver
 
 OUTCOMES = ("recorded", "duplicate", "still_invalid", "not_found", "gone", "error")
+ROUTED_BY = ("operator", "content", "received_route")
+
+
+def unknown_route(name: str) -> str:
+    """Why ``name`` is refused as a route: the message names every route of the bundle."""
+    return f"{name!r} is not a route of this bundle: one of {', '.join(sorted(ROUTES))}"
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The route a replay runs a delivery through, and why (``routed_by`` is one of ROUTED_BY)."""
+
+    route: str
+    routed_by: str
+    evidence: str
+    received_route: str
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "route": self.route,
+            "routed_by": self.routed_by,
+            "route_evidence": self.evidence,
+            "received_route": self.received_route,
+        }
+
+
+def choose_route(raw: bytes, received_route: str, operator_route: str | None = None) -> Routing:
+    """The operator's route, else the one the content names, else the one that received the delivery."""
+    if operator_route is not None:
+        return Routing(operator_route, "operator", f"--route {operator_route}", received_route)
+    by_content = route_by_content(raw)
+    if by_content is not None:
+        return Routing(by_content.route, "content", by_content.evidence, received_route)
+    return Routing(
+        received_route,
+        "received_route",
+        "the body does not say which route it belongs to: replayed on the route that received it",
+        received_route,
+    )
 
 
 class _QuietLogger:
@@ -50,28 +98,37 @@ class Replayer:
             self._receivers[route_name] = WebhookReceiver.for_replay(route, self.ledger, logger=_QuietLogger())
         return self._receivers[route_name]
 
-    def replay(self, quarantine_id: str) -> dict[str, Any]:
-        """One record's outcome: ``status`` (one of OUTCOMES but ``error``) and what came of it. Raises
+    def replay(self, quarantine_id: str, *, route: str | None = None) -> dict[str, Any]:
+        """One record's outcome: ``status`` (one of OUTCOMES but ``error``), the route it was replayed on and why
+        (``route``, ``routed_by``, ``route_evidence``, ``received_route``) and what came of it. ``route`` (a name of
+        ROUTES, else ValueError) is the operator's word on where it belongs, over what its content says. Raises
         StorageError when the ledger cannot be read or written (repeating the replay is safe)."""
+        if route is not None and route not in ROUTES:
+            raise ValueError(unknown_route(route))
         item = self.ledger.get_quarantined(quarantine_id)
         if item is None:
             return {"status": "not_found"}
         now = self.now or datetime.now(UTC)
-        route_name = str(item.get("route") or "")
-        receiver = self._receiver(route_name)
-        if receiver is None:
+        raw = decompress(item["raw_zlib"])
+        routing = choose_route(raw, str(item.get("route") or ""), route)
+        receiver = self._receiver(routing.route)
+        if receiver is None:  # only a received route can be unknown (a record of a route since retired)
             known = ", ".join(sorted(ROUTES))
             return self._kept(
-                quarantine_id, "unknown route", [f"route: {route_name!r} is not a route of this bundle ({known})"], now
+                quarantine_id,
+                routing,
+                "unknown route",
+                [f"route: {routing.route!r} is not a route of this bundle ({known})"],
+                now,
             )
-        replayed = receiver.replay(decompress(item["raw_zlib"]), received_at=now, replayed_from=quarantine_id)
+        replayed = receiver.replay(raw, received_at=now, replayed_from=quarantine_id)
         if replayed.status == "still_invalid":
-            return self._kept(quarantine_id, replayed.reason or "", list(replayed.errors), now)
+            return self._kept(quarantine_id, routing, replayed.reason or "", list(replayed.errors), now)
         outcome = replayed.outcome
         assert outcome is not None
         result: dict[str, Any] = {
             "status": outcome.status,
-            "route": route_name,
+            **routing.fields(),
             "event_type": replayed.delivery.event_type,
             "redemption_id": outcome.redemption_id,
             "rollback_id": outcome.rollback_id,
@@ -80,12 +137,15 @@ class Replayer:
         }
         return {k: v for k, v in result.items() if v is not None}
 
-    def _kept(self, quarantine_id: str, reason: str, errors: list[str], now: datetime) -> dict[str, Any]:
+    def _kept(
+        self, quarantine_id: str, routing: Routing, reason: str, errors: list[str], now: datetime
+    ) -> dict[str, Any]:
         noted = self.ledger.note_failed_replay(quarantine_id, reason=reason, errors=errors, now=now)
         if noted is None:
             return {"status": "gone"}
         return {
             "status": "still_invalid",
+            **routing.fields(),
             "reason": reason,
             "errors": errors,
             "replay_attempts": noted.get("replay_attempts"),

@@ -245,3 +245,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"hostile input: {sum(counts.values())} cases tried in {len(counts)} property tests "
             f"({', '.join(f'{name} {n}' for name, n in sorted(counts.items()))})"
         )
+
+
+def emitted_metrics(output: str) -> dict[str, float]:
+    """The total of each metric in the Embedded Metric Format lines of a function's output."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
+                    value if isinstance(value, list) else [value]
+                )
+    return totals

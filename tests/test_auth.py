@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from voucherify_ledger.auth import (
     SIGNATURE_HEADER,
+    AuthMethods,
     SecretUnavailableError,
     WebhookAuthenticator,
     WebhookSecrets,
@@ -157,7 +158,9 @@ def test_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert verify_signature("secretKey", b'{\n  "a": 1\n}', VECTORS[0][1])
     assert (VECTORS[0][1].encode(), VECTORS[0][1].encode()) in compared
     compared.clear()
-    authenticator = WebhookAuthenticator("id", "x-voucherify-token", fetch=lambda _id, _force: {"header_token": "tok"})
+    authenticator = WebhookAuthenticator(
+        "id", "x-voucherify-token", methods="either", fetch=lambda _id, _force: {"header_token": "tok"}
+    )
     assert authenticator.authenticate({"x-voucherify-token": "tok"}, b"{}").method == "token"
     assert (b"tok", b"tok") in compared
 
@@ -212,9 +215,16 @@ class Clock:
         return self.now
 
 
-def authenticator(store: FakeSecrets, clock: Clock | None = None, **kwargs: Any) -> WebhookAuthenticator:
+def authenticator(
+    store: FakeSecrets, clock: Clock | None = None, *, methods: AuthMethods = "either", **kwargs: Any
+) -> WebhookAuthenticator:
     return WebhookAuthenticator(
-        "voucherify-ledger/webhook", "X-Voucherify-Token", fetch=store, clock=clock or Clock(), **kwargs
+        "voucherify-ledger/webhook",
+        "X-Voucherify-Token",
+        methods=methods,
+        fetch=store,
+        clock=clock or Clock(),
+        **kwargs,
     )
 
 
@@ -230,6 +240,39 @@ def test_signature_or_token_authenticates() -> None:
     assert (refused.ok, refused.reason) == (False, "x-voucherify-token token does not match the webhook secret")
     missing = auth.authenticate({"x-other": "t0ken"}, BODY)
     assert not missing.ok and missing.reason.startswith("missing x-voucherify-signature header")
+
+
+def test_a_signature_only_route_refuses_the_token_without_reading_the_secret() -> None:
+    store = FakeSecrets({"signing_secret": "s3cret", "header_token": "t0ken"})
+    auth = authenticator(store, methods="signature")
+    refused = auth.authenticate({"x-voucherify-token": "t0ken"}, BODY)
+    assert (refused.ok, refused.reason) == (
+        False,
+        "missing x-voucherify-signature header (this URL accepts signed deliveries only)",
+    )
+    assert store.reads == 0
+    wrong = auth.authenticate({SIGNATURE_HEADER: "0" * 64, "x-voucherify-token": "t0ken"}, BODY)
+    assert (wrong.ok, wrong.reason) == (False, "x-voucherify-signature does not match the webhook secret")
+    assert auth.authenticate({SIGNATURE_HEADER: sign("s3cret", BODY)}, BODY).method == "signature"
+
+
+@pytest.mark.parametrize("methods", ["either", "signature"])
+def test_a_wrong_signature_is_refused_whatever_token_comes_with_it(methods: AuthMethods) -> None:
+    """A leaked distribution token must not turn a forged signature into an accepted redemption."""
+    auth = authenticator(FakeSecrets({"signing_secret": "s3cret", "header_token": "t0ken"}), methods=methods)
+    for signature in ("0" * 64, sign("guess", BODY), "short"):
+        refused = auth.authenticate({SIGNATURE_HEADER: signature, "x-voucherify-token": "t0ken"}, BODY)
+        assert not refused.ok and refused.reason == "x-voucherify-signature does not match the webhook secret"
+
+
+def test_a_token_only_route_checks_the_token_alone() -> None:
+    auth = authenticator(FakeSecrets({"signing_secret": "s3cret", "header_token": "t0ken"}), methods="token")
+    assert auth.authenticate({SIGNATURE_HEADER: "0" * 64, "x-voucherify-token": "t0ken"}, BODY).method == "token"
+    refused = auth.authenticate({SIGNATURE_HEADER: sign("s3cret", BODY)}, BODY)
+    assert (refused.ok, refused.reason) == (
+        False,
+        "missing x-voucherify-token token header (this URL accepts the token only)",
+    )
 
 
 def test_token_alone_is_refused_when_the_secret_has_no_token() -> None:
@@ -296,6 +339,7 @@ def test_settings_defaults() -> None:
     assert settings.allow_unauthenticated_webhooks is False
     assert settings.max_body_bytes == 262_144
     assert settings.quarantine_retention_days == 30
+    assert settings.webhook_auth == "signature"  # without the template's per-route value: the strict one
 
 
 @pytest.mark.parametrize(
@@ -306,8 +350,11 @@ def test_settings_defaults() -> None:
         ({**BASE_ENV, "WEBHOOK_SECRET_ID": ""}, "WEBHOOK_SECRET_ID is required"),
         ({**BASE_ENV, "MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES"),
         ({**BASE_ENV, "MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({**BASE_ENV, "MAX_BODY_BYTES": "262145"}, "MAX_BODY_BYTES"),
         ({**BASE_ENV, "QUARANTINE_RETENTION_DAYS": "0"}, "QUARANTINE_RETENTION_DAYS"),
         ({**BASE_ENV, "ALLOW_UNAUTHENTICATED_WEBHOOKS": "perhaps"}, "ALLOW_UNAUTHENTICATED_WEBHOOKS"),
+        ({**BASE_ENV, "WEBHOOK_AUTH": "any"}, "WEBHOOK_AUTH"),
+        ({**BASE_ENV, "WEBHOOK_AUTH": "Signature"}, "WEBHOOK_AUTH"),
     ],
 )
 def test_invalid_settings_name_the_variable(env: dict[str, str], problem: str) -> None:

@@ -25,6 +25,7 @@ from voucherify_ledger.ledger import (
     Delivery,
     Ledger,
     StorageError,
+    StorageRefusedError,
 )
 from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
@@ -288,7 +289,7 @@ def test_worker_rollback_and_its_request_are_written_whole_or_not_at_all(aws: Aw
     aws.dynamodb.put_item(TableName=aws.table_name, Item={**key, "api_calls": {"S": "not a number"}})
     before = table(aws)
     data = rollback(seed_rollback())
-    with pytest.raises(StorageError, match="DynamoDB refused the rollback write"):
+    with pytest.raises(StorageRefusedError, match="the rollback cannot be stored as it is"):  # and never will be
         aws.ledger.record_worker_rollback(
             SPRING_REDEMPTION,
             data.redemption_rollback,
@@ -401,15 +402,23 @@ def _worker_rollback(ledger: Ledger) -> Any:
 
 
 @pytest.mark.parametrize(
-    "codes",
-    [("None", "ThrottlingError"), ("None", "TransactionConflict"), ("ValidationError", "None")],
-    ids=["throttled", "conflict", "validation"],
+    "codes", [("None", "ThrottlingError"), ("None", "TransactionConflict")], ids=["throttled", "conflict"]
 )
 def test_worker_rollback_cancelled_for_other_reasons_is_a_storage_error(aws: Aws, codes: tuple[str, ...]) -> None:
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error("transact_write_items", **_cancelled(*codes))
         with pytest.raises(StorageError, match="TransactionCanceledException"):
             _worker_rollback(aws.ledger)
+    assert table(aws) == []
+
+
+def test_worker_rollback_cancelled_as_invalid_is_refused_for_good(aws: Aws) -> None:
+    """A ValidationError will be one on every retry: refused (StorageRefusedError), not unavailable (StorageError)."""
+    with Stubber(aws.dynamodb) as stubber:
+        stubber.add_client_error("transact_write_items", **_cancelled("ValidationError", "None"))
+        with pytest.raises(StorageRefusedError, match="cannot be stored as it is") as refused:
+            _worker_rollback(aws.ledger)
+    assert not isinstance(refused.value, StorageError)
     assert table(aws) == []
 
 

@@ -22,6 +22,7 @@ from conftest import (
     Aws,
     LambdaApp,
     compact,
+    emitted_metrics,
     openapi_examples,
     openapi_webhooks,
     seed_documents,
@@ -255,6 +256,8 @@ def test_unauthenticated_delivery_is_refused_and_nothing_is_written(
 ) -> None:
     webhook = lambda_app(function)
     for headers, problem in UNAUTHENTICATED:
+        if function == REDEMPTION_FN and "x-voucherify-token" in headers:  # signed deliveries only (WEBHOOK_AUTH)
+            problem = "missing x-voucherify-signature header (this URL accepts signed deliveries only)"
         answer = webhook.post(compact(seed_redemption()), secret=None, headers=headers)
         assert (answer.status, answer.body["status"]) == (401, "unauthorized"), headers
         assert problem in answer.body["error"], headers
@@ -281,6 +284,53 @@ def test_shared_token_authenticates_unsigned_distribution_webhooks(
     body = compact(envelope(seed_rollback(), "customer.redemption.rollback.succeeded"))
     answer = lambda_app(ROLLBACK_FN).post(body, secret=None, headers={"x-voucherify-token": HEADER_TOKEN})
     assert (answer.status, answer.body["status"]) == (200, "recorded")
+
+
+def test_the_redemption_url_accepts_signed_deliveries_only(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Project-settings webhooks are always signed: a leaked distribution token opens no redemption URL (the
+    template's RedemptionWebhookAuth default, ``signature``)."""
+    redemptions = lambda_app(REDEMPTION_FN)
+    body = compact(seed_redemption())
+    token_only = redemptions.post(body, secret=None, headers={"x-voucherify-token": HEADER_TOKEN})
+    forged = redemptions.post(body, secret="forged", headers={"x-voucherify-token": HEADER_TOKEN})
+    assert (token_only.status, token_only.body["error"]) == (
+        401,
+        "missing x-voucherify-signature header (this URL accepts signed deliveries only)",
+    )
+    assert (forged.status, forged.body["error"]) == (401, "x-voucherify-signature does not match the webhook secret")
+    assert table(aws) == []
+    assert emitted_metrics(capsys.readouterr().out)["Unauthorized"] == 2
+    assert redemptions.post(body).status == 200
+
+
+def test_a_forged_signature_beside_the_right_token_is_refused_on_the_rollback_url(
+    lambda_app: Callable[..., LambdaApp], aws: Aws
+) -> None:
+    """The rollback URL takes either credential (distribution webhooks may be unsigned), but a signature that is
+    sent must be right: the token does not rescue a forged one."""
+    rollbacks = lambda_app(ROLLBACK_FN)
+    body = compact(seed_rollback())
+    forged = rollbacks.post(body, secret="forged", headers={"x-voucherify-token": HEADER_TOKEN})
+    assert (forged.status, forged.body["error"]) == (401, "x-voucherify-signature does not match the webhook secret")
+    assert table(aws) == []
+
+
+@pytest.mark.parametrize(
+    ("function", "mode", "token_status", "signature_status"),
+    [(REDEMPTION_FN, "either", 200, 200), (ROLLBACK_FN, "signature", 401, 200), (ROLLBACK_FN, "token", 200, 401)],
+)
+def test_the_accepted_authentication_is_a_setting_per_route(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, function: str, mode: str, token_status: int, signature_status: int
+) -> None:
+    webhook = lambda_app(function, WEBHOOK_AUTH=mode)
+    first = seed_redemption() if function == REDEMPTION_FN else seed_rollback()
+    by_token = webhook.post(compact(first), secret=None, headers={"x-voucherify-token": HEADER_TOKEN})
+    assert by_token.status == token_status
+    second = copy.deepcopy(first)
+    second["x_other"] = "a second delivery"
+    assert webhook.post(compact(second)).status == signature_status
 
 
 def test_token_header_name_is_configurable(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -496,7 +546,7 @@ def test_generated_payloads_are_all_recorded(lambda_app: Callable[..., LambdaApp
     """Schema-valid deliveries (half bare, half enveloped, some base64, some pretty-printed and signed as
     their compact form) in random order: every one is recorded, then every redemption has the right status."""
     generator = SchemaPayloads(openapi_webhooks(), seed=2024)
-    events = list(generator.batch(120, rollback_share=0.7))[:200]
+    events = list(generator.batch(125, rollback_share=0.7))[:200]
     random.Random(5).shuffle(events)
     webhooks = {REDEMPTION_FN: lambda_app(REDEMPTION_FN), ROLLBACK_FN: lambda_app(ROLLBACK_FN)}
     expected: dict[str, str] = {}
@@ -521,3 +571,43 @@ def test_generated_payloads_are_all_recorded(lambda_app: Callable[..., LambdaApp
         assert view is not None and view["status"] == status, redemption_id
         if redemption_id in codes:
             assert view["voucher_code"] == codes[redemption_id]
+
+
+# --- the same redemption id with other content -----------------------------------------------------------
+def test_a_redemption_delivered_again_with_other_content_is_kept_as_a_conflict(
+    lambda_app: Callable[..., LambdaApp], aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first record stands; the delivery that says otherwise is counted (ConflictingDuplicates, alarmed) and
+    kept beside it, where ``redemption-ledger show`` lists it. A plain redelivery is no conflict."""
+    import io
+
+    from conftest import TABLE_NAME
+
+    from ledger_tools import cli
+
+    redemptions = lambda_app(REDEMPTION_FN)
+    first = seed_redemption()
+    assert redemptions.post(compact(first)).status == 200
+    changed = copy.deepcopy(first)
+    for order in (changed["order"], changed["redemption"]["order"]):
+        order["amount"] += 1000
+    changed["redemption"]["voucher"]["code"] = "ANOTHER-CODE"
+    capsys.readouterr()
+
+    answers = [redemptions.post(compact(changed)), redemptions.post(compact(changed)), redemptions.post(compact(first))]
+
+    assert [(a.status, a.body["status"]) for a in answers] == [(200, "duplicate")] * 3
+    conflict_id = answers[0].body["conflict_id"]
+    assert answers[1].body["conflict_id"] == conflict_id and "conflict_id" not in answers[2].body
+    assert emitted_metrics(capsys.readouterr().out)["ConflictingDuplicates"] == 2
+    out = io.StringIO()
+    assert cli.main(["show", SEED_REDEMPTION_ID, "--table", TABLE_NAME, "--region", "eu-west-1"], out=out) == 0
+    shown = json.loads(out.getvalue())
+    assert shown["order_amount"] == first["redemption"]["order"]["amount"]  # the first record stands
+    assert shown["voucher_code"] == first["redemption"]["voucher"]["code"]
+    (conflict,) = shown["conflicting_deliveries"]
+    assert (conflict["conflict_id"], conflict["deliveries"]) == (conflict_id, 2)
+    assert conflict["conflicting_fields"] == ["order_amount", "voucher_code"]
+    assert conflict["summary"]["order_amount"] == changed["redemption"]["order"]["amount"]
+    assert "redemption_digest" not in shown and "delivery" not in conflict
+    assert aws.ledger.redemptions_by("voucher_code", "ANOTHER-CODE") == []  # never indexed as a redemption

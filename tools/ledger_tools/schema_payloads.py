@@ -69,6 +69,7 @@ ID_PREFIX_BY_PROPERTY = {
     "loyalty_tier_id": "ltr_",
     "assignment_id": "rewa_",
     "channel_id": "user_",
+    "redemption": "r_",  # a redemption's string ``redemption``: the parent (stacks) or the redemption undone
 }
 
 STRINGS = (

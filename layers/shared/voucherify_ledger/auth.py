@@ -1,10 +1,14 @@
 """Authenticity of webhook deliveries.
 
-Two ways, either is enough:
+Two credentials, and per route a deployment setting (``WEBHOOK_AUTH``) says which it accepts:
 - ``x-voucherify-signature``: lowercase hex HMAC-SHA256 of the payload keyed with the project's webhook
   secret. Checked over the raw body, then over the body with JSON whitespace outside strings removed
   (that is what Voucherify signs); never over a re-serialised document.
 - a shared token in a custom header (distribution webhooks, which may be unsigned).
+
+``signature`` accepts only a valid signature (project-settings webhooks are always signed), ``token`` only the
+token, ``either`` a valid signature or, on a delivery that carries no signature, the token: a signature that is
+present must be right, whatever token comes with it.
 
 The secrets live in AWS Secrets Manager, fetched through Powertools parameters and cached.
 """
@@ -18,9 +22,10 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 SIGNATURE_HEADER = "x-voucherify-signature"
+AuthMethods = Literal["signature", "token", "either"]
 _SHA256_HEX_LENGTH = 64
 
 # A JSON string literal from its opening quote: runs of plain characters and escape pairs, taken possessively (no
@@ -155,7 +160,7 @@ def powertools_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher
 
 
 class WebhookAuthenticator:
-    """Accepts a delivery whose signature or token matches the secret; refuses anything else.
+    """Accepts a delivery whose credential (as ``methods`` allows) matches the secret; refuses anything else.
 
     On a failed check the secret is re-read at most once a minute, so a rotated secret is picked up
     without letting a flood of bad requests hammer Secrets Manager.
@@ -168,6 +173,7 @@ class WebhookAuthenticator:
         secret_id: str | None,
         token_header: str,
         *,
+        methods: AuthMethods = "signature",
         allow_unauthenticated: bool = False,
         fetch: SecretFetcher | None = None,
         max_age: int = 300,
@@ -175,6 +181,7 @@ class WebhookAuthenticator:
     ) -> None:
         self.secret_id = secret_id
         self.token_header = token_header.lower()
+        self.methods = methods
         self.allow_unauthenticated = allow_unauthenticated
         self._fetch = fetch or powertools_secret_fetcher(max_age)
         self._clock = clock
@@ -193,32 +200,42 @@ class WebhookAuthenticator:
             self._parsed = (value, secrets)
         return secrets
 
-    def _check(self, secrets: WebhookSecrets, headers: Mapping[str, str], body: bytes) -> AuthResult | None:
-        signature = headers.get(SIGNATURE_HEADER)
-        if secrets.signing_secret and signature and verify_signature(secrets.signing_secret, body, signature):
-            return AuthResult(True, "signature")
-        token = headers.get(self.token_header)
-        if (
-            secrets.header_token
-            and token
-            and hmac.compare_digest(token.strip().encode("utf-8", "replace"), secrets.header_token.encode("utf-8"))
-        ):
-            return AuthResult(True, "token")
-        return None
+    def _credential(self, headers: Mapping[str, str]) -> tuple[str, str] | None:
+        """The one credential this route checks: ``("signature" | "token", value)``, or None when none is sent."""
+        signature = headers.get(SIGNATURE_HEADER) if self.methods != "token" else None
+        if signature:
+            return "signature", signature
+        token = headers.get(self.token_header) if self.methods != "signature" else None
+        return ("token", token) if token else None
+
+    @staticmethod
+    def _matches(secrets: WebhookSecrets, kind: str, value: str, body: bytes) -> bool:
+        if kind == "signature":
+            return bool(secrets.signing_secret) and verify_signature(secrets.signing_secret or "", body, value)
+        return bool(secrets.header_token) and hmac.compare_digest(
+            value.strip().encode("utf-8", "replace"), (secrets.header_token or "").encode("utf-8")
+        )
+
+    def _missing(self) -> str:
+        if self.methods == "signature":
+            return f"missing {SIGNATURE_HEADER} header (this URL accepts signed deliveries only)"
+        if self.methods == "token":
+            return f"missing {self.token_header} token header (this URL accepts the token only)"
+        return f"missing {SIGNATURE_HEADER} header (or the {self.token_header} token header)"
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> AuthResult:
         """``headers`` must be case-insensitive or lower-cased (API Gateway v2 lower-cases them)."""
         if self.allow_unauthenticated:
             return AuthResult(True, "none")
-        has_signature = bool(headers.get(SIGNATURE_HEADER))
-        has_token = bool(headers.get(self.token_header))
-        if not (has_signature or has_token):
-            return AuthResult(False, "", f"missing {SIGNATURE_HEADER} header (or the {self.token_header} token header)")
-        result = self._check(self._secrets(), headers, body)
-        if result is None and self._clock() - self._last_forced >= self.REFRESH_INTERVAL_SECONDS:
+        credential = self._credential(headers)
+        if credential is None:
+            return AuthResult(False, "", self._missing())
+        kind, value = credential
+        if self._matches(self._secrets(), kind, value, body):
+            return AuthResult(True, kind)
+        if self._clock() - self._last_forced >= self.REFRESH_INTERVAL_SECONDS:
             self._last_forced = self._clock()
-            result = self._check(self._secrets(force=True), headers, body)
-        if result is not None:
-            return result
-        what = SIGNATURE_HEADER if has_signature else f"{self.token_header} token"
+            if self._matches(self._secrets(force=True), kind, value, body):
+                return AuthResult(True, kind)
+        what = SIGNATURE_HEADER if kind == "signature" else f"{self.token_header} token"
         return AuthResult(False, "", f"{what} does not match the webhook secret")

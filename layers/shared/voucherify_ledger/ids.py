@@ -24,6 +24,9 @@ ROLLBACK_ID_PATTERN = rf"^(?:rr|rrf)_{_TAIL}$"  # a rollback, succeeded (rr_) or
 ORDER_ID_PATTERN = rf"^ord_{_TAIL}$"
 CUSTOMER_ID_PATTERN = rf"^cust_{_TAIL}$"
 VOUCHER_ID_PATTERN = rf"^v_{_TAIL}$"
+REDEMPTION_FAMILY_ID_PATTERN = rf"^(?:r|rf|rr|rrf)_{_TAIL}$"  # a redemption object: either of the above
+REDEMPTION_ID_SHAPE = f"r_… or rf_…, then 1–{MAX_ID_TAIL} letters or digits"
+ROLLBACK_ID_SHAPE = f"rr_… or rrf_…, then 1–{MAX_ID_TAIL} letters or digits"
 
 RedemptionId = Annotated[str, StringConstraints(pattern=REDEMPTION_ID_PATTERN)]
 SucceededRedemptionId = Annotated[str, StringConstraints(pattern=SUCCEEDED_REDEMPTION_ID_PATTERN)]
@@ -33,6 +36,18 @@ CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 VoucherId = Annotated[str, StringConstraints(pattern=VOUCHER_ID_PATTERN)]
 
 _SUCCEEDED_REDEMPTION = re.compile(SUCCEEDED_REDEMPTION_ID_PATTERN)
+_REDEMPTION = re.compile(REDEMPTION_ID_PATTERN)
+_ROLLBACK = re.compile(ROLLBACK_ID_PATTERN)
+
+
+def is_redemption_id(value: object) -> bool:
+    """True for an ``r_…`` or ``rf_…`` id of the accepted shape."""
+    return isinstance(value, str) and _REDEMPTION.match(value) is not None
+
+
+def is_rollback_id(value: object) -> bool:
+    """True for an ``rr_…`` or ``rrf_…`` id of the accepted shape."""
+    return isinstance(value, str) and _ROLLBACK.match(value) is not None
 
 
 def is_succeeded_redemption_id(value: object) -> bool:

@@ -44,9 +44,10 @@ through the same write, so the same ``rr_…`` is recorded once whichever report
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -99,6 +100,43 @@ class StorageError(RuntimeError):
     """The ledger could not be written or read; the caller should answer 5xx so the sender retries."""
 
 
+class StorageRefusedError(Exception):
+    """DynamoDB refuses this write as it is, or would: a retry cannot help. ``reason`` says what a person can act on
+    (an item over 400 KB, a number beyond 38 significant digits, a key over its length limit …), never a value.
+
+    Not a ``StorageError``: the webhooks keep such a delivery in quarantine and answer 2xx instead of a 503 that
+    Voucherify would retry until it disables the webhook."""
+
+    def __init__(self, reason: str, *, item_too_large: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.item_too_large = item_too_large
+
+
+# DynamoDB's limits (moto enforces the item size and the table's key lengths, not the rest): checked before writing.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+MAX_NUMBER_DIGITS = 38
+MAX_NUMBER_EXPONENT, MIN_NUMBER_EXPONENT = 125, -130
+# The key attributes of the table and of its indexes, by their byte limit.
+KEY_ATTRIBUTE_BYTES = {
+    "pk": MAX_PARTITION_KEY_BYTES,
+    "sk": MAX_SORT_KEY_BYTES,
+    "order_id": MAX_PARTITION_KEY_BYTES,
+    "customer_id": MAX_PARTITION_KEY_BYTES,
+    "voucher_code": MAX_PARTITION_KEY_BYTES,
+    "quarantine_id": MAX_PARTITION_KEY_BYTES,
+    "redeemed_at": MAX_SORT_KEY_BYTES,
+}
+# A raw delivery whose compressed copy is larger than this is kept in an item of its own (``RAW#<sha256>`` beside the
+# redemption), so a redemption item holding its delivery and many rollbacks stays far below 400 KB. Voucherify's
+# deliveries compress to 1–3 KB; only unusual ones (a large metadata object, say) go out of line.
+INLINE_RAW_BYTES = 32 * 1024
+MAX_ERROR_CHARS = 500  # of one error line kept with a quarantined delivery
+RAW_SK_PREFIX = "RAW#"  # REDEMPTION#<r_…> / RAW#<sha256>: a raw delivery too large to keep inline
+CONFLICT_SK_PREFIX = "CONFLICT#"  # REDEMPTION#<r_…> / CONFLICT#<sha256>: a delivery of a known id with other content
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One webhook delivery as received, kept (compressed) for audit."""
@@ -118,6 +156,9 @@ class WriteOutcome:
     redemption_id: str
     ledger_status: str | None = None
     rollback_id: str | None = None
+    # A duplicate whose content differs from what the ledger holds: the conflicting delivery's record (CONFLICT#…).
+    conflict_id: str | None = None
+    conflicting_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,7 +197,7 @@ def _av(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, (int, Decimal)):
-        return {"N": str(value)}
+        return {"N": _number(value)}
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, (bytes, bytearray)):
@@ -168,6 +209,30 @@ def _av(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return {"M": {k: _av(v) for k, v in value.items()}}
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _number(value: int | Decimal) -> str:
+    """A number as DynamoDB stores it, or StorageRefusedError where DynamoDB would refuse it (more than 38 significant
+    digits, a magnitude beyond 1E+125 or below 1E-130, NaN or infinity)."""
+    number = Decimal(value)
+    if not number.is_finite():
+        raise StorageRefusedError("a number that is not finite")
+    if number:
+        # normalize() would round to the context's 28 digits: count the digits themselves, less trailing zeros
+        digits = len("".join(map(str, number.as_tuple().digits)).strip("0"))
+        if digits > MAX_NUMBER_DIGITS:
+            raise StorageRefusedError(f"a number of {digits} significant digits, beyond DynamoDB's {MAX_NUMBER_DIGITS}")
+        if not MIN_NUMBER_EXPONENT <= number.adjusted() <= MAX_NUMBER_EXPONENT:
+            raise StorageRefusedError("a number beyond DynamoDB's range (1E-130 to 9.99E+125)")
+    return str(value)
+
+
+def _key_value(name: str, value: Any) -> dict[str, Any]:
+    """``_av`` of a key attribute (table or index key), refused when over DynamoDB's byte limit for it."""
+    limit = KEY_ATTRIBUTE_BYTES.get(name)
+    if limit is not None and isinstance(value, str) and len(value.encode("utf-8")) > limit:
+        raise StorageRefusedError(f"{name} is {len(value.encode('utf-8'))} bytes, beyond DynamoDB's {limit} for a key")
+    return _av(value)
 
 
 def _plain(av: Mapping[str, Any]) -> Any:
@@ -268,8 +333,14 @@ class _Update:
 
     def _ref(self, name: str, value: Any) -> tuple[str, str]:
         index = len(self.names)
+        try:
+            encoded = _key_value(name, value)
+        except StorageRefusedError as refused:
+            raise StorageRefusedError(
+                refused.reason if refused.reason.startswith(name) else f"{name}: {refused}"
+            ) from None
         self.names[f"#n{index}"] = name
-        self.values[f":v{index}"] = _av(value)
+        self.values[f":v{index}"] = encoded
         return f"#n{index}", f":v{index}"
 
     def set(self, name: str, value: Any) -> _Update:
@@ -316,6 +387,40 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _failure(exc: ClientError, what: str) -> StorageError | StorageRefusedError:
+    """A refused write, told apart: DynamoDB judging the request invalid (ValidationException, or a transaction
+    cancelled for a ValidationError) will judge it so again — a StorageRefusedError; anything else (throttling,
+    conflicts, 5xx, a missing table or permission the operator can fix) may pass on a retry — a StorageError."""
+    code = _error_code(exc)
+    reasons = [str(r.get("Code") or "") for r in exc.response.get("CancellationReasons") or []]
+    if code == "ValidationException" or (code == "TransactionCanceledException" and "ValidationError" in reasons):
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        for reason in exc.response.get("CancellationReasons") or []:
+            if reason.get("Code") == "ValidationError":
+                message = str(reason.get("Message") or message)
+        too_large = "size" in message.lower() and "exceed" in message.lower()
+        # DynamoDB's messages name limits, not values; only known ones are repeated, the rest summarised.
+        detail = "the item would exceed DynamoDB's 400 KB item size" if too_large else "DynamoDB refused it as invalid"
+        return StorageRefusedError(f"the {what} cannot be stored as it is: {detail} ({code})", item_too_large=too_large)
+    return StorageError(f"DynamoDB refused the {what} write: {code}")
+
+
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item a failed condition found (``ReturnValuesOnConditionCheckFailure: ALL_OLD``), if DynamoDB sent it."""
+    item = exc.response.get("Item")
+    if not item:
+        for reason in exc.response.get("CancellationReasons") or []:
+            item = reason.get("Item")
+            break
+    return _item(item) if item else None
+
+
+def summary_digest(summary: Mapping[str, Any]) -> str:
+    """A fingerprint of what the ledger records of a redemption: a redelivery of the same event has the same one."""
+    canonical = json.dumps(summary, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
 def quarantine_id_for(raw: bytes) -> str:
     """Same bytes, same quarantine record: a poison delivery retried by Voucherify is stored once."""
     return "q_" + hashlib.sha256(raw).hexdigest()[:32]
@@ -328,33 +433,37 @@ class Ledger:
 
     # --- writes ---------------------------------------------------------------------------------
     def record_redemption(self, data: EventRedemptionSucceededData, delivery: Delivery) -> WriteOutcome:
+        """One conditional UpdateItem of the redemption item, unless the redemption is recorded already: then nothing
+        is written and the outcome is ``duplicate`` (from the item the condition found: no second read), with the
+        delivery kept as a conflict (``CONFLICT#…``) when what it says of the redemption differs."""
         redemption = data.redemption
-        update = _Update()
-        for name, value in redemption_summary(data, redemption).items():
-            update.set(name, value)
-        update.set("entity", "redemption")
-        update.set_if_absent("status", SUCCEEDED)
-        update.set("redemption_recorded_at", iso(delivery.received_at))
-        update.set("updated_at", iso(delivery.received_at))
-        update.set("redemption_delivery", self._delivery_audit(delivery))
-        recorded = update.name_of("redemption_recorded_at")
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name,
-                Key=self._redemption_key(redemption.id),
-                ConditionExpression=f"attribute_not_exists({recorded})",
-                # ALL_NEW: the status a rollback that came first left in place (UPDATED_NEW may omit an
-                # attribute whose value did not change). Returned values cost no capacity.
-                ReturnValues="ALL_NEW",
-                **update.params(),
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return WriteOutcome("duplicate", redemption.id, self._status_of(redemption.id))
-            raise StorageError(f"DynamoDB refused the redemption write: {_error_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
-        return WriteOutcome("recorded", redemption.id, _plain(answer["Attributes"]["status"]))
+        summary = redemption_summary(data, redemption)
+        digest = summary_digest(summary)
+        key = self._redemption_key(redemption.id)
+
+        def update(audit: dict[str, Any]) -> tuple[_Update, str]:
+            update = _Update()
+            for name, value in summary.items():
+                update.set(name, value)
+            update.set("entity", "redemption")
+            update.set_if_absent("status", SUCCEEDED)
+            update.set("redemption_recorded_at", iso(delivery.received_at))
+            update.set("updated_at", iso(delivery.received_at))
+            update.set("redemption_digest", digest)
+            update.set("redemption_delivery", audit)
+            return update, f"attribute_not_exists({update.name_of('redemption_recorded_at')})"
+
+        # ALL_NEW: the status a rollback that came first left in place. Returned values cost no capacity.
+        applied, item = self._write_with_delivery(key, delivery, update, what="redemption", return_new=True)
+        if applied:
+            return WriteOutcome("recorded", redemption.id, (item or {}).get("status") or SUCCEEDED)
+        old = item if item is not None else self._get(key, projection=("status", "redemption_digest")) or {}
+        outcome = WriteOutcome("duplicate", redemption.id, old.get("status"))
+        if old.get("redemption_digest") not in (None, digest):
+            differing = tuple(sorted(k for k in summary if old.get(k) != summary[k] and k in old)) or ("content",)
+            conflict_id = self._keep_conflict(redemption.id, delivery, summary, differing)
+            outcome = replace(outcome, conflict_id=conflict_id, conflicting_fields=differing)
+        return outcome
 
     def record_rollback(
         self, data: EventRedemptionRollbackSucceededData, delivery: Delivery, *, source: str = "webhook"
@@ -373,62 +482,185 @@ class Ledger:
 
         One write of the redemption item: the rollback's attribute ``rollback#<rr_…>``, the redemption flipped to
         ``ROLLED_BACK`` (or the failed rollback noted), under the condition that the ``rr_…`` is not recorded yet
-        (in neither ``rollback_ids`` nor ``failed_rollback_ids``, which rollback items of the earlier layout also
-        kept). An UpdateItem, or with ``also`` (extra ``TransactItems``, e.g. the worker's request item) a
-        transaction whose first item it is. When the rollback is already recorded nothing is written and the
-        outcome is ``duplicate``.
+        (in neither ``rollback_ids`` nor ``failed_rollback_ids``). An UpdateItem, or with ``also`` (extra
+        ``TransactItems``, e.g. the worker's request item) or a raw delivery kept out of line, a transaction whose
+        first item it is. When the rollback is already recorded nothing is written and the outcome is ``duplicate``.
         """
         rollback = data.redemption_rollback
         redemption_id = data.redemption_id
         when = iso(delivery.received_at)
         # the attribute's name says the rollback's id, the item the redemption's
         summary = {k: v for k, v in rollback_summary(rollback, redemption_id).items() if k not in ROLLBACK_IDS}
-        entry = {"source": source, "recorded_at": when, **summary, "delivery": self._delivery_audit(delivery)}
-        update = _Update()
-        if data.redemption is not None and data.redemption.id == redemption_id:
-            for name, value in redemption_summary(data, data.redemption).items():
-                update.set_if_absent(name, value)
-        else:
-            update.set_if_absent("redemption_id", redemption_id)
-        update.set_if_absent("entity", "redemption")
-        update.set(ROLLBACK_PREFIX + rollback.id, entry)
         succeeded = rollback_succeeded(rollback)
-        if succeeded:
-            update.set("status", ROLLED_BACK)
-            update.set("rolled_back_at", iso(rollback.date))
-            update.add("rollback_ids", {rollback.id})
-        else:
-            update.add("failed_rollback_ids", {rollback.id})
-        update.set("updated_at", when)
-        recorded, failed = update.name_of("rollback_ids"), update.name_of("failed_rollback_ids")
-        update.values[":rollback_id"] = _av(rollback.id)
-        write = {
-            "TableName": self.table_name,
-            "Key": self._redemption_key(redemption_id),
-            "ConditionExpression": (
+
+        def update(audit: dict[str, Any]) -> tuple[_Update, str]:
+            update = _Update()
+            if data.redemption is not None and data.redemption.id == redemption_id:
+                for name, value in redemption_summary(data, data.redemption).items():
+                    update.set_if_absent(name, value)
+            else:
+                update.set_if_absent("redemption_id", redemption_id)
+            update.set_if_absent("entity", "redemption")
+            update.set(
+                ROLLBACK_PREFIX + rollback.id, {"source": source, "recorded_at": when, **summary, "delivery": audit}
+            )
+            if succeeded:
+                update.set("status", ROLLED_BACK)
+                update.set("rolled_back_at", iso(rollback.date))
+                update.add("rollback_ids", {rollback.id})
+            else:
+                update.add("failed_rollback_ids", {rollback.id})
+            update.set("updated_at", when)
+            recorded, failed = update.name_of("rollback_ids"), update.name_of("failed_rollback_ids")
+            update.values[":rollback_id"] = _av(rollback.id)
+            return update, (
                 f"(attribute_not_exists({recorded}) OR NOT contains({recorded}, :rollback_id)) AND "
                 f"(attribute_not_exists({failed}) OR NOT contains({failed}, :rollback_id))"
-            ),
+            )
+
+        key = self._redemption_key(redemption_id)
+        applied, old = self._write_with_delivery(key, delivery, update, what="rollback", also=also)
+        if not applied:
+            status = (old or {}).get("status") if old is not None else self._status_of(redemption_id)
+            return WriteOutcome("duplicate", redemption_id, status, rollback.id)
+        return WriteOutcome("recorded", redemption_id, ROLLED_BACK if succeeded else None, rollback.id)
+
+    # --- the conditional write of an item that keeps a raw delivery ------------------------------------
+    def _write_with_delivery(
+        self,
+        key: dict[str, Any],
+        delivery: Delivery,
+        build: Callable[[dict[str, Any]], tuple[_Update, str]],
+        *,
+        what: str,
+        also: Sequence[Mapping[str, Any]] = (),
+        return_new: bool = False,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Applies ``build(audit)`` (an update and its condition) to ``key``: ``(True, the new item if asked)``, or
+        ``(False, the item the condition found)`` when it failed (None if DynamoDB did not send it).
+
+        The raw delivery goes into the audit map when its compressed copy is small (``INLINE_RAW_BYTES``), else into
+        its own item ``RAW#<sha256>`` under the same partition, written in the same transaction. When DynamoDB says
+        the item would pass 400 KB (a redemption holding many rollbacks), the write is made once more with the raw
+        delivery out of line; if that is refused too, StorageRefusedError says why."""
+        compressed = compress(delivery.raw)
+        inline = len(compressed) <= INLINE_RAW_BYTES
+        while True:
+            audit = self._delivery_audit(delivery, compressed if inline else None)
+            update, condition = build(audit)
+            extra = list(also) if inline else [self._raw_put(key, delivery, compressed, audit), *also]
+            try:
+                return self._conditional_update(key, update, condition, extra, what=what, return_new=return_new)
+            except StorageRefusedError as refused:
+                if not (inline and refused.item_too_large):
+                    raise
+                inline = False
+
+    def _conditional_update(
+        self,
+        key: dict[str, Any],
+        update: _Update,
+        condition: str,
+        extra: Sequence[Mapping[str, Any]],
+        *,
+        what: str,
+        return_new: bool,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        write: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": key,
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             **update.params(),
         }
         try:
-            if also:
-                self.client.transact_write_items(TransactItems=[{"Update": write}, *also])
-            else:
-                self.client.update_item(**write)
+            if extra:
+                self.client.transact_write_items(TransactItems=[{"Update": write}, *extra])
+                return True, self._get(key, projection=("status",)) if return_new else None
+            answer = self.client.update_item(**write, ReturnValues="ALL_NEW" if return_new else "NONE")
         except ClientError as exc:
             code = _error_code(exc)
             if code == "ConditionalCheckFailedException" or (
                 code == "TransactionCanceledException" and self._first_condition_failed(exc)
             ):
-                return WriteOutcome("duplicate", redemption_id, self._status_of(redemption_id), rollback.id)
-            raise StorageError(f"DynamoDB refused the rollback write: {code}") from exc
+                return False, _old_item(exc)
+            raise _failure(exc, what) from exc
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
-        return WriteOutcome("recorded", redemption_id, ROLLED_BACK if succeeded else None, rollback.id)
+        return True, _item(answer["Attributes"]) if return_new and answer.get("Attributes") else None
+
+    def _raw_put(
+        self, key: Mapping[str, Any], delivery: Delivery, compressed: bytes, audit: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The transaction item that keeps a raw delivery beside its redemption: same bytes, same item."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": key["pk"],
+                    "sk": _av(audit["raw_item"]),
+                    "entity": _av("raw_delivery"),
+                    "raw_zlib": _av(compressed),
+                    "raw_bytes": _av(len(delivery.raw)),
+                    "route": _av(delivery.route),
+                    "received_at": _av(iso(delivery.received_at)),
+                },
+            }
+        }
+
+    def raw_delivery(self, redemption_id: str, audit: Mapping[str, Any]) -> bytes | None:
+        """The raw bytes of a delivery audit map (``redemption_delivery`` or a rollback's ``delivery``), inline or in
+        its ``RAW#`` item; None when there is none."""
+        if audit.get("raw_zlib") is not None:
+            return decompress(bytes(audit["raw_zlib"]))
+        if not audit.get("raw_item"):
+            return None
+        item = self._get({"pk": _av(REDEMPTION_PREFIX + redemption_id), "sk": _av(audit["raw_item"])})
+        return decompress(bytes(item["raw_zlib"])) if item else None
+
+    def _keep_conflict(
+        self, redemption_id: str, delivery: Delivery, summary: Mapping[str, Any], differing: Sequence[str]
+    ) -> str:
+        """Keeps a delivery of a recorded redemption that says something else (``REDEMPTION#<r_…> /
+        CONFLICT#<sha256>``: what it says, which fields differ, its raw copy), once per distinct delivery. Its
+        summary sits in a map, so the indexes never list it as a redemption."""
+        digest = hashlib.sha256(delivery.raw).hexdigest()[:32]
+        update = _Update()
+        update.set_if_absent("entity", "conflicting_delivery")
+        update.set_if_absent("conflict_id", "c_" + digest)
+        update.set_if_absent("first_received_at", iso(delivery.received_at))
+        update.set("last_received_at", iso(delivery.received_at))
+        update.set("conflicting_fields", list(differing))
+        update.set("summary", dict(summary))
+        update.set("delivery", self._delivery_audit(delivery, compress(delivery.raw)))
+        update.add("deliveries", 1)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _av(REDEMPTION_PREFIX + redemption_id), "sk": _av(CONFLICT_SK_PREFIX + digest)},
+                **update.params(),
+            )
+        except ClientError as exc:
+            raise _failure(exc, "conflicting delivery") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
+        return "c_" + digest
 
     def quarantine(
         self, delivery: Delivery, errors: list[str], *, retention_days: int, reason: str
+    ) -> QuarantineOutcome:
+        """Keeps an authentic delivery the ledger cannot record (invalid, the wrong URL, refused by DynamoDB) with
+        its errors, once per distinct body, until ``retention_days`` have passed. A body is at most MAX_BODY_BYTES
+        (256 KiB), so its compressed copy fits the item; should DynamoDB still refuse the record, it is kept without
+        the raw copy (its size and SHA-256 say what it was) rather than not at all."""
+        try:
+            return self._quarantine(delivery, errors, retention_days=retention_days, reason=reason, keep_raw=True)
+        except StorageRefusedError as refused:
+            errors = [*errors[:49], f"raw copy not kept: {refused.reason}"]
+            return self._quarantine(delivery, errors, retention_days=retention_days, reason=reason, keep_raw=False)
+
+    def _quarantine(
+        self, delivery: Delivery, errors: list[str], *, retention_days: int, reason: str, keep_raw: bool
     ) -> QuarantineOutcome:
         quarantine_id = quarantine_id_for(delivery.raw)
         now = delivery.received_at
@@ -436,11 +668,15 @@ class Ledger:
         update.set_if_absent("entity", "quarantine")
         update.set_if_absent("quarantine_id", quarantine_id)
         update.set_if_absent("first_received_at", iso(now))
-        update.set_if_absent("raw_zlib", compress(delivery.raw))
+        if keep_raw:
+            update.set_if_absent("raw_zlib", compress(delivery.raw))
+        else:
+            update.set_if_absent("raw_sha256", hashlib.sha256(delivery.raw).hexdigest())
+            update.set_if_absent("raw_bytes", len(delivery.raw))
         update.set("last_received_at", iso(now))
         update.set("route", delivery.route)
         update.set("reason", reason)
-        update.set("errors", errors[:50])
+        update.set("errors", [error[:MAX_ERROR_CHARS] for error in errors[:50]])
         if delivery.event_type:
             update.set("event_type", delivery.event_type)
         if delivery.delivery_id:
@@ -455,7 +691,7 @@ class Ledger:
                 **update.params(),
             )
         except ClientError as exc:
-            raise StorageError(f"DynamoDB refused the quarantine write: {_error_code(exc)}") from exc
+            raise _failure(exc, "quarantine record") from exc
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB could not be reached: {type(exc).__name__}") from exc
         deliveries = _plain(answer.get("Attributes", {}).get("deliveries", {"N": "1"}))
@@ -476,6 +712,7 @@ class Ledger:
         view: dict[str, Any] = {"id": redemption_id}
         rollbacks: list[dict[str, Any]] = []
         requests: list[dict[str, Any]] = []
+        conflicts: list[dict[str, Any]] = []
         for item in items:
             if item["sk"] == REDEMPTION_SK:
                 view.update(_public(item))
@@ -484,12 +721,16 @@ class Ledger:
                 rollbacks.append(_public(item))
             elif item["sk"].startswith(REQUEST_SK_PREFIX):
                 requests.append(_public(item))
+            elif item["sk"].startswith(CONFLICT_SK_PREFIX):
+                conflicts.append(_public(item))
         view.setdefault("status", None)
         view["rollbacks"] = sorted(rollbacks, key=lambda r: r.get("rolled_back_at") or "")
         view["rollback_ids"] = sorted(view.get("rollback_ids") or [])
         if requests:  # rollback requests of the rollback worker (absent when there were none)
             requests.sort(key=lambda r: (r.get("created_at") or "", r.get("request_id", "")))
             view["rollback_requests"] = requests
+        if conflicts:  # deliveries of this id that said something else (the first record stands)
+            view["conflicting_deliveries"] = sorted(conflicts, key=lambda c: c.get("first_received_at") or "")
         return view
 
     def redemptions_by(self, key: Literal["order", "customer", "voucher_code"], value: str) -> list[dict[str, Any]]:
@@ -979,10 +1220,15 @@ class Ledger:
         return {"pk": _av(REDEMPTION_PREFIX + redemption_id), "sk": _av(REDEMPTION_SK)}
 
     @staticmethod
-    def _delivery_audit(delivery: Delivery) -> dict[str, Any]:
+    def _delivery_audit(delivery: Delivery, compressed: bytes | None) -> dict[str, Any]:
+        """The audit map of a delivery: its compressed raw copy (``raw_zlib``), or with ``compressed`` None the key of
+        the item that keeps it (``raw_item``, ``RAW#<sha256>``), with route, ids and arrival time."""
         return _compact(
             {
-                "raw_zlib": compress(delivery.raw),
+                "raw_zlib": compressed,
+                "raw_item": None
+                if compressed is not None
+                else RAW_SK_PREFIX + hashlib.sha256(delivery.raw).hexdigest(),
                 "route": delivery.route,
                 "event_type": delivery.event_type,
                 "delivery_id": delivery.delivery_id,
@@ -1002,7 +1248,7 @@ class Ledger:
 
 def _public(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item without keys, audit blobs and rollback attributes, as the CLI and APIs show it."""
-    hidden = {"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib"}
+    hidden = {"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"}
     return {k: v for k, v in item.items() if k not in hidden and not k.startswith(ROLLBACK_PREFIX)}
 
 

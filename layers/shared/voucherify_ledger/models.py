@@ -19,17 +19,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from voucherify_ledger import ids
+
 
 class VoucherifyModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
 Metadata = dict[str, Any]
+# An amount the ledger stores (smallest currency unit): DynamoDB keeps at most 38 significant digits.
+LedgerAmount = Annotated[int, Field(gt=-(10**38), lt=10**38)]
 
 
 # --- customers, orders, products ----------------------------------------------------------------
 class SimpleCustomer(VoucherifyModel):
-    id: str | None = None
+    id: ids.CustomerId | None = None
     name: str | None = None
     email: str | None = None
     source_id: str | None = None
@@ -53,19 +57,19 @@ class SimpleOrderItem(VoucherifyModel):
 
 
 class SimpleOrder(VoucherifyModel):
-    id: str | None = None
+    id: ids.OrderId | None = None
     source_id: str | None = None
     status: Literal["CREATED", "PAID", "CANCELED", "FULFILLED"] | None = None
     customer_id: str | None = None
     referrer_id: str | None = None
-    amount: int | None = None
-    discount_amount: int | None = None
+    amount: LedgerAmount | None = None
+    discount_amount: LedgerAmount | None = None
     applied_discount_amount: int | None = None
     items_discount_amount: int | None = None
     items_applied_discount_amount: int | None = None
-    total_discount_amount: int | None = None
+    total_discount_amount: LedgerAmount | None = None
     total_applied_discount_amount: int | None = None
-    total_amount: int | None = None
+    total_amount: LedgerAmount | None = None
     items: list[SimpleOrderItem] | None = None
     metadata: Metadata | None = None
     created_at: datetime | None = None
@@ -304,7 +308,7 @@ class SimpleCampaign(VoucherifyModel):
 
 
 class SimpleVoucher(VoucherifyModel):
-    id: str | None = None
+    id: ids.VoucherId | None = None
     # The schema also requires type, created_at and object; the vouchers nested in a redemption of the
     # published examples carry only id, code, campaign, campaign_id, active and object.
     code: str
@@ -416,11 +420,11 @@ RedemptionStatus = Literal["SUCCEEDED", "FAILED", "ROLLED BACK"]
 class SimpleRedemption(VoucherifyModel):
     """``SimpleRedemption``: a redemption (``r_…``) or, as ``redemption_rollback``, a rollback (``rr_…``)."""
 
-    id: Annotated[str, Field(min_length=1, max_length=200)]
-    customer_id: str | None = None
+    id: Annotated[str, Field(pattern=ids.REDEMPTION_FAMILY_ID_PATTERN)]  # r_, rf_, rr_ or rrf_
+    customer_id: ids.CustomerId | None = None
     tracking_id: str | None = None
     date: datetime
-    amount: int | None = None
+    amount: LedgerAmount | None = None
     order: SimpleOrder | None = None
     reward: SimpleRedemptionRewardResult | None = None
     customer: SimpleCustomer | None = None
@@ -429,7 +433,7 @@ class SimpleRedemption(VoucherifyModel):
     voucher: SimpleVoucher | None = None
     promotion_tier: SimplePromotionTier | None = None
     # For a rollback: the redemption it undoes. For a stacked redemption: its parent redemption.
-    redemption: str | None = None
+    redemption: ids.RedemptionId | None = None
     metadata: Metadata | None
     failure_code: str | None = None
     failure_message: str | None = None
@@ -455,6 +459,12 @@ class EventRedemptionSucceededData(EventCustomerRedemption):
     redemption: SimpleRedemption
     created_at: datetime | None = None
 
+    @model_validator(mode="after")
+    def _is_a_redemption(self) -> EventRedemptionSucceededData:
+        if not ids.is_redemption_id(self.redemption.id):
+            raise ValueError(f"redemption.id: expected a redemption id ({ids.REDEMPTION_ID_SHAPE})")
+        return self
+
 
 class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
     """``data`` of ``customer.redemption.rollback.succeeded`` and ``redemption.rollback.succeeded``."""
@@ -463,6 +473,10 @@ class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
 
     @model_validator(mode="after")
     def _knows_its_redemption(self) -> EventRedemptionRollbackSucceededData:
+        if not ids.is_rollback_id(self.redemption_rollback.id):
+            raise ValueError(f"redemption_rollback.id: expected a rollback id ({ids.ROLLBACK_ID_SHAPE})")
+        if self.redemption is not None and not ids.is_redemption_id(self.redemption.id):
+            raise ValueError(f"redemption.id: expected a redemption id ({ids.REDEMPTION_ID_SHAPE})")
         if not (self.redemption_rollback.redemption or self.redemption):
             raise ValueError("a rollback must name its redemption (redemption_rollback.redemption or redemption.id)")
         if (
@@ -483,6 +497,86 @@ EventCustomerRedemptionRollbackSucceededData = EventRedemptionRollbackSucceededD
 
 
 # --- the v2024-01-01 envelope -------------------------------------------------------------------
+# Every event name Voucherify publishes a webhook for (OpenAPIWebhooks.json, ``webhooks``): an answer, log line or
+# record repeats ``event.type`` only when it is one of these, never a string a sender chose.
+VOUCHERIFY_EVENT_TYPES = frozenset(
+    {
+        "bus_val_rule.assignment.created",
+        "bus_val_rule.assignment.deleted",
+        "bus_val_rule.created",
+        "bus_val_rule.deleted",
+        "bus_val_rule.updated",
+        "campaign.created",
+        "campaign.deleted",
+        "campaign.disabled",
+        "campaign.enabled",
+        "campaign.loyalty_tier.created",
+        "campaign.loyalty_tier.deleted",
+        "campaign.loyalty_tier.updated",
+        "campaign.promotion_tier.created",
+        "campaign.promotion_tier.deleted",
+        "campaign.promotion_tier.disabled",
+        "campaign.promotion_tier.enabled",
+        "campaign.promotion_tier.updated",
+        "campaign.updated",
+        "campaign.vouchers.generation.completed",
+        "customer.created",
+        "customer.custom_event",
+        "customer.deleted",
+        "customer.holder.assignment.created",
+        "customer.holder.assignment.deleted",
+        "customer.loyalty.tier.downgraded",
+        "customer.loyalty.tier.joined",
+        "customer.loyalty.tier.left",
+        "customer.loyalty.tier.prolonged",
+        "customer.loyalty.tier.upgraded",
+        "customer.order.canceled",
+        "customer.order.created",
+        "customer.order.paid",
+        "customer.order.updated",
+        "customer.publication.succeeded",
+        "customer.redemption.rollback.succeeded",
+        "customer.redemption.succeeded",
+        "customer.reward_redemptions.completed",
+        "customer.reward_redemptions.created",
+        "customer.reward_redemptions.pending",
+        "customer.rewarded",
+        "customer.rewarded.loyalty_points",
+        "customer.segment.entered",
+        "customer.segment.left",
+        "customer.updated",
+        "customer.voucher.gift.balance_added",
+        "customer.voucher.loyalty_card.pending_points.activated",
+        "customer.voucher.loyalty_card.pending_points.added",
+        "customer.voucher.loyalty_card.pending_points.canceled",
+        "customer.voucher.loyalty_card.pending_points.updated",
+        "customer.voucher.loyalty_card.points_added",
+        "customer.voucher.loyalty_card.points_expired",
+        "distribution.manual_distribution_schedule",
+        "publication.succeeded",
+        "redemption.failed",
+        "redemption.rollback.failed",
+        "redemption.rollback.succeeded",
+        "redemption.succeeded",
+        "voucher.created",
+        "voucher.deleted",
+        "voucher.disabled",
+        "voucher.enabled",
+        "voucher.gift.balance_added",
+        "voucher.gift.transaction.created",
+        "voucher.loyalty_card.pending_points.activated",
+        "voucher.loyalty_card.pending_points.added",
+        "voucher.loyalty_card.pending_points.canceled",
+        "voucher.loyalty_card.pending_points.updated",
+        "voucher.loyalty_card.points_added",
+        "voucher.loyalty_card.points_expired",
+        "voucher.loyalty_card.transaction.created",
+        "voucher.published",
+        "voucher.updated",
+    }
+)
+
+
 class EventSourceUser(VoucherifyModel):
     id: str
 

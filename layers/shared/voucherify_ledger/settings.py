@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -37,9 +38,14 @@ class WebhookSettings(BaseModel):
     webhook_secret_id: str | None = None
     # Header that carries the shared token of a distribution webhook (custom header in the dashboard).
     webhook_token_header: str = Field(default="x-voucherify-token", min_length=1, max_length=100)
+    # What authenticates a delivery on this function's URL: "signature" (x-voucherify-signature only: project-settings
+    # webhooks are always signed), "token" (the token header only) or "either" (a signature, or on an unsigned
+    # delivery the token). The template sets it per route.
+    webhook_auth: Literal["signature", "token", "either"] = "signature"
     # Accept deliveries without any authentication. Refused unless AWS is the local emulation.
     allow_unauthenticated_webhooks: bool = False
-    max_body_bytes: int = Field(default=262_144, ge=1_024, le=6_000_000)
+    # At most 256 KiB: the compressed raw copy of any delivery then fits one DynamoDB item (400 KB) with its record.
+    max_body_bytes: int = Field(default=262_144, ge=1_024, le=262_144)
     quarantine_retention_days: int = Field(default=30, ge=1, le=3_650)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
     # Callers allowed to deliver (comma-separated CIDRs or addresses, e.g. Voucherify's published sender IPs);

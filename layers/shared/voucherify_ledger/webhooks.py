@@ -9,8 +9,10 @@ The order of checks is deliberate, and so is every answer, because Voucherify re
 3. body that is not a JSON object                  → 400, nothing stored
 4. authentic but invalid, or the wrong event type  → 202 ``quarantined``: stored whole with the errors,
                                                      so a poison payload is neither lost nor retried
-5. valid                                           → 200 ``recorded`` or ``duplicate``
-6. the secret or the ledger cannot be reached      → 503, so Voucherify retries later
+5. valid                                           → 200 ``recorded`` or ``duplicate`` (a duplicate that says
+                                                     something else is kept as a conflict: ``conflict_id``)
+6. valid, but DynamoDB refuses it as it is          → 202 ``quarantined`` with the reason (``StorageRefused``)
+7. the secret or the ledger cannot be reached      → 503, so Voucherify retries later
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import binascii
 import contextlib
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,8 +37,9 @@ from voucherify_ledger.auth import (
     powertools_secret_fetcher,
     secrets_client,
 )
-from voucherify_ledger.ledger import Delivery, Ledger, StorageError, WriteOutcome
+from voucherify_ledger.ledger import Delivery, Ledger, StorageError, StorageRefusedError, WriteOutcome
 from voucherify_ledger.models import (
+    VOUCHERIFY_EVENT_TYPES,
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,
     WebhookEnvelope,
@@ -198,6 +202,7 @@ class WebhookReceiver:
         authenticator = WebhookAuthenticator(
             settings.webhook_secret_id,
             settings.webhook_token_header,
+            methods=settings.webhook_auth,
             allow_unauthenticated=settings.allow_unauthenticated_webhooks,
             fetch=fetch,
             max_age=settings.secret_max_age_seconds,
@@ -237,6 +242,8 @@ class WebhookReceiver:
             self.logger.exception("webhook secret unavailable", route=self.route.name)
             return self._unavailable(f"cannot authenticate the delivery now ({exc}); retry later")
         if not auth.ok:
+            # Its own metric (and alarm): a rotated secret makes every delivery a 401 until the secret is fixed.
+            self.metrics.add_metric(name="Unauthorized", unit="Count", value=1)
             return self._reject(401, "unauthorized", auth.reason)
 
         try:
@@ -266,6 +273,11 @@ class WebhookReceiver:
         except StorageError as exc:
             self.logger.exception("ledger write failed", route=self.route.name, delivery_id=delivery.delivery_id)
             return self._unavailable(f"the ledger could not be written ({exc}); retry later")
+        except StorageRefusedError as refused:  # never storable as it is: a retry would fail again, 12 times
+            self.metrics.add_metric(name="StorageRefused", unit="Count", value=1)
+            return self._quarantine(
+                _Quarantine("the ledger cannot store this delivery as it is", [refused.reason]), delivery
+            )
 
         self.metrics.add_metric(
             name="Recorded" if outcome.status == "recorded" else "Duplicates", unit="Count", value=1
@@ -278,6 +290,17 @@ class WebhookReceiver:
         }
         if outcome.rollback_id:
             answer["rollback_id"] = outcome.rollback_id
+        if outcome.conflict_id:
+            # The first record stands; the delivery that says otherwise is kept beside it for a person to judge.
+            answer["conflict_id"] = outcome.conflict_id
+            self.metrics.add_metric(name="ConflictingDuplicates", unit="Count", value=1)
+            self.logger.warning(
+                "duplicate delivery differs from the recorded redemption",
+                route=self.route.name,
+                redemption_id=outcome.redemption_id,
+                conflict_id=outcome.conflict_id,
+                conflicting_fields=list(outcome.conflicting_fields),
+            )
         self.logger.info(
             f"delivery {outcome.status}",
             route=self.route.name,
@@ -318,7 +341,12 @@ class WebhookReceiver:
             if parsed.event.type not in self.route.event_types:
                 return None
             data = parsed.data
-            delivery = replace(delivery, event_type=parsed.event.type, delivery_id=parsed.id, event_id=parsed.event.id)
+            delivery = replace(
+                delivery,
+                event_type=parsed.event.type,
+                delivery_id=_plain_id(parsed.id),
+                event_id=_plain_id(parsed.event.id),
+            )
         else:
             data = parsed
             extra = parsed.model_extra or {}
@@ -337,12 +365,23 @@ class WebhookReceiver:
         except ValidationError as exc:
             raise _Quarantine("the v2024-01-01 envelope is invalid", describe_errors(exc)) from None
         delivery = replace(
-            delivery, event_type=envelope.event.type, delivery_id=envelope.id, event_id=envelope.event.id
+            delivery,
+            event_type=known_event_type(envelope.event.type),
+            delivery_id=_plain_id(envelope.id),
+            event_id=_plain_id(envelope.event.id),
         )
+        if delivery.event_type is None:
+            raise _Quarantine(
+                "wrong event type for this webhook URL",
+                [f"event.type: not a Voucherify event name, this URL accepts {self._accepted()}"],
+            )
         return envelope.data, delivery, "data"
 
+    def _accepted(self) -> str:
+        return " or ".join(sorted(self.route.event_types))
+
     def _check_event_type(self, data: Any, delivery: Delivery) -> None:
-        accepted = " or ".join(sorted(self.route.event_types))
+        accepted = self._accepted()
         if delivery.event_type is not None and delivery.event_type not in self.route.event_types:
             raise _Quarantine(
                 "wrong event type for this webhook URL",
@@ -442,6 +481,19 @@ class WebhookReceiver:
     def _unavailable(self, message: str) -> dict[str, Any]:
         self.metrics.add_metric(name="StorageErrors", unit="Count", value=1)
         return respond(503, {"status": "error", "error": message})
+
+
+def known_event_type(value: object) -> str | None:
+    """``event.type`` when it is a Voucherify event name, else None: a sender's own string is never repeated."""
+    return value if isinstance(value, str) and value in VOUCHERIFY_EVENT_TYPES else None
+
+
+_PLAIN_ID = re.compile(r"^[0-9A-Za-z_-]{1,100}$")
+
+
+def _plain_id(value: object) -> str | None:
+    """An envelope id (``whs_…``, ``evcus_…``) as it is, when it looks like one; otherwise it is not kept."""
+    return value if isinstance(value, str) and _PLAIN_ID.match(value) else None
 
 
 def _source_ip(event: Mapping[str, Any]) -> str | None:

@@ -592,19 +592,19 @@ class Ledger:
     def _raw_put(
         self, key: Mapping[str, Any], delivery: Delivery, compressed: bytes, audit: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The transaction item that keeps a raw delivery beside its redemption: same bytes, same item."""
+        """The transaction item that keeps a raw delivery beside its redemption: same bytes, same item. An Update
+        (which creates the item) rather than a Put, so the functions need no PutItem permission."""
+        update = _Update()
+        update.set("entity", "raw_delivery")
+        update.set("raw_zlib", compressed)
+        update.set("raw_bytes", len(delivery.raw))
+        update.set("route", delivery.route)
+        update.set("received_at", iso(delivery.received_at))
         return {
-            "Put": {
+            "Update": {
                 "TableName": self.table_name,
-                "Item": {
-                    "pk": key["pk"],
-                    "sk": _av(audit["raw_item"]),
-                    "entity": _av("raw_delivery"),
-                    "raw_zlib": _av(compressed),
-                    "raw_bytes": _av(len(delivery.raw)),
-                    "route": _av(delivery.route),
-                    "received_at": _av(iso(delivery.received_at)),
-                },
+                "Key": {"pk": key["pk"], "sk": _av(audit["raw_item"])},
+                **update.params(),
             }
         }
 

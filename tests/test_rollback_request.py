@@ -11,9 +11,11 @@ from conftest import Aws
 from pydantic import ValidationError
 
 from ledger_tools.template import PROJECT_ROOT
+from voucherify_ledger import ids
 from voucherify_ledger.rollbacks import (
     RollbackRequest,
     enqueue_rollback,
+    is_rollback_target,
     rollback_request_schema,
     schema_document,
     validation_errors,
@@ -32,6 +34,9 @@ VALID = [
         "metadata": {"location_id": ["L2"]},
         "order_id": None,
     },
+    {"redemption_id": "r_" + "a" * 100},  # the ids' generous bound (voucherify_ledger.ids.MAX_ID_TAIL)
+    {"order_id": "ord_" + "A1" * 50},
+    {"redemption_id": "r_0e2500291ae016adea", "request_id": "x" * 256},
 ]
 INVALID = [
     {},
@@ -41,6 +46,17 @@ INVALID = [
     {"redemption_id": "r_0e2500291ae016adea", "redemptionId": "r_x"},
     {"redemption_id": "r_0e2500291ae016adea", "customer": "annie@lemon.com"},
     {"redemption_id": "r_0e2500291ae016adea", "request_id": "has spaces"},
+    {"redemption_id": "r_0e2500291ae016adea", "request_id": "x" * 257},
+    # the shapes of voucherify_ledger.ids, as the webhooks have them: a prefix, then 1–100 letters and digits
+    {"redemption_id": "r_a5.dot"},
+    {"redemption_id": "r_" + "a" * 101},
+    {"redemption_id": "r_" + "a" * 170},
+    {"redemption_id": "r_under_score"},
+    {"redemption_id": "r_hy-phen"},
+    {"redemption_id": "r_"},
+    {"redemption_id": "rf_0e2500291ae016adea"},  # a failed redemption: nothing to roll back
+    {"order_id": "ord_dot.ted"},
+    {"order_id": "ord_" + "x" * 101},
 ]
 
 
@@ -51,6 +67,27 @@ def test_the_published_schema_is_the_models() -> None:
         "> rollback-request.schema.json"
     )
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_document()
+
+
+def test_the_model_takes_its_id_shapes_from_the_ids_module() -> None:
+    properties = rollback_request_schema()["properties"]
+    patterns = {name: [a.get("pattern") for a in properties[name]["anyOf"]] for name in ("redemption_id", "order_id")}
+    assert patterns == {
+        "redemption_id": [ids.SUCCEEDED_REDEMPTION_ID_PATTERN, None],
+        "order_id": [ids.ORDER_ID_PATTERN, None],
+    }
+
+
+@pytest.mark.parametrize(
+    "value", ["r_0e2500291ae016adea", "r_" + "a" * 100, "r_a5.dot", "r_" + "a" * 101, "r_abc\n", "rf_1", "", 5, None]
+)
+def test_is_rollback_target_is_the_models_own_check(value: object) -> None:
+    try:
+        RollbackRequest.model_validate({"redemption_id": value})
+        accepted = value is not None
+    except ValidationError:
+        accepted = False
+    assert is_rollback_target(value) is accepted
 
 
 @pytest.mark.parametrize("document", VALID)

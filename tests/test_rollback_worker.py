@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -176,8 +178,13 @@ def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> Non
 
 def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
     """Sum of every metric the functions flushed (Powertools EMF lines on stdout)."""
+    return metrics_emitted_in(capsys.readouterr().out)
+
+
+def metrics_emitted_in(out: str) -> dict[str, float]:
+    """Sum of every metric in ``out`` (the captured stdout: Powertools EMF lines)."""
     totals: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
+    for line in out.splitlines():
         if '"_aws"' not in line:
             continue
         document = json.loads(line)
@@ -737,3 +744,324 @@ def test_the_sam_local_invoke_event_is_a_valid_sqs_event_for_the_worker(harness:
     assert answer == {"batchItemFailures": []}
     redemption_id = json.loads(event["Records"][0]["body"])["redemption_id"]
     assert harness.request(redemption_id, "cancel-1001")["state"] == "SUCCEEDED"
+
+
+# --- no message crashes the worker ----------------------------------------------------------------
+# Redemption ids an earlier version of the webhooks stored, which the request model refuses.
+DOTTED = "r_a5.dot"
+TOO_LONG = "r_" + "a" * 170
+TRAILING_NEWLINE = "r_0e2500291ae016ade\n"
+NOT_ROLLBACK_TARGETS = "redemption id(s) of the order are not r_ followed by 1-100 letters or digits: not rolled back"
+SAFE_REQUEST_ID = re.compile(r"^[0-9A-Za-z._:@+=-]{1,256}$")  # the RequestId bound of the message contract
+
+
+def store_redemption_as_an_earlier_version_did(aws: Aws, redemption_id: str, *, order_id: str, like: str) -> None:
+    """Copies the stored item of ``like`` under ``redemption_id``: the ledger then lists a redemption of
+    ``order_id`` whose id today's webhooks (and the request model) would refuse."""
+    (item,) = [i for i in aws.items() if i["pk"]["S"] == f"REDEMPTION#{like}" and i["sk"]["S"] == "REDEMPTION"]
+    item = {**item, "pk": {"S": f"REDEMPTION#{redemption_id}"}, "redemption_id": {"S": redemption_id}}
+    item["order_id"] = {"S": order_id}
+    aws.dynamodb.put_item(TableName=aws.table_name, Item=item)
+
+
+def request_items(aws: Aws) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every request item of the ledger (redemption, order and rejected requests), by (pk, sk)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    plain = TypeDeserializer().deserialize
+    return {
+        (i["pk"]["S"], i["sk"]["S"]): {k: plain(v) for k, v in i.items()}
+        for i in aws.items()
+        if i["sk"]["S"].startswith("REQUEST") and not i["pk"]["S"].startswith("IDEMPOTENCY#")
+    }
+
+
+def test_an_order_holding_malformed_redemption_ids_queues_the_valid_ones_and_lists_the_others(
+    capsys: pytest.CaptureFixture[str], harness: Harness
+) -> None:
+    order = "ord_malformed000000001"
+    record_redemption(harness.ledger, R1, order_id=order)
+    for bad in (DOTTED, TOO_LONG, TRAILING_NEWLINE):
+        store_redemption_as_an_earlier_version_did(harness.aws, bad, order_id=order, like=R1)
+    message_id = harness.send(order_id=order, reason="Order cancelled", request_id="cancel-mixed")
+
+    results = harness.drain()
+
+    assert all(not r.failed for r in results)  # nothing retried: every message ended
+    (order_request,) = harness.ledger.order_rollback_requests(order)
+    assert {k: v for k, v in order_request.items() if k not in ("created_at", "updated_at")} == {
+        "request_id": "cancel-mixed",
+        "source_order_id": order,
+        "state": "FANNED_OUT",
+        "attempts": 1,
+        "message_id": message_id,
+        "receive_count": 1,
+        "reason": "Order cancelled",
+        "redemption_ids": [R1],
+        "child_request_ids": [f"cancel-mixed:{R1}"],
+        "already_rolled_back_ids": [],
+        "invalid_redemption_ids": sorted([DOTTED, TOO_LONG, TRAILING_NEWLINE]),
+        "invalid_redemption_count": 3,
+        "error": {
+            "key": "invalid_redemption_ids",
+            "message": f"3 {NOT_ROLLBACK_TARGETS}",
+        },
+    }
+    child = harness.request(R1, f"cancel-mixed:{R1}")
+    assert (child["state"], child["parent_request_id"]) == ("SUCCEEDED", "cancel-mixed")
+    assert harness.fake.calls(R1) == 1 and harness.fake.calls() == 1
+    # no request was made, nor queued, for the malformed ids
+    assert {pk for pk, _ in request_items(harness.aws)} == {f"ORDER#{order}", f"REDEMPTION#{R1}"}
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+    assert metrics_emitted(capsys).get("RollbackRedemptionIdsInvalid") == 3
+
+
+def test_an_order_holding_only_malformed_redemption_ids_fails_with_a_clear_key(harness: Harness) -> None:
+    order = "ord_malformed000000002"
+    record_redemption(harness.ledger, R1, order_id="ord_other000000000001")
+    for bad in (DOTTED, TOO_LONG):
+        store_redemption_as_an_earlier_version_did(harness.aws, bad, order_id=order, like=R1)
+    message_id = harness.send(order_id=order, request_id="cancel-bad")
+
+    (result,) = harness.drain()
+
+    assert result.deleted == [message_id] and not result.failed
+    (order_request,) = harness.ledger.order_rollback_requests(order)
+    assert {k: v for k, v in order_request.items() if k not in ("created_at", "updated_at")} == {
+        "request_id": "cancel-bad",
+        "source_order_id": order,
+        "state": "FAILED",
+        "attempts": 1,
+        "message_id": message_id,
+        "receive_count": 1,
+        "already_rolled_back_ids": [],
+        "invalid_redemption_ids": sorted([DOTTED, TOO_LONG]),
+        "invalid_redemption_count": 2,
+        "error": {
+            "key": "invalid_redemption_ids",
+            "message": f"2 {NOT_ROLLBACK_TARGETS}",
+        },
+    }
+    assert harness.fake.calls() == 0
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_a_250_character_request_id_fans_out_child_ids_that_fit_and_are_the_same_every_time(harness: Harness) -> None:
+    order = "ord_longrequest00000001"
+    request_id = "refund-" + "x" * 243
+    assert len(request_id) == 250
+    long_tail = "r_" + "b" * 100  # the longest redemption id the contract accepts
+    for redemption_id in (R1, long_tail):
+        record_redemption(harness.ledger, redemption_id, order_id=order)
+    body = RollbackRequest(order_id=order, reason="Refund", request_id=request_id).to_message()
+    sent = [harness.send_raw(body), harness.send_raw(body)]  # the same request delivered twice
+    received: list[dict[str, Any]] = []
+    while len(received) < 2:  # both order messages in one batch, before any child is handled
+        received += harness.poller.receive(wait_time_seconds=0)
+    answer = harness.handler(
+        harness.poller.event(received), LambdaContext("RollbackWorkerFunction", timeout_seconds=30)
+    )
+    for message in received:
+        harness.sqs.delete_message(QueueUrl=harness.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    children_results = harness.drain()
+
+    assert answer == {"batchItemFailures": []} and sorted(m["MessageId"] for m in received) == sorted(sent)
+    assert sum(r.received for r in children_results) >= 4  # each delivery queued both children
+    from voucherify_ledger.rollbacks import child_request_id
+
+    children = {r: child_request_id(request_id, r) for r in (R1, long_tail)}
+    assert len(set(children.values())) == 2
+    for redemption_id, child_id in children.items():
+        assert len(child_id) <= 256 and SAFE_REQUEST_ID.match(child_id) and child_id.endswith(f":{redemption_id}")
+        # the one request per redemption: the redelivered order queued the same child ids
+        (request,) = harness.ledger.get_redemption(redemption_id)["rollback_requests"]
+        assert (request["request_id"], request["state"], request["parent_request_id"]) == (
+            child_id,
+            "SUCCEEDED",
+            request_id,
+        )
+        assert harness.fake.calls(redemption_id) == 1
+    (order_request,) = harness.ledger.order_rollback_requests(order)
+    assert (order_request["state"], order_request["attempts"]) == ("FANNED_OUT", 2)
+    assert order_request["redemption_ids"] == [R1, long_tail]
+    assert order_request["child_request_ids"] == [children[R1], children[long_tail]]
+    assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
+
+
+def test_child_request_ids_are_deterministic_and_always_fit() -> None:
+    from voucherify_ledger.rollbacks import child_request_id
+
+    assert child_request_id("cancel-1", R1) == f"cancel-1:{R1}"  # short ids stay readable, as before
+    longest = "r_" + "c" * 100
+    for parent in ("p" * 153, "p" * 154, "p" * 256, "a:b" * 85, "odd id/from a direct invocation"):
+        child = child_request_id(parent, longest)
+        assert child == child_request_id(parent, longest)
+        assert len(child) <= 256 and SAFE_REQUEST_ID.match(child) and child.endswith(f":{longest}")
+        RollbackRequest(redemption_id=longest, request_id=child)
+    assert child_request_id("p" * 154, longest) != child_request_id("p" * 155, longest)
+
+
+BUG = KeyError(EMAIL)  # a bug whose message carries data: it must reach neither the ledger nor the logs
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record the worker logged, with its fields and any exception text (what CloudWatch would get)."""
+    return "\n".join(
+        f"{r.getMessage()} {json.dumps(r.__dict__, default=str)} {logging.Formatter().formatException(r.exc_info)}"
+        if r.exc_info
+        else f"{r.getMessage()} {json.dumps(r.__dict__, default=str)}"
+        for r in caplog.records
+    )
+
+
+def failing_read(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    def broken(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        raise BUG
+
+    monkeypatch.setattr(Ledger, method, broken)
+
+
+def test_an_unexpected_error_on_a_middle_receive_is_recorded_retrying_and_retried(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    harness: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record_redemption(harness.ledger, R1)
+    failing_read(monkeypatch, "redemption_state")
+    caplog.set_level(logging.INFO, logger="voucherify-ledger")
+    message_id = harness.send(redemption_id=R1, reason="Order cancelled", request_id="req-bug")
+
+    first = harness.poll()
+
+    assert first.failed == [message_id] and not first.deleted
+    request = harness.request(R1, "req-bug")
+    assert request["next_attempt_at"] >= request["updated_at"]
+    assert {k: v for k, v in request.items() if k not in ("created_at", "updated_at", "next_attempt_at")} == {
+        "request_id": "req-bug",
+        "redemption_id": R1,
+        "state": "RETRYING",
+        "attempts": 1,
+        "message_id": message_id,
+        "receive_count": 1,
+        "reason": "Order cancelled",
+        "error": {"key": "worker_error", "message": "unexpected KeyError in the worker"},
+    }
+    out = capsys.readouterr().out
+    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == 1
+    assert metrics_emitted_in(out).get("RollbackRetries") == 1
+    (logged,) = [r for r in caplog.records if r.getMessage() == "unexpected error in the rollback worker"]
+    assert (logged.levelname, logged.error, logged.request_id) == ("ERROR", "KeyError", "req-bug")
+    assert not logged.exc_info and any("broken" in frame for frame in logged.traceback)  # where, not what
+    assert EMAIL not in out + logged_text(caplog)
+    assert EMAIL not in json.dumps(list(request_items(harness.aws).values()), default=str)
+    assert harness.fake.calls() == 0 and harness.queue_depth() == 1
+
+    monkeypatch.undo()  # the bug is fixed: the next receive rolls back
+    harness.drain()
+
+    request = harness.request(R1, "req-bug")
+    assert (request["state"], request["attempts"], "error" in request) == ("SUCCEEDED", 2, False)
+    assert harness.fake.calls(R1) == 1
+
+
+@pytest.mark.parametrize("target", ["redemption", "order"])
+def test_an_unexpected_error_on_the_last_receive_ends_failed_and_dead_lettered(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    harness: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+) -> None:
+    order = "ord_bug000000000000001"
+    record_redemption(harness.ledger, R1, order_id=order)
+    max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
+    caplog.set_level(logging.INFO, logger="voucherify-ledger")
+    if target == "redemption":
+        failing_read(monkeypatch, "redemption_state")
+        message_id = harness.send(redemption_id=R1, request_id="req-dead")
+    else:
+        failing_read(monkeypatch, "redemption_states")
+        message_id = harness.send(order_id=order, request_id="req-dead")
+
+    results = harness.drain()
+
+    assert [r.failed for r in results] == [[message_id]] * max_receive
+    if target == "redemption":
+        request = harness.request(R1, "req-dead")
+        identity = {"redemption_id": R1, "receive_count": max_receive}
+    else:
+        (request,) = harness.ledger.order_rollback_requests(order)
+        identity = {"source_order_id": order, "receive_count": max_receive}
+    assert {k: v for k, v in request.items() if k not in ("created_at", "updated_at")} == {
+        "request_id": "req-dead",
+        **identity,
+        "state": "FAILED",
+        "attempts": max_receive,
+        "message_id": message_id,
+        "dead_lettered": True,
+        "error": {
+            "key": "worker_error",
+            "message": "unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue",
+        },
+    }
+    out = capsys.readouterr().out
+    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == max_receive
+    assert metrics_emitted_in(out).get("RollbacksDeadLettered") == 1
+    assert EMAIL not in out + logged_text(caplog)
+    assert harness.fake.calls() == 0 and harness.queue_depth() == 0
+    dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["MessageId"] for m in dead] == [message_id]
+
+
+def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_message_id(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    harness: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise BUG
+
+    monkeypatch.setattr(RollbackRequest, "model_validate_json", broken)
+    caplog.set_level(logging.INFO, logger="voucherify-ledger")
+    message_id = harness.send_raw(json.dumps({"redemption_id": R1}))
+    max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
+
+    results = harness.drain()
+
+    assert [r.failed for r in results] == [[message_id]] * max_receive
+    request = harness.ledger.get_rollback_request(message_id)
+    assert request is not None and request["state"] == "FAILED"
+    assert request["errors"] == [
+        "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
+    ]
+    assert set(request_items(harness.aws)) == {(f"REQUEST#{message_id}", "REQUEST")}
+    out = capsys.readouterr().out
+    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == max_receive
+    assert EMAIL not in out + logged_text(caplog)
+    assert harness.queue_depth() == 0
+    dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["MessageId"] for m in dead] == [message_id]
+
+
+def test_a_request_whose_own_record_cannot_be_written_ends_recorded_under_the_message_id(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_read(monkeypatch, "redemption_state")
+    failing_read(monkeypatch, "update_rollback_request")  # the request's own key takes no record
+    message_id = harness.send(redemption_id=R1, request_id="req-nokey")
+    max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
+
+    results = harness.drain()
+
+    assert [r.failed for r in results] == [[message_id]] * max_receive
+    rejected = harness.ledger.get_rollback_request(message_id)
+    assert rejected is not None and rejected["state"] == "FAILED"
+    assert rejected["errors"] == [
+        "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
+    ]
+    assert harness.request(R1, "req-nokey")["state"] == "PENDING"  # as the last attempt began it
+    assert EMAIL not in json.dumps(list(request_items(harness.aws).values()), default=str)
+    dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["MessageId"] for m in dead] == [message_id]

@@ -30,6 +30,17 @@ order (``order_id``). The worker, for each message:
                                                 after the queue's maxReceiveCount → dead-letter queue
    ===========================================  ========================================================
 
+4. an unexpected exception (a bug), wherever it is raised → ``RollbackWorkerErrors`` (alarm), logged with its
+   type and frames (never its message, which may carry data), and retried like a 5xx: the request RETRYING
+   with ``error.key`` ``worker_error``, FAILED with ``dead_lettered`` after the last receive (a message that was
+   not read as a request: FAILED under ``REQUEST#<message id>`` then). No message crashes the worker: each one
+   that ends leaves a record saying why.
+
+An order whose ledger lists a redemption id the request model refuses (stored by an earlier version) queues the
+valid ones and lists the others on the order request (``invalid_redemption_ids``, ``invalid_redemption_count``,
+``error.key`` ``invalid_redemption_ids``; FAILED when none is valid). A child's request id is
+``<request id>:<r_…>``, or ``sha256-<32 hex>:<r_…>`` when that would pass 256 characters (``child_request_id``).
+
 Never twice: the call for a redemption runs under Powertools Idempotency keyed on the redemption id (records
 in the ledger table, ``pk = IDEMPOTENCY#rollback-worker``): a concurrent message for the same redemption
 finds the call in progress and is retried later, by when the ledger says ROLLED_BACK; an answer that reached
@@ -42,20 +53,23 @@ Nothing here knows about Lambda events: the entry point hands over ``QueueMessag
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import random
 import re
 import threading
 import time
+import traceback
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
+from voucherify_ledger import ids
 from voucherify_ledger.ledger import (
     ALREADY_ROLLED_BACK,
     FAILED,
@@ -88,9 +102,10 @@ TRANSIENT_STATUSES = frozenset({408, 409, 425})
 MAX_REPORTED_ERRORS = 20
 
 # --- the message contract -------------------------------------------------------------------------
-RedemptionId = Annotated[str, StringConstraints(pattern=r"^r_[0-9A-Za-z_-]{1,64}$")]
-OrderId = Annotated[str, StringConstraints(pattern=r"^ord_[0-9A-Za-z_-]{1,64}$")]
-RequestId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._:@+=-]{1,256}$")]
+# The redemption and order ids are the shapes of voucherify_ledger.ids, which the webhooks use too.
+MAX_REQUEST_ID = 256
+REQUEST_ID_PATTERN = rf"^[0-9A-Za-z._:@+=-]{{1,{MAX_REQUEST_ID}}}$"
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 
 _EXACTLY_ONE_TARGET = {
     "oneOf": [
@@ -121,11 +136,11 @@ class RollbackRequest(BaseModel):
         },
     )
 
-    redemption_id: RedemptionId | None = Field(
+    redemption_id: ids.SucceededRedemptionId | None = Field(
         default=None,
         description="The redemption to roll back (r_…). A stacked (parent) redemption rolls back its whole stack.",
     )
-    order_id: OrderId | None = Field(
+    order_id: ids.OrderId | None = Field(
         default=None,
         description="Roll back every redemption of this order (ord_…) that the ledger holds as SUCCEEDED.",
     )
@@ -175,6 +190,38 @@ def rollback_request_schema() -> dict[str, Any]:
 
 def schema_document() -> str:
     return json.dumps(rollback_request_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+_ROLLBACK_TARGET: TypeAdapter[str] = TypeAdapter(ids.SucceededRedemptionId)
+_REQUEST_ID: TypeAdapter[str] = TypeAdapter(RequestId)
+CHILD_ID_DIGEST_PREFIX = "sha256-"  # a child request id derived from a parent id too long to repeat in it
+MAX_LISTED_INVALID_IDS = 100  # invalid redemption ids listed on an order request (all of them are counted)
+
+
+def _accepts(adapter: TypeAdapter[str], value: object) -> bool:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def is_rollback_target(value: object) -> bool:
+    """True for a redemption id a ``RollbackRequest`` accepts, by the model's own check (``ids`` shapes)."""
+    return _accepts(_ROLLBACK_TARGET, value)
+
+
+def child_request_id(parent_request_id: str, redemption_id: str) -> str:
+    """The id of the request an order request queues for one of its redemptions: ``<parent>:<r_…>`` when that
+    is a valid request id (at most 256 characters), otherwise ``sha256-<32 hex digits of the parent's SHA-256>:
+    <r_…>``, which always fits. Deterministic: the same order message delivered again queues the same ids.
+    The child carries the parent's id in ``parent_request_id``, and the order request lists its children's ids
+    (``child_request_ids``), so either way a person can follow one to the other."""
+    plain = f"{parent_request_id}:{redemption_id}"
+    if _accepts(_REQUEST_ID, plain):
+        return plain
+    digest = hashlib.sha256(parent_request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{CHILD_ID_DIGEST_PREFIX}{digest}:{redemption_id}"
 
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -356,6 +403,20 @@ class _Definitive(Exception):
 @dataclass
 class _Attempt:
     calls: int = 0
+
+
+def _worker_problem(exc: BaseException) -> Problem:
+    """An unexpected exception as a problem to record: its type only (its message may carry data)."""
+    return Problem(None, "worker_error", f"unexpected {type(exc).__name__} in the worker")
+
+
+MAX_LOGGED_FRAMES = 20
+
+
+def _frames(exc: BaseException) -> list[str]:
+    """Where an exception was raised (``file:line function``, innermost last), without its message."""
+    frames = traceback.extract_tb(exc.__traceback__)[-MAX_LOGGED_FRAMES:]
+    return [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames]
 
 
 def _problem_of(response: ApiResponse) -> Problem:
@@ -581,18 +642,18 @@ class RollbackWorker:
     # --- one message ------------------------------------------------------------------------------
     def handle(self, message: QueueMessage) -> Outcome:
         """The outcome of a message, or ``RetryLater`` (the message was hidden for the backoff) to leave it
-        on the queue. Any other exception is a bug: the message is retried after the queue's visibility
-        timeout and, in the end, dead-lettered."""
+        on the queue; nothing else, whatever the message holds. An unexpected exception (a bug) is counted
+        (``RollbackWorkerErrors``), logged without its message, and retried like a transient problem: the
+        request is recorded RETRYING with ``error.key`` ``worker_error``, and after the last receive FAILED with
+        ``dead_lettered``. One raised before the request was read is recorded under ``REQUEST#<message id>``
+        when the message goes to the dead-letter queue."""
         try:
             return self._handle(message)
         except RetryLater:
             raise
-        except Exception as exc:
-            self._metric("RollbackWorkerErrors")
-            self.logger.exception(
-                "rollback request crashed the worker", message_id=message.message_id, error=type(exc).__name__
-            )
-            raise
+        except Exception as exc:  # reading the message, rejecting it, or recording a retry went wrong
+            self._worker_error(message, message.message_id, exc)
+            self._retry(message, None, message.message_id, _worker_problem(exc), None)
 
     def _handle(self, message: QueueMessage) -> Outcome:
         now = self._now()
@@ -609,6 +670,25 @@ class RollbackWorker:
             self._retry(message, request, request_id, exc.problem, exc.retry_after, calls=exc.calls)
         except (StorageError, QueueError) as exc:
             self._retry(message, request, request_id, Problem(None, "storage", str(exc)), None)
+        except RetryLater:
+            raise
+        except Exception as exc:  # a bug: retried, and recorded on the request, like a transient problem
+            self._worker_error(message, request_id, exc)
+            self._retry(message, request, request_id, _worker_problem(exc), None)
+
+    def _worker_error(self, message: QueueMessage, request_id: str, exc: Exception) -> None:
+        self._metric("RollbackWorkerErrors")
+        # The exception's message may carry what the message or the ledger held: its type and where it was
+        # raised are logged, never its text (exc_info=False). Logged through .exception, at ERROR, as crashes were.
+        self.logger.exception(
+            "unexpected error in the rollback worker",
+            exc_info=False,
+            message_id=message.message_id,
+            request_id=request_id,
+            receive_count=message.receive_count,
+            error=type(exc).__name__,
+            traceback=_frames(exc),
+        )
 
     def _reject(self, message: QueueMessage, exc: ValidationError, now: datetime) -> Outcome:
         errors = validation_errors(exc)
@@ -631,43 +711,80 @@ class RollbackWorker:
         return Outcome(FAILED, message.message_id, error_key="invalid_request", detail="; ".join(errors))
 
     def _fan_out(self, request: RollbackRequest, request_id: str, message: QueueMessage, now: datetime) -> Outcome:
+        """Queues one request per redemption of the order the ledger holds as SUCCEEDED. Ids the request model
+        refuses (stored by an earlier version) are not queued but listed on the order request; never raises on
+        what the ledger holds."""
         order_id = request.order_id or ""
         listed = [r["redemption_id"] for r in self.ledger.redemptions_by("order", order_id) if r.get("redemption_id")]
-        states = self.ledger.redemption_states(listed)
+        valid = [r for r in listed if is_rollback_target(r)]
+        invalid = [r for r in listed if not is_rollback_target(r)]
+        states = self.ledger.redemption_states(valid)
         targets: list[str] = []
         already: list[str] = []
-        for redemption_id in listed:
+        for redemption_id in valid:
             state = states.get(redemption_id) or {}
-            parent = state.get("parent_redemption_id")
-            parent_done = bool(parent) and (states.get(parent) or {}).get("status") == ROLLED_BACK
+            parent = state.get("parent_redemption_id") or None
+            parent_valid = parent is None or is_rollback_target(parent)
+            parent_done = (
+                parent is not None and parent_valid and (states.get(parent) or {}).get("status") == ROLLED_BACK
+            )
             if state.get("status") == ROLLED_BACK or parent_done:
                 already.append(redemption_id)
             elif state.get("status") == SUCCEEDED:
+                if not parent_valid:
+                    invalid.append(parent)  # a stack child goes with its parent, whose id cannot be sent
+                    continue
                 # A stack child is rolled back with its parent, by the stack endpoint, once.
                 target = parent or redemption_id
                 if target not in targets:
                     targets.append(target)
-        common = {"message_id": message.message_id, "reason": request.reason}
+        invalid_ids = sorted({str(r) for r in invalid})
+        common: dict[str, Any] = {
+            "message_id": message.message_id,
+            "receive_count": message.receive_count,
+            "reason": request.reason,
+            "invalid_redemption_ids": invalid_ids[:MAX_LISTED_INVALID_IDS] or None,
+            "invalid_redemption_count": len(invalid_ids) or None,
+            "error": None,
+        }
+        if invalid_ids:
+            common["error"] = {
+                "key": "invalid_redemption_ids",
+                "message": f"{len(invalid_ids)} redemption id(s) of the order are not r_ followed by "
+                f"1-{ids.MAX_ID_TAIL} letters or digits: not rolled back",
+            }
+            self._metric("RollbackRedemptionIdsInvalid", len(invalid_ids))
+            self.logger.warning(
+                "order rollback request: redemption ids of the ledger that are not r_… ids are not rolled back",
+                request_id=request_id,
+                order_id=order_id,
+                invalid_redemption_count=len(invalid_ids),
+            )
         if not targets:
-            state = ALREADY_ROLLED_BACK if already else FAILED
-            error = None
-            if not already:
-                error = {"key": "order_not_in_ledger", "message": f"the ledger holds no redemption of order {order_id}"}
-            fields = {**common, "already_rolled_back_ids": already, "error": error}
+            if invalid_ids:
+                state = FAILED
+            elif already:
+                state = ALREADY_ROLLED_BACK
+            else:
+                state = FAILED
+                common["error"] = {
+                    "key": "order_not_in_ledger",
+                    "message": f"the ledger holds no redemption of order {order_id}",
+                }
+            fields = {**common, "already_rolled_back_ids": already}
             self.ledger.record_order_rollback_request(order_id, request_id, state, now=now, fields=fields)
-            self._metric("RollbacksAlreadyRolledBack" if already else "RollbacksFailed")
+            self._metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack")
             self.logger.info("order rollback request: nothing to roll back", request_id=request_id, order_id=order_id)
-            return Outcome(state, request_id, order_id=order_id, error_key=error["key"] if error else None)
+            error_key = common["error"]["key"] if common["error"] else None
+            return Outcome(state, request_id, order_id=order_id, error_key=error_key)
+        child_ids = [child_request_id(request_id, target) for target in targets]
+        parent_request_id = request_id if _accepts(_REQUEST_ID, request_id) else None  # a message id may not be
+        base = request.model_dump(exclude_none=True, exclude={"order_id", "request_id", "parent_request_id"})
         children = [
             RollbackRequest.model_validate(
-                {
-                    **request.model_dump(exclude_none=True, exclude={"order_id", "request_id", "parent_request_id"}),
-                    "redemption_id": target,
-                    "request_id": f"{request_id}:{target}",
-                    "parent_request_id": request_id,
-                }
+                {**base, "redemption_id": target, "request_id": child_id, "parent_request_id": parent_request_id}
             ).to_message()
-            for target in targets
+            for target, child_id in zip(targets, child_ids, strict=True)
         ]
         self.queue.send(children)
         self.ledger.record_order_rollback_request(
@@ -675,7 +792,12 @@ class RollbackWorker:
             request_id,
             FANNED_OUT,
             now=now,
-            fields={**common, "redemption_ids": targets, "already_rolled_back_ids": already},
+            fields={
+                **common,
+                "redemption_ids": targets,
+                "child_request_ids": child_ids,
+                "already_rolled_back_ids": already,
+            },
         )
         self._metric("RollbackOrdersFannedOut")
         self.logger.info(
@@ -942,7 +1064,11 @@ class RollbackWorker:
         delay = max(0, min(delay, MAX_VISIBILITY_SECONDS))
         last = message.receive_count >= self.settings.rollback_max_receive_count
         now = self._now()
-        fields: dict[str, Any] = {"error": problem.as_dict()}
+        fields: dict[str, Any] = {
+            "error": problem.as_dict(),
+            "message_id": message.message_id,
+            "receive_count": message.receive_count,
+        }
         if calls:
             fields["api_calls"] = calls
         if last:
@@ -952,13 +1078,33 @@ class RollbackWorker:
         else:
             state = RETRYING
             fields["next_attempt_at"] = iso(now + timedelta(seconds=delay))
-        try:
+        recorded = False
+        try:  # recorded or not, the message is delayed and retried
             if request is not None and request.redemption_id:
                 self.ledger.update_rollback_request(request.redemption_id, request_id, state, now=now, fields=fields)
+                recorded = True
             elif request is not None and request.order_id:
                 self.ledger.record_order_rollback_request(request.order_id, request_id, state, now=now, fields=fields)
-        except StorageError:
-            self.logger.exception("could not record the retry", request_id=request_id)
+                recorded = True
+        except Exception as exc:
+            self.logger.warning("could not record the retry", request_id=request_id, error=type(exc).__name__)
+        if last and not recorded:
+            # Not read as a request, or its own key could not be written: the message's end is recorded under
+            # its message id (REQUEST#<message id>), the last place left that says why it went.
+            try:
+                self.ledger.record_rejected_rollback_request(
+                    message.message_id,
+                    errors=[f"{problem.key}: {fields['error']['message']}"],
+                    now=now,
+                    message_id=message.message_id,
+                    receive_count=message.receive_count,
+                )
+            except Exception as exc:
+                self.logger.warning(
+                    "could not record the dead-lettered message",
+                    message_id=message.message_id,
+                    error=type(exc).__name__,
+                )
         if message.receipt_handle:
             try:
                 self.queue.delay(message.receipt_handle, delay)

@@ -193,3 +193,32 @@ def test_quarantine_replay_help_names_every_route(capsys: pytest.CaptureFixture)
     assert "--route NAME" in text
     assert tuple(sorted(ROUTES)) == cli.ROUTE_NAMES  # the help's list is the bundle's
     assert all(name in text for name in ROUTES)
+
+
+def test_rollback_wait_follows_the_child_ids_the_order_request_lists() -> None:
+    """A long order request id makes hashed child ids (``sha256-…:<r_…>``): ``--wait`` reads them from the order
+    request's ``child_request_ids`` instead of guessing ``<request id>:<r_…>``."""
+    from types import SimpleNamespace
+
+    parent = "p" * 250
+    asked: list[tuple[str, str]] = []
+
+    class Ledger:
+        def order_rollback_requests(self, order_id: str) -> list[dict[str, object]]:
+            return [
+                {
+                    "request_id": parent,
+                    "state": "FANNED_OUT",
+                    "redemption_ids": ["r_1", "r_2"],
+                    "child_request_ids": ["sha256-a:r_1", "sha256-a:r_2"],
+                }
+            ]
+
+        def get_rollback_request(self, request_id: str, redemption_id: str) -> dict[str, object]:
+            asked.append((request_id, redemption_id))
+            return {"request_id": request_id, "state": "SUCCEEDED"}
+
+    items = cli._request_states(Ledger(), SimpleNamespace(redemption_id=None, order_id="ord_1"), parent)
+
+    assert asked == [("sha256-a:r_1", "r_1"), ("sha256-a:r_2", "r_2")]
+    assert len(items) == 3 and cli._finished(items)

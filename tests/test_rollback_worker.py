@@ -1036,6 +1036,12 @@ def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_me
     assert request["errors"] == [
         "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
     ]
+    assert (request["error"]["key"], request["dead_lettered"], request["attempts"]) == (
+        "worker_error",
+        True,
+        max_receive,
+    )
+    assert "next_attempt_at" not in request
     assert set(request_items(harness.aws)) == {(f"REQUEST#{message_id}", "REQUEST")}
     out = capsys.readouterr().out
     assert metrics_emitted_in(out).get("RollbackWorkerErrors") == max_receive
@@ -1065,3 +1071,43 @@ def test_a_request_whose_own_record_cannot_be_written_ends_recorded_under_the_me
     assert EMAIL not in json.dumps(list(request_items(harness.aws).values()), default=str)
     dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
     assert [m["MessageId"] for m in dead] == [message_id]
+
+
+def test_an_unreadable_message_is_recorded_retrying_under_its_message_id_before_the_last_receive(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise BUG
+
+    monkeypatch.setattr(RollbackRequest, "model_validate_json", broken)
+    message_id = harness.send_raw(json.dumps({"redemption_id": R1}))
+
+    (result,) = [harness.poll()]
+
+    assert result.failed == [message_id]
+    request = harness.ledger.get_rollback_request(message_id)
+    assert request is not None
+    assert (request["state"], request["error"]["key"], request["receive_count"]) == ("RETRYING", "worker_error", 1)
+    assert request["next_attempt_at"] and "dead_lettered" not in request
+
+
+def test_a_write_the_ledger_refuses_for_good_ends_the_request_failed_at_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal (e.g. the redemption's item at DynamoDB's 400 KB) would be refused on every retry: the request
+    ends FAILED (``ledger_refused``) on its first receive, saying to check Voucherify, and is not retried."""
+    from voucherify_ledger.ledger import StorageRefusedError
+
+    def refused(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        raise StorageRefusedError("the rollback cannot be stored as it is: the item would exceed DynamoDB's 400 KB")
+
+    monkeypatch.setattr(Ledger, "record_worker_rollback", refused)
+    message_id = harness.send(redemption_id=R1, request_id="req-refused")
+
+    results = harness.drain()
+
+    assert [r.failed for r in results][:1] == [[]] and message_id
+    request = harness.request(R1, "req-refused")
+    assert (request["state"], request["error"]["key"]) == ("FAILED", "ledger_refused")
+    assert "400 KB" in request["error"]["message"] and "check the redemption there" in request["error"]["message"]
+    assert harness.queue_depth() == 0

@@ -257,3 +257,15 @@ def test_an_envelope_names_only_known_events_in_its_answer_record_and_log(
     known = envelope(seed_redemption(), "redemption.rollback.succeeded")  # a real event, at the wrong URL
     wrong_url = lambda_app(REDEMPTION_FN).post(compact(known))
     assert "redemption.rollback.succeeded" in wrong_url.body["errors"][0]
+
+
+def test_an_id_with_a_trailing_newline_is_no_id() -> None:
+    """pydantic's patterns match the whole string; the ids module's checks must agree (re's ``$`` would not)."""
+    from voucherify_ledger import ids
+
+    for check, good in (
+        (ids.is_redemption_id, "r_0e2500291ae016adea"),
+        (ids.is_rollback_id, "rr_0e70cac29fee95aa7b"),
+        (ids.is_succeeded_redemption_id, "r_0e2500291ae016adea"),
+    ):
+        assert check(good) and not check(good + "\n") and not check(good + "\n\n") and not check(" " + good)

@@ -303,14 +303,17 @@ def _rollback_request(args: argparse.Namespace) -> Any:
 
 def _request_states(ledger: Any, request: Any, request_id: str) -> list[dict[str, Any]]:
     """The ledger's items of the request: one for a redemption; for an order, the order request followed by
-    the requests it queued per redemption (``<request id>:<r_…>``)."""
+    the requests it queued per redemption (``child_request_ids``: ``<request id>:<r_…>``, or a hash of a long
+    request id in its place)."""
     if request.redemption_id:
         item = ledger.get_rollback_request(request_id, request.redemption_id)
         return [item] if item else []
     order = next((r for r in ledger.order_rollback_requests(request.order_id) if r["request_id"] == request_id), None)
     if order is None:
         return []
-    children = [ledger.get_rollback_request(f"{request_id}:{rid}", rid) for rid in order.get("redemption_ids") or []]
+    targets = order.get("redemption_ids") or []
+    child_ids = order.get("child_request_ids") or [f"{request_id}:{rid}" for rid in targets]
+    children = [ledger.get_rollback_request(child_id, rid) for child_id, rid in zip(child_ids, targets, strict=False)]
     return [order, *children]
 
 

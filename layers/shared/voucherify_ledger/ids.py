@@ -35,6 +35,7 @@ OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 VoucherId = Annotated[str, StringConstraints(pattern=VOUCHER_ID_PATTERN)]
 
+# fullmatch, as pydantic matches the patterns: a trailing newline is no part of an id (re's $ would allow it).
 _SUCCEEDED_REDEMPTION = re.compile(SUCCEEDED_REDEMPTION_ID_PATTERN)
 _REDEMPTION = re.compile(REDEMPTION_ID_PATTERN)
 _ROLLBACK = re.compile(ROLLBACK_ID_PATTERN)
@@ -42,14 +43,14 @@ _ROLLBACK = re.compile(ROLLBACK_ID_PATTERN)
 
 def is_redemption_id(value: object) -> bool:
     """True for an ``r_…`` or ``rf_…`` id of the accepted shape."""
-    return isinstance(value, str) and _REDEMPTION.match(value) is not None
+    return isinstance(value, str) and _REDEMPTION.fullmatch(value) is not None
 
 
 def is_rollback_id(value: object) -> bool:
     """True for an ``rr_…`` or ``rrf_…`` id of the accepted shape."""
-    return isinstance(value, str) and _ROLLBACK.match(value) is not None
+    return isinstance(value, str) and _ROLLBACK.fullmatch(value) is not None
 
 
 def is_succeeded_redemption_id(value: object) -> bool:
     """True for an ``r_…`` id of the accepted shape (a redemption the rollback API can be asked to undo)."""
-    return isinstance(value, str) and _SUCCEEDED_REDEMPTION.match(value) is not None
+    return isinstance(value, str) and _SUCCEEDED_REDEMPTION.fullmatch(value) is not None

@@ -1019,17 +1019,29 @@ class Ledger:
         now: datetime,
         message_id: str | None = None,
         receive_count: int | None = None,
+        state: str = FAILED,
+        error: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
-        """A message that is not a valid ``RollbackRequest``: FAILED with the validation errors (field paths and
-        what was expected, never the values), under its own key ``REQUEST#<request id>``."""
+        """A message that names no request the ledger can key on, under its own key ``REQUEST#<request id>``: by
+        default FAILED as not a valid ``RollbackRequest`` with the validation errors (field paths and what was
+        expected, never the values); or ``state`` / ``error`` / ``fields`` as the worker's retry says (RETRYING
+        with ``next_attempt_at``, FAILED with ``dead_lettered``)."""
         update = _Update()
         update.set_if_absent("entity", "rollback_request")
         update.set_if_absent("request_id", request_id)
         update.set_if_absent("created_at", iso(now))
         update.set("updated_at", iso(now))
-        update.set("state", FAILED)
-        update.set("error", {"key": "invalid_request", "message": "the message is not a valid RollbackRequest"})
+        update.set("state", state)
+        update.set(
+            "error", dict(error or {"key": "invalid_request", "message": "the message is not a valid RollbackRequest"})
+        )
         update.set("errors", list(errors)[:50])
+        for name, value in (fields or {}).items():
+            if value is None:
+                update.remove(name)
+            else:
+                update.set(name, value)
         if message_id is not None:
             update.set("message_id", message_id)
         if receive_count is not None:

@@ -79,6 +79,7 @@ from voucherify_ledger.ledger import (
     SUCCEEDED,
     Ledger,
     StorageError,
+    StorageRefusedError,
     iso,
 )
 from voucherify_ledger.models import SimpleRedemption
@@ -670,11 +671,38 @@ class RollbackWorker:
             self._retry(message, request, request_id, exc.problem, exc.retry_after, calls=exc.calls)
         except (StorageError, QueueError) as exc:
             self._retry(message, request, request_id, Problem(None, "storage", str(exc)), None)
+        except StorageRefusedError as refused:  # DynamoDB will refuse it on every retry: end it now, saying why
+            return self._refused(message, request, request_id, refused, now)
         except RetryLater:
             raise
         except Exception as exc:  # a bug: retried, and recorded on the request, like a transient problem
             self._worker_error(message, request_id, exc)
             self._retry(message, request, request_id, _worker_problem(exc), None)
+
+    def _refused(
+        self,
+        message: QueueMessage,
+        request: RollbackRequest,
+        request_id: str,
+        refused: StorageRefusedError,
+        now: datetime,
+    ) -> Outcome:
+        """The ledger refused a write of this request for good (e.g. a redemption item already at DynamoDB's 400 KB):
+        the request ends FAILED with ``ledger_refused`` and the reason. Voucherify may have rolled the redemption
+        back (its answer is kept by the idempotency record), so the message says to check it there."""
+        error = {
+            "key": "ledger_refused",
+            "message": f"{refused.reason}; the rollback may have been made in Voucherify: check the redemption there",
+        }
+        fields = {"error": error, "message_id": message.message_id, "receive_count": message.receive_count}
+        if request.redemption_id:
+            self.ledger.update_rollback_request(request.redemption_id, request_id, FAILED, now=now, fields=fields)
+        elif request.order_id:
+            self.ledger.record_order_rollback_request(request.order_id, request_id, FAILED, now=now, fields=fields)
+        outcome = Outcome(
+            FAILED, request_id, request.redemption_id, order_id=request.order_id, error_key="ledger_refused"
+        )
+        return self._done(outcome)
 
     def _worker_error(self, message: QueueMessage, request_id: str, exc: Exception) -> None:
         self._metric("RollbackWorkerErrors")
@@ -1088,9 +1116,9 @@ class RollbackWorker:
                 recorded = True
         except Exception as exc:
             self.logger.warning("could not record the retry", request_id=request_id, error=type(exc).__name__)
-        if last and not recorded:
-            # Not read as a request, or its own key could not be written: the message's end is recorded under
-            # its message id (REQUEST#<message id>), the last place left that says why it went.
+        if not recorded:
+            # Not read as a request, or its own key could not be written: the message's attempt is recorded under
+            # its message id (REQUEST#<message id>), the last place left that says why it waits or went.
             try:
                 self.ledger.record_rejected_rollback_request(
                     message.message_id,
@@ -1098,12 +1126,17 @@ class RollbackWorker:
                     now=now,
                     message_id=message.message_id,
                     receive_count=message.receive_count,
+                    state=state,
+                    error=fields["error"],
+                    fields=(
+                        {"dead_lettered": True, "next_attempt_at": None}
+                        if last
+                        else {"next_attempt_at": fields["next_attempt_at"], "dead_lettered": None}
+                    ),
                 )
             except Exception as exc:
                 self.logger.warning(
-                    "could not record the dead-lettered message",
-                    message_id=message.message_id,
-                    error=type(exc).__name__,
+                    "could not record the message's retry", message_id=message.message_id, error=type(exc).__name__
                 )
         if message.receipt_handle:
             try:

@@ -1,7 +1,7 @@
 """``make loadtest`` / ``make chaos``: does the ledger hold under load and faults? (dev only, loopback only)
 
 Starts the local stack (moto server, the template's routes served on 127.0.0.1, the real handlers, the SQS
-poller and a fake Voucherify; every port ephemeral) and runs up to three phases, each bounded in time:
+poller and a fake Voucherify; every port ephemeral) and runs up to four phases, each bounded in time:
 
 ``load``    a corpus (``ledger_tools.corpus``) of deliveries built from Voucherify's published schemas, 30 %
             duplicates, shuffled (many rollbacks before their redemption), half v2024 envelopes and half bare
@@ -14,6 +14,20 @@ poller and a fake Voucherify; every port ephemeral) and runs up to three phases,
             handlers' own DynamoDB clients. Every delivery hit by a fault must be answered 5xx, every other one
             2xx; the sender resends the 5xx ones (as Voucherify does) until they succeed, and the ledger must
             again be exact, with no partial record.
+``hostile`` a quiet stream of genuine signed deliveries (the baseline), the crafted bodies alone, then a second
+            genuine stream (some rollbacks by the distribution token alone) while attackers send, over and over
+            until it is done: 256 KB and 4 KB bodies built to make a string scan restart at every quote (``"``
+            then ``\\"`` repeated, unterminated) with a wrong signature; forged signatures beside the right token
+            on both URLs; the token alone on the redemption URL; envelopes whose ``event.type`` is an attacker's
+            string; ids DynamoDB keys cannot take (``r_a5.dot``, ``r_`` + 150 characters), a 41-digit amount, a
+            voucher code over 2,048 bytes; genuine deliveries sent to the wrong URL; conflicting duplicates of
+            genuine redemptions; valid redemptions whose raw copy is too large to keep inline. Every answer must
+            be the expected one (401 with its reason / 202 ``quarantined`` with its reason and quarantine id /
+            200 ``duplicate`` with the ``conflict_id`` …) and repeat no attacker string; the wrong-URL deliveries
+            are then replayed (by content, onto their route: ``duplicate``); the ledger must equal what the genuine
+            deliveries say, beside the quarantine, ``CONFLICT#`` and ``RAW#`` records the attack caused (each
+            checked). Figures: the genuine deliveries' latency under attack against the quiet baseline, the
+            crafted bodies' (256 KB against 4 KB), at the client and in the handler (``HandlerTimes``).
 ``chaos``   rollback requests (some twice) for redemptions of the corpora go through the queue, the worker and
             the fake Voucherify, which answers 5xx, 429 (with Retry-After / X-Rate-Limit-*), drops connections
             (before and after rolling back), hangs past the client's timeout and adds latency spikes. Every
@@ -35,7 +49,10 @@ figures. Run ``python -m ledger_tools.loadtest --help`` for the knobs (e.g. ``--
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import copy
+import hashlib
 import http.client
 import json
 import logging
@@ -48,8 +65,8 @@ import time
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -57,10 +74,23 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from ledger_tools.corpus import REDEMPTION_ROUTE, ROLLBACK_ROUTE, Corpus, build_corpus
+from ledger_tools.corpus import (
+    REDEMPTION_ROUTE,
+    ROLLBACK_ROUTE,
+    Corpus,
+    CorpusBuilder,
+    CorpusDelivery,
+    build_corpus,
+    load_openapi_webhooks,
+)
 from ledger_tools.local_stack import INTEGRATION_TIMEOUT_SECONDS, WORKER_QUEUE, LocalConfig, LocalStack
+from ledger_tools.schema_payloads import dumps
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 from voucherify_ledger.ledger import (
+    CONFLICT_SK_PREFIX,
+    QUARANTINE_PREFIX,
+    QUARANTINE_SK,
+    RAW_SK_PREFIX,
     REDEMPTION_PREFIX,
     REDEMPTION_SK,
     REQUEST_SK_PREFIX,
@@ -69,14 +99,21 @@ from voucherify_ledger.ledger import (
     ROLLED_BACK,
     SUCCEEDED,
     iso,
+    quarantine_id_for,
     redemption_summary,
     rollback_summary,
+    summary_digest,
 )
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.models import (
+    VOUCHERIFY_EVENT_TYPES,
+    EventRedemptionRollbackSucceededData,
+    EventRedemptionSucceededData,
+)
+from voucherify_ledger.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("ledger_tools.loadtest")
 
-PHASES = ("load", "faults", "chaos")
+PHASES = ("load", "faults", "hostile", "chaos")
 TAG_HEADER = "x-loadtest-delivery"  # which delivery and attempt: the fault hook's answers are matched on it
 WEBHOOK_FUNCTIONS = ("RedemptionSucceededFunction", "RedemptionRollbackSucceededFunction")
 DEAD_LETTER_QUEUE = "RollbackDeadLetterQueue"
@@ -252,6 +289,45 @@ class SdkRetries:
                 self.by_attempt[tag] += 1
 
 
+class HandlerTimes:
+    """How long the webhook functions' handlers took, per request (``TAG_HEADER``): an answer's latency without the
+    local API server's HTTP. (That server writes an answer's headers and body in two sends, so on a keep-alive
+    connection the body waits for the client's delayed ACK of the headers, about 40 ms on Linux: a floor under
+    every latency measured at the client that neither the handlers nor API Gateway have.)"""
+
+    def __init__(self) -> None:
+        self.by_tag: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def install(self, stack: LocalStack, function_ids: Sequence[str] = WEBHOOK_FUNCTIONS) -> None:
+        for logical_id in function_ids:
+            function = stack.function(logical_id)
+            function.handler = self._wrap(function.handler)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.by_tag.clear()
+
+    def taken(self, tags: Collection[str]) -> list[float]:
+        """The handler times of those of ``tags`` it saw."""
+        with self._lock:
+            return [self.by_tag[tag] for tag in tags if tag in self.by_tag]
+
+    def _wrap(self, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            tag = (event.get("headers") or {}).get(TAG_HEADER)
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                if tag:
+                    took = time.perf_counter() - started
+                    with self._lock:
+                        self.by_tag[tag] = took
+
+        return wrapped
+
+
 # --- sending ---------------------------------------------------------------------------------------
 @dataclass
 class Attempt:
@@ -262,6 +338,7 @@ class Attempt:
     answer: dict[str, Any] | None = None
     faults: tuple[str, ...] = ()
     error: str | None = None  # no answer: the exception (``ConnectionResetError: …``)
+    started: float = 0.0  # time.perf_counter() when it was sent
 
     @property
     def tag(self) -> str:
@@ -300,10 +377,12 @@ def send_corpus(
     deadline: float,
     resend_5xx: bool,
     max_attempts: int = 8,
+    credentials: Callable[[CorpusDelivery], Mapping[str, str]] | None = None,
 ) -> SendResult:
     """Sends every delivery of ``corpus`` in order with ``senders`` threads, each on its own keep-alive HTTP
     connection. A 5xx is resent (``resend_5xx``) after a short pause, like Voucherify's retries, up to
-    ``max_attempts``; a connection error (no answer) is resent on a new connection, whatever ``resend_5xx``."""
+    ``max_attempts``; a connection error (no answer) is resent on a new connection, whatever ``resend_5xx``.
+    Each delivery carries its signature, or the headers ``credentials`` gives for it (e.g. the token alone)."""
     split = urlsplit(stack.api_url)
     paths = route_paths(stack)
     secret = stack.config.signing_secret
@@ -329,7 +408,11 @@ def send_corpus(
                 headers = {
                     "content-type": "application/json",
                     "user-agent": "Voucherify-Webhooks (loadtest)",
-                    SIGNATURE_HEADER: sign(secret, delivery.signed_body),
+                    **(
+                        credentials(delivery)
+                        if credentials is not None
+                        else {SIGNATURE_HEADER: sign(secret, delivery.signed_body)}
+                    ),
                 }
                 succeeded = False
                 for number in range(1, max_attempts + 1):
@@ -351,7 +434,7 @@ def send_corpus(
                         connection = connect()
                     took = time.perf_counter() - started
                     with lock:
-                        attempts.append(Attempt(index, number, status, took, answer, error=error))
+                        attempts.append(Attempt(index, number, status, took, answer, error=error, started=started))
                     if status is not None and status < 500:
                         succeeded = True
                         break
@@ -415,7 +498,9 @@ def expected_ledger(corpora: Sequence[Corpus]) -> dict[tuple[str, str], dict[str
         for redemption_id, data in corpus.redemptions.items():
             parsed = EventRedemptionSucceededData.model_validate(data)
             item = {"pk": REDEMPTION_PREFIX + redemption_id, "sk": REDEMPTION_SK, "entity": "redemption"}
-            item.update(redemption_summary(parsed, parsed.redemption))
+            summary = redemption_summary(parsed, parsed.redemption)
+            item.update(summary)
+            item["redemption_digest"] = summary_digest(summary)  # what a conflicting redelivery is told apart by
             item["status"] = SUCCEEDED
             expected[(item["pk"], item["sk"])] = item
         for rollback_id, data in corpus.rollbacks.items():
@@ -463,12 +548,15 @@ def compare_ledger(
     expected: Mapping[tuple[str, str], Mapping[str, Any]],
     actual: Mapping[tuple[str, str], Mapping[str, Any]],
     documents: Mapping[str, list[Any]],
+    allowed: Collection[tuple[str, str]] = (),
 ) -> list[str]:
-    """The differences between the expected and the scanned ledger (empty when exact)."""
+    """The differences between the expected and the scanned ledger (empty when exact). ``allowed``: keys of items
+    a phase caused beside the expected ones (quarantine records, conflicts, raw deliveries kept out of line), checked
+    by that phase; a raw delivery kept out of line (``raw_item``) is read from its ``RAW#`` item in ``actual``."""
     problems: list[str] = []
     for key in sorted(expected.keys() - actual.keys()):
         problems.append(f"missing {key[0]} / {key[1]}")
-    for key in sorted(actual.keys() - expected.keys()):
+    for key in sorted(actual.keys() - expected.keys() - set(allowed)):
         problems.append(f"unexpected {key[0]} / {key[1]}")
     for key in sorted(expected.keys() & actual.keys()):
         want, got = expected[key], actual[key]
@@ -491,10 +579,16 @@ def compare_ledger(
             if name.startswith(ROLLBACK_PREFIX) and isinstance(value, Mapping)
         ]
         for audit_name, entity, audit in audits:
-            if not isinstance(audit, dict) or "raw_zlib" not in audit:
+            compressed = audit.get("raw_zlib") if isinstance(audit, dict) else None
+            if isinstance(audit, dict) and compressed is None and audit.get("raw_item"):
+                compressed = (actual.get((key[0], str(audit["raw_item"]))) or {}).get("raw_zlib")
+                if compressed is None:
+                    problems.append(f"{key[0]} / {key[1]}: {audit_name} names {audit['raw_item']}, which is missing")
+                    continue
+            if compressed is None:
                 problems.append(f"{key[0]} / {key[1]}: no {audit_name} (its delivery was never recorded)")
                 continue
-            raw = json.loads(zlib.decompress(audit["raw_zlib"]))
+            raw = json.loads(zlib.decompress(compressed))
             if raw not in documents.get(entity, []):
                 problems.append(f"{key[0]} / {key[1]}: the stored delivery is none of those sent for {entity}")
     return problems
@@ -889,6 +983,802 @@ def _chaos_problems(
     return problems
 
 
+# --- the hostile run --------------------------------------------------------------------------------------
+# A string scan restarted at every quote ran in quadratic time on these (issue 10, defect 1): a quote, then an
+# escaped quote repeated, never closed. 262,143 bytes is the largest under MAX_BODY_BYTES (256 KiB).
+CRAFTED_LARGE_BYTES = 262_143
+CRAFTED_SMALL_BYTES = 4_095
+CRAFTED_ALONE_ROUNDS = 10  # each crafted body, one at a time, before the attack: its latency without the stream
+ATTACKER_EVENT_TYPE = "mallory@attacker.example"  # an attacker-chosen event.type (an email address was tried)
+SIGNATURE_MISMATCH = f"{SIGNATURE_HEADER} does not match the webhook secret"
+SIGNED_ONLY = f"missing {SIGNATURE_HEADER} header (this URL accepts signed deliveries only)"
+WRONG_EVENT_TYPE = "wrong event type for this webhook URL"
+STORAGE_REFUSED = "the ledger cannot store this delivery as it is"
+LARGE_METADATA_BYTES = 48_000  # random bytes, base64 in a redemption's metadata: its raw copy is kept out of line
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+GENUINE_AFTER_CRAFTED = "genuine_after_crafted"
+
+
+def crafted_body(size: int) -> bytes:
+    """``"`` then ``\\"`` repeated, unterminated: at most ``size`` bytes."""
+    return b'"' + b'\\"' * ((size - 1) // 2)
+
+
+def schema_mismatch(route: str) -> str:
+    """The quarantine reason of a delivery that does not validate on ``route``."""
+    return f"the payload does not match the {WEBHOOK_ROUTES[route].schema} schema"
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One request of the attack, and the one answer it must get."""
+
+    kind: str
+    route: str  # the route it is sent to (perhaps the wrong one)
+    body: bytes
+    credentials: tuple[tuple[str, str], ...]  # headers
+    status: int
+    answer: str  # the answer's ``status``: unauthorized / quarantined / duplicate / recorded
+    reason: str | None = None  # a 401's ``error``, a 202's ``reason``
+    quarantine_id: str | None = None
+    conflict_id: str | None = None
+    redemption_id: str | None = None
+    storable: bool = False  # a valid delivery the ledger keeps (``recorded`` once, then ``duplicate``)
+    replay_route: str | None = None  # a delivery at the wrong URL: where its replay must record it
+    attacker_strings: tuple[str, ...] = ()  # never in an answer, nor in a record outside the raw copy
+
+    @property
+    def entity(self) -> str:
+        return f"redemption:{self.redemption_id}"
+
+
+@dataclass
+class HostileAttempt:
+    case: int  # position in the plan
+    status: int | None  # None: no answer (connection error)
+    seconds: float
+    started: float  # time.perf_counter()
+    answer: dict[str, Any] | None = None
+    text: str = ""
+    error: str | None = None
+    tag: str = ""  # its TAG_HEADER: ``h<request>.<attempt>``
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield str(key)
+            yield from _strings(inner)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for inner in value:
+            yield from _strings(inner)
+
+
+def repeated(strings: Sequence[str], text: str, answer: Any) -> list[str]:
+    """Those of ``strings`` an answer repeats: in its text as sent, or in any string of it once parsed (where a
+    non-ASCII string is no longer escaped)."""
+    values = list(_strings(answer))
+    return [s for s in strings if s and (s in text or any(s in v for v in values))]
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+def check_hostile_answer(
+    case: HostileCase, status: int | None, answer: Mapping[str, Any] | None, text: str, never: Sequence[str] = ()
+) -> list[str]:
+    """What is wrong with one answer to ``case`` (empty when it is the expected one): its status and ``status``,
+    the 401's error or the 202's reason and quarantine id, a conflict's ``conflict_id``, a storable delivery's
+    ``recorded`` / ``duplicate`` without a conflict; and no attacker string (nor any of ``never``) repeated."""
+    where = f"{case.kind} at {case.route}"
+    answer = answer if isinstance(answer, Mapping) else {}
+    got = answer.get("status")
+    wanted = ("recorded", "duplicate") if case.storable else (case.answer,)
+    problems: list[str] = []
+    if status != case.status or got not in wanted:
+        problems.append(f"{where}: answered {status} {got!r}, want {case.status} {' or '.join(wanted)}")
+    elif case.status == 401 and answer.get("error") != case.reason:
+        problems.append(f"{where}: 401 says {answer.get('error')!r}, want {case.reason!r}")
+    elif case.status == 202 and (answer.get("reason"), answer.get("quarantine_id")) != (
+        case.reason,
+        case.quarantine_id,
+    ):
+        problems.append(
+            f"{where}: quarantined as {answer.get('quarantine_id')} {answer.get('reason')!r}, "
+            f"want {case.quarantine_id} {case.reason!r}"
+        )
+    elif case.status == 200 and answer.get("redemption_id") != case.redemption_id:
+        problems.append(f"{where}: answered for {answer.get('redemption_id')}, want {case.redemption_id}")
+    elif case.status == 200 and answer.get("conflict_id") != case.conflict_id:
+        problems.append(f"{where}: conflict_id {answer.get('conflict_id')}, want {case.conflict_id}")
+    for value in repeated([*case.attacker_strings, *never], text, answer):
+        problems.append(f"{where}: the answer repeats {_shown(value)}")
+    return problems
+
+
+def _post(
+    connection: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str]
+) -> tuple[int, bytes]:
+    connection.request("POST", path, body=body, headers=dict(headers))
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def send_hostile(
+    stack: LocalStack,
+    plan: Sequence[HostileCase],
+    *,
+    attackers: int,
+    limit: int,
+    stop: threading.Event,
+    deadline: float,
+    max_attempts: int = 4,
+) -> list[HostileAttempt]:
+    """``attackers`` threads send the plan's requests in turn (``plan[n % len(plan)]``), each on its own keep-alive
+    connection, until ``stop`` is set and every case was sent once, or ``limit`` requests were sent, or the
+    deadline passed. A request without an answer (connection error) is resent on a new connection."""
+    split = urlsplit(stack.api_url)
+    if split.hostname not in LOOPBACK:
+        raise ValueError(f"the hostile run only attacks a local stack on the loopback interface, not {split.hostname}")
+    paths = route_paths(stack)
+    attempts: list[HostileAttempt] = []
+    lock = threading.Lock()
+    counter = iter(range(limit))
+
+    def next_case() -> tuple[int, int] | None:
+        with lock:
+            if time.monotonic() > deadline:
+                return None
+            n = next(counter, None)
+            if n is None or (stop.is_set() and n >= len(plan)):
+                return None
+            return n, n % len(plan)
+
+    def attacker() -> None:
+        def connect() -> http.client.HTTPConnection:
+            return http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=SENDER_TIMEOUT_SECONDS)
+
+        connection = connect()
+        try:
+            while (taken := next_case()) is not None:
+                n, index = taken
+                case = plan[index]
+                headers = {
+                    "content-type": "application/json",
+                    "user-agent": "loadtest-attacker",
+                    **dict(case.credentials),
+                }
+                for number in range(1, max_attempts + 1):
+                    headers[TAG_HEADER] = f"h{n}.{number}"
+                    started = time.perf_counter()
+                    attempt = HostileAttempt(index, None, 0.0, started, tag=headers[TAG_HEADER])
+                    try:
+                        attempt.status, raw = _post(connection, paths[case.route], case.body, headers)
+                        attempt.text = raw.decode("utf-8", "replace")
+                        with contextlib.suppress(ValueError):
+                            attempt.answer = json.loads(raw)
+                    except (OSError, http.client.HTTPException) as exc:
+                        attempt.error = f"{type(exc).__name__}: {exc}"
+                        connection.close()
+                        connection = connect()
+                    attempt.seconds = time.perf_counter() - started
+                    with lock:
+                        attempts.append(attempt)
+                    if attempt.status is not None or time.monotonic() > deadline:
+                        break
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attacker, name=f"loadtest-attacker-{i}", daemon=True) for i in range(attackers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(1.0, deadline - time.monotonic() + 60))
+    return attempts
+
+
+def check_hostile_attempts(
+    plan: Sequence[HostileCase], attempts: Sequence[HostileAttempt], never: Sequence[str] = ()
+) -> tuple[list[str], Counter[str]]:
+    """Problems with the attack's answers (``check_hostile_answer`` for each, every case answered at least once, a
+    storable delivery ``recorded`` exactly once) and the count of each answer by kind (``crafted_256kb: 401
+    unauthorized``). A request without an answer is resent, not a problem; its delivery may then be heard
+    ``duplicate`` only."""
+    problems: list[str] = []
+    answers: Counter[str] = Counter()
+    answered: set[int] = set()
+    recorded: Counter[int] = Counter()
+    unanswered: set[int] = set()
+    for attempt in attempts:
+        case = plan[attempt.case]
+        if attempt.status is None:
+            unanswered.add(attempt.case)
+            answers[f"{case.kind}: no answer"] += 1
+            continue
+        answered.add(attempt.case)
+        got = (attempt.answer or {}).get("status") if isinstance(attempt.answer, Mapping) else None
+        answers[f"{case.kind}: {attempt.status} {got or ''}".strip()] += 1
+        problems.extend(check_hostile_answer(case, attempt.status, attempt.answer, attempt.text, never))
+        if case.storable and got == "recorded":
+            recorded[attempt.case] += 1
+    for index, case in enumerate(plan):
+        if index not in answered:
+            problems.append(f"{case.kind} at {case.route} ({index}) was never answered")
+        elif case.storable and recorded[index] != 1 and not (recorded[index] == 0 and index in unanswered):
+            problems.append(f"{case.kind} {case.redemption_id} answered 'recorded' {recorded[index]} times")
+    return problems, answers
+
+
+def hostile_ledger_items(
+    actual: Mapping[tuple[str, str], Mapping[str, Any]],
+    plan: Sequence[HostileCase],
+    *,
+    replayed: Collection[str] = (),
+) -> tuple[set[tuple[str, str]], Counter[str], list[str]]:
+    """The items the attack itself caused, checked, as ``(their keys, counts, problems)``: the quarantine record of
+    each delivery answered 202 (route, reason, its raw copy; no attacker string outside that copy, an ``event_type``
+    only if Voucherify's) except those ``replayed`` onto their route, which must be gone; the ``CONFLICT#`` record
+    of each conflicting duplicate (its id, the differing fields, the delivery's raw copy); and each ``RAW#`` item an
+    audit map of its redemption's item names. Any other item is left for ``compare_ledger`` to call unexpected."""
+    caused: set[tuple[str, str]] = set()
+    counts: Counter[str] = Counter()
+    problems: list[str] = []
+    quarantined = {case.quarantine_id: case for case in plan if case.quarantine_id}
+    for quarantine_id, case in sorted(quarantined.items()):
+        key = (QUARANTINE_PREFIX + quarantine_id, QUARANTINE_SK)
+        item = actual.get(key)
+        where = f"{case.kind} {quarantine_id}"
+        if quarantine_id in replayed:
+            if item is not None:
+                problems.append(f"{where}: replayed onto {case.replay_route}, yet still quarantined")
+            continue
+        if item is None:
+            problems.append(f"{where}: answered 202, but no quarantine record")
+            continue
+        caused.add(key)
+        counts["quarantine_records"] += 1
+        if (item.get("route"), item.get("reason")) != (case.route, case.reason):
+            problems.append(f"{where}: recorded as {item.get('route')} {item.get('reason')!r}, want {case.reason!r}")
+        if item.get("event_type") is not None and item.get("event_type") not in VOUCHERIFY_EVENT_TYPES:
+            problems.append(f"{where}: the record names event type {_shown(str(item.get('event_type')))}")
+        shown = {name: value for name, value in item.items() if name != "raw_zlib"}
+        for value in repeated(case.attacker_strings, "", shown):
+            problems.append(f"{where}: the record repeats {_shown(value)} outside its raw copy")
+        raw = item.get("raw_zlib")
+        if not isinstance(raw, bytes) or zlib.decompress(raw) != case.body:
+            problems.append(f"{where}: the record's raw copy is not the delivery")
+    conflicts = {
+        (REDEMPTION_PREFIX + (case.redemption_id or ""), CONFLICT_SK_PREFIX + case.conflict_id.removeprefix("c_")): case
+        for case in plan
+        if case.conflict_id
+    }
+    for key, case in sorted(conflicts.items()):
+        item = actual.get(key)
+        where = f"{case.kind} {case.redemption_id}"
+        if item is None:
+            problems.append(f"{where}: answered conflict_id {case.conflict_id}, but no {key[1]} record")
+            continue
+        caused.add(key)
+        counts["conflict_records"] += 1
+        raw = (item.get("delivery") or {}).get("raw_zlib")
+        if item.get("conflict_id") != case.conflict_id or not item.get("conflicting_fields"):
+            problems.append(f"{where}: conflict record {item.get('conflict_id')} {item.get('conflicting_fields')}")
+        if not isinstance(raw, bytes) or zlib.decompress(raw) != case.body:
+            problems.append(f"{where}: the conflict record's raw copy is not the conflicting delivery")
+    for pk, sk in actual:
+        if not sk.startswith(RAW_SK_PREFIX):
+            continue
+        owner = actual.get((pk, REDEMPTION_SK)) or {}
+        audits = [owner.get("redemption_delivery")] + [
+            value.get("delivery")
+            for name, value in owner.items()
+            if name.startswith(ROLLBACK_PREFIX) and isinstance(value, Mapping)
+        ]
+        if any(isinstance(audit, Mapping) and audit.get("raw_item") == sk for audit in audits):
+            caused.add((pk, sk))
+            counts["raw_items"] += 1
+    return caused, counts, problems
+
+
+def _window(result: SendResult, within: tuple[float, float] | None = None) -> list[Attempt]:
+    """The answered attempts; with ``within`` only those sent and answered inside that window."""
+    return [
+        a
+        for a in result.attempts
+        if a.status is not None and (within is None or (within[0] <= a.started and a.started + a.seconds <= within[1]))
+    ]
+
+
+def _ms(values: Sequence[float], share: float) -> float:
+    return round(percentile(values, share) * 1000, 1)
+
+
+def _ratio(values: Sequence[float], baseline: Sequence[float], share: float) -> float | None:
+    if not values or not baseline or percentile(baseline, share) <= 0:
+        return None
+    return round(percentile(values, share) / percentile(baseline, share), 2)
+
+
+def _stream_figures(
+    corpus: Corpus, result: SendResult, answers: Counter[str], measured: Sequence[Attempt], handler: Sequence[float]
+) -> dict[str, Any]:
+    latencies = [a.seconds for a in measured]
+    return {
+        "deliveries": len(corpus.deliveries),
+        "requests": len(result.attempts),
+        "measured": len(latencies),
+        "seconds": round(result.seconds, 2),
+        "latency_ms_p50": _ms(latencies, 0.5),
+        "latency_ms_p99": _ms(latencies, 0.99),
+        "latency_ms_max": round(max(latencies, default=0.0) * 1000, 1),
+        "handler_ms_p50": _ms(handler, 0.5),
+        "handler_ms_p99": _ms(handler, 0.99),
+        "answers": dict(sorted(answers.items())),
+    }
+
+
+def _crafted_figures(
+    plan: Sequence[HostileCase], attempts: Sequence[HostileAttempt], times: HandlerTimes
+) -> dict[str, Any]:
+    """Answer latency (and handler time) of the crafted bodies by size, and of the genuine deliveries sent right
+    after them."""
+    by_size: dict[str, list[HostileAttempt]] = {}
+    for attempt in attempts:
+        kind = plan[attempt.case].kind
+        if attempt.status is not None and (kind.startswith("crafted_") or kind == GENUINE_AFTER_CRAFTED):
+            by_size.setdefault(kind.removeprefix("crafted_"), []).append(attempt)
+    figures: dict[str, Any] = {}
+    handler: dict[str, list[float]] = {}
+    for size, answered in sorted(by_size.items()):
+        values = [a.seconds for a in answered]
+        handler[size] = times.taken([a.tag for a in answered])
+        figures[size] = {
+            "answers": len(values),
+            "p50_ms": _ms(values, 0.5),
+            "p99_ms": _ms(values, 0.99),
+            "handler_ms_p50": _ms(handler[size], 0.5),
+            "handler_ms_p99": _ms(handler[size], 0.99),
+        }
+    large, small = by_size.get("256kb", []), by_size.get("4kb", [])
+    figures["p50_ratio_256kb_to_4kb"] = _ratio([a.seconds for a in large], [a.seconds for a in small], 0.5)
+    figures["handler_p50_ratio_256kb_to_4kb"] = _ratio(handler.get("256kb", []), handler.get("4kb", []), 0.5)
+    return figures
+
+
+class HostilePlanner:
+    """Builds the attack's requests (``HostileCase``) from Voucherify-shaped data (``CorpusBuilder``) and from the
+    genuine deliveries a quiet stream has already recorded (``baseline``)."""
+
+    def __init__(self, baseline: Corpus, *, secret: str, token_header: str, token: str, seed: int) -> None:
+        self.baseline = baseline
+        self.secret = secret
+        self.token_header = token_header
+        self.token = token
+        self.builder = CorpusBuilder(load_openapi_webhooks(), seed)
+        self.rng = random.Random(seed)
+
+    # --- material ---------------------------------------------------------------------------------------
+    def wrong_signature(self) -> str:
+        return f"{self.rng.getrandbits(256):064x}"
+
+    def signed(self, body: bytes) -> tuple[tuple[str, str], ...]:
+        return ((SIGNATURE_HEADER, sign(self.secret, body)),)
+
+    def redemption(self) -> dict[str, Any]:
+        """A new redemption's data (a voucher redemption, never sent as it is)."""
+        customer = self.builder.customer()
+        return self.builder.redemption(style="voucher", order=self.builder.order(customer), customer=customer)
+
+    def document(self, data: Mapping[str, Any], event_type: str, envelope: bool) -> bytes:
+        return dumps(self.builder.gen.envelope(data, event_type) if envelope else data)
+
+    def recorded(self, kind: str, envelope: bool | None = None) -> list[CorpusDelivery]:
+        """The baseline's deliveries of ``kind`` (first sendings, recorded by now), as envelopes or bare if said."""
+        return [
+            d for d in self.baseline.deliveries if d.kind == kind and envelope in (None, d.envelope) and not d.duplicate
+        ]
+
+    # --- the cases --------------------------------------------------------------------------------------
+    def crafted_then_genuine(self) -> list[HostileCase]:
+        """Each crafted body once per URL, each followed by a recorded genuine delivery of that URL, signed
+        (answered ``duplicate``): how long a real delivery waits right after a crafted body."""
+        cases: list[HostileCase] = []
+        genuine = {
+            REDEMPTION_ROUTE: next(iter(self.recorded("redemption")), None),
+            ROLLBACK_ROUTE: next(iter(self.recorded("rollback")), None),
+        }
+        for case in self.crafted(weight=1):
+            delivery = genuine[case.route]
+            cases.append(case)
+            if delivery is None:
+                continue
+            cases.append(
+                HostileCase(
+                    GENUINE_AFTER_CRAFTED,
+                    case.route,
+                    delivery.body,
+                    self.signed(delivery.signed_body),
+                    200,
+                    "duplicate",
+                    redemption_id=delivery.redemption_id,
+                )
+            )
+        return cases
+
+    def crafted(self, weight: int = 4) -> list[HostileCase]:
+        cases = []
+        for size, label in ((CRAFTED_LARGE_BYTES, "256kb"), (CRAFTED_SMALL_BYTES, "4kb")):
+            body = crafted_body(size)
+            for route in (REDEMPTION_ROUTE, ROLLBACK_ROUTE):
+                for _ in range(weight):
+                    credentials = ((SIGNATURE_HEADER, self.wrong_signature()),)
+                    cases.append(
+                        HostileCase(
+                            f"crafted_{label}", route, body, credentials, 401, "unauthorized", SIGNATURE_MISMATCH
+                        )
+                    )
+        return cases
+
+    def cases(self) -> tuple[list[HostileCase], Corpus]:
+        """Every case of the attack (crafted bodies weighted ×4), shuffled, and the corpus of its storable ones."""
+        cases = self.crafted()
+        redemption_route, rollback_route = REDEMPTION_ROUTE, ROLLBACK_ROUTE
+        token = ((self.token_header, self.token),)
+        # forged signatures beside the right token, on both URLs; the token alone on the redemption URL
+        for envelope in (False, True):
+            forged = self.redemption()
+            forged_id = forged["redemption"]["id"]
+            body = self.document(forged, "redemption.succeeded", envelope)
+            forged_signature = ((SIGNATURE_HEADER, self.wrong_signature()), *token)
+            cases.append(
+                HostileCase(
+                    "forged_signature_with_token",
+                    redemption_route,
+                    body,
+                    forged_signature,
+                    401,
+                    "unauthorized",
+                    SIGNATURE_MISMATCH,
+                    attacker_strings=(forged_id,),
+                )
+            )
+            cases.append(
+                HostileCase(
+                    "token_alone_on_redemption_url",
+                    redemption_route,
+                    body,
+                    token,
+                    401,
+                    "unauthorized",
+                    SIGNED_ONLY,
+                    attacker_strings=(forged_id,),
+                )
+            )
+            # a forged rollback of a genuine (recorded) redemption
+            target = self.recorded("redemption")[0]
+            event_type, rollback = self.builder.rollback(self.baseline.redemptions[target.redemption_id])
+            forged_rollback = ((SIGNATURE_HEADER, self.wrong_signature()), *token)
+            cases.append(
+                HostileCase(
+                    "forged_signature_with_token",
+                    rollback_route,
+                    self.document(rollback, event_type, envelope),
+                    forged_rollback,
+                    401,
+                    "unauthorized",
+                    SIGNATURE_MISMATCH,
+                    attacker_strings=(rollback["redemption_rollback"]["id"],),
+                )
+            )
+        # an attacker-chosen event.type (and envelope type and ids), correctly signed, on both URLs
+        for route in (redemption_route, rollback_route):
+            data = self.redemption() if route == redemption_route else self.builder.rollback(self.redemption())[1]
+            document = self.builder.gen.envelope(data, "redemption.succeeded")
+            document.update(id=ATTACKER_EVENT_TYPE, type=ATTACKER_EVENT_TYPE)
+            document["event"].update(type=ATTACKER_EVENT_TYPE, id=ATTACKER_EVENT_TYPE)
+            cases.append(
+                self._quarantined(
+                    "attacker_event_type", route, dumps(document), WRONG_EVENT_TYPE, (ATTACKER_EVENT_TYPE,)
+                )
+            )
+        # ids DynamoDB keys cannot take (or no one could look up), a number past 38 digits: the schema refuses them
+        long_id = "r_" + "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(150))
+        for bad_id, envelope in (("r_a5.dot", False), (long_id, True)):
+            data = self.redemption()
+            data["redemption"]["id"] = bad_id
+            body = self.document(data, "redemption.succeeded", envelope)
+            cases.append(
+                self._quarantined(
+                    "unkeyable_redemption_id", redemption_route, body, schema_mismatch(redemption_route), (bad_id,)
+                )
+            )
+        event_type, rollback = self.builder.rollback(self.redemption())
+        rollback["redemption_rollback"]["redemption"] = "r_a5.dot"
+        if isinstance(rollback.get("redemption"), dict):
+            rollback["redemption"]["id"] = "r_a5.dot"
+        cases.append(
+            self._quarantined(
+                "unkeyable_redemption_id",
+                rollback_route,
+                dumps(rollback),
+                schema_mismatch(rollback_route),
+                ("r_a5.dot",),
+            )
+        )
+        huge = 12345678901234567890123456789012345678901  # 41 significant digits
+        data = self.redemption()
+        data["redemption"]["amount"] = huge
+        cases.append(
+            self._quarantined(
+                "number_past_38_digits",
+                redemption_route,
+                self.document(data, "redemption.succeeded", True),
+                schema_mismatch(redemption_route),
+                (str(huge),),
+            )
+        )
+        # a voucher code an index key cannot hold (over 2,048 bytes): valid, but DynamoDB would refuse it
+        for code, envelope in (("ATTACKER-CODE-" + "Z" * 2_100, False), ("ŻÓŁW-" + "Ż" * 1_100, True)):
+            data = self.redemption()
+            data["voucher"]["code"] = code
+            if isinstance(data["redemption"].get("voucher"), dict):
+                data["redemption"]["voucher"]["code"] = code
+            body = self.document(data, "redemption.succeeded", envelope)
+            cases.append(
+                self._quarantined("voucher_code_over_2048_bytes", redemption_route, body, STORAGE_REFUSED, (code,))
+            )
+        # genuine deliveries (recorded already) sent to the wrong URL: quarantined, then replayed onto their route
+        # (a bare redemption says nothing of its event: at the rollback URL it fails that URL's schema)
+        for kind, envelope in (("redemption", True), ("redemption", False), ("rollback", True), ("rollback", False)):
+            route = rollback_route if kind == "redemption" else redemption_route
+            reason = schema_mismatch(route) if kind == "redemption" and not envelope else WRONG_EVENT_TYPE
+            for delivery in self.recorded(kind, envelope)[1:3]:
+                case = self._quarantined(f"{kind}_at_the_wrong_url", route, delivery.body, reason, ())
+                cases.append(replace(case, replay_route=delivery.route, redemption_id=delivery.redemption_id))
+        # conflicting duplicates: a recorded redemption's id, another amount
+        for envelope in (False, True):
+            for delivery in self.recorded("redemption", envelope)[3:6]:
+                data = copy.deepcopy(self.baseline.redemptions[delivery.redemption_id])
+                data["redemption"]["amount"] = (data["redemption"].get("amount") or 0) + 1_000
+                body = self.document(data, "redemption.succeeded", envelope)
+                conflict_id = "c_" + hashlib.sha256(body).hexdigest()[:32]
+                cases.append(
+                    HostileCase(
+                        "conflicting_duplicate",
+                        redemption_route,
+                        body,
+                        self.signed(body),
+                        200,
+                        "duplicate",
+                        conflict_id=conflict_id,
+                        redemption_id=delivery.redemption_id,
+                    )
+                )
+        storable = self.storable(4)
+        for delivery in storable.deliveries:
+            cases.append(
+                HostileCase(
+                    "raw_copy_out_of_line",
+                    redemption_route,
+                    delivery.body,
+                    self.signed(delivery.body),
+                    200,
+                    "recorded",
+                    redemption_id=delivery.redemption_id,
+                    storable=True,
+                )
+            )
+        self.rng.shuffle(cases)
+        return cases, storable
+
+    def storable(self, count: int) -> Corpus:
+        """Valid redemptions whose compressed raw copy is too large to keep inline (random metadata): recorded, the
+        copy in an item of its own (``RAW#…``)."""
+        deliveries, redemptions = [], {}
+        for index in range(count):
+            data = self.redemption()
+            data["redemption"]["metadata"] = {
+                "blob": base64.b64encode(self.rng.randbytes(LARGE_METADATA_BYTES)).decode()
+            }
+            envelope = index % 2 == 1
+            body = self.document(data, "redemption.succeeded", envelope)
+            redemption_id = data["redemption"]["id"]
+            deliveries.append(
+                CorpusDelivery(
+                    index, "redemption", REDEMPTION_ROUTE, "redemption.succeeded", envelope, body, body, redemption_id
+                )
+            )
+            redemptions[redemption_id] = data
+        return Corpus(-1, deliveries, redemptions, {}, {}, {}, Counter(redemptions=len(redemptions)))
+
+    def _quarantined(
+        self, kind: str, route: str, body: bytes, reason: str, attacker_strings: tuple[str, ...]
+    ) -> HostileCase:
+        return HostileCase(
+            kind,
+            route,
+            body,
+            self.signed(body),
+            202,
+            "quarantined",
+            reason,
+            quarantine_id=quarantine_id_for(body),
+            attacker_strings=attacker_strings,
+        )
+
+
+def run_hostile_phase(
+    stack: LocalStack,
+    loaded: list[Corpus],
+    *,
+    deliveries: int,
+    requests: int,
+    attackers: int,
+    senders: int,
+    seed: int,
+    deadline: float,
+    retries: SdkRetries | None = None,
+) -> PhaseReport:
+    """A quiet stream of genuine deliveries (the baseline), the crafted bodies alone, then a second genuine stream
+    while ``attackers`` send the attack (``HostilePlanner``) until it is done; every answer checked, the wrong-URL
+    deliveries replayed, and the whole ledger compared with the genuine deliveries (``loaded`` and this phase's)."""
+    report = PhaseReport("hostile")
+    secret, token = stack.config.signing_secret, stack.config.header_token
+    token_header = (
+        stack.function("RedemptionRollbackSucceededFunction").environment.get("WEBHOOK_TOKEN_HEADER")
+        or "x-voucherify-token"
+    ).lower()
+    never = (secret, token)
+    times = HandlerTimes()
+    times.install(stack)
+    baseline = build_corpus(deliveries, seed=seed, duplicate_share=0.3)
+    attack = build_corpus(deliveries, seed=seed + 1, duplicate_share=0.3)
+
+    # 1. the quiet baseline
+    if retries is not None:
+        retries.clear()
+    quiet = send_corpus(stack, baseline, senders=senders, deadline=deadline, resend_5xx=False)
+    problems, quiet_answers = check_answers(baseline, quiet, None, retries)
+    report.fail([f"baseline: {p}" for p in problems])
+    loaded.append(baseline)
+    quiet_measured = _window(quiet)
+    quiet_handler = times.taken([a.tag for a in quiet_measured])
+
+    # 2. the crafted bodies alone, one at a time, each followed by a genuine (already recorded) signed delivery
+    planner = HostilePlanner(baseline, secret=secret, token_header=token_header, token=token, seed=seed + 2)
+    crafted = planner.crafted_then_genuine()
+    times.clear()
+    alone = send_hostile(
+        stack,
+        crafted,
+        attackers=1,
+        limit=len(crafted) * CRAFTED_ALONE_ROUNDS,
+        stop=threading.Event(),  # never set: every round is sent
+        deadline=deadline,
+    )
+    alone_problems, _ = check_hostile_attempts(crafted, alone, never)
+    report.fail([f"crafted alone: {p}" for p in alone_problems])
+    crafted_alone = _crafted_figures(crafted, alone, times)
+
+    # 3. the attack, with a genuine stream (some rollbacks by the token alone: that URL takes either credential)
+    plan, storable = planner.cases()
+    stop = threading.Event()
+    sent: list[HostileAttempt] = []
+    attack_thread = threading.Thread(
+        target=lambda: sent.extend(
+            send_hostile(stack, plan, attackers=attackers, limit=max(requests, len(plan)), stop=stop, deadline=deadline)
+        ),
+        name="loadtest-attack",
+        daemon=True,
+    )
+    by_token = {d.index for d in attack.deliveries if d.kind == "rollback" and d.index % 3 == 0}
+
+    def credentials(delivery: CorpusDelivery) -> Mapping[str, str]:
+        if delivery.kind == "rollback" and delivery.index in by_token:
+            return {token_header: token}
+        return {SIGNATURE_HEADER: sign(secret, delivery.signed_body)}
+
+    if retries is not None:
+        retries.clear()
+    times.clear()
+    attack_started = time.perf_counter()
+    attack_thread.start()
+    loud = send_corpus(stack, attack, senders=senders, deadline=deadline, resend_5xx=False, credentials=credentials)
+    stop.set()
+    attack_thread.join(max(1.0, deadline - time.monotonic() + 90))
+    attack_ended = max((a.started + a.seconds for a in sent), default=attack_started)
+    problems, loud_answers = check_answers(attack, loud, None, retries)
+    report.fail([f"under attack: {p}" for p in problems])
+    loaded.extend([attack, storable])
+    attack_problems, attack_answers = check_hostile_attempts(plan, sent, never)
+    report.fail(attack_problems)
+    leaks = [
+        f"genuine delivery {a.tag}: the answer repeats {_shown(s)}"
+        for result in (quiet, loud)
+        for a in result.attempts
+        for s in repeated(never, "", a.answer)
+    ]
+    report.fail(leaks)
+    loud_measured = _window(loud, (attack_started, attack_ended))
+    loud_handler = times.taken([a.tag for a in loud_measured])
+    crafted_loud = _crafted_figures(plan, sent, times)
+
+    # 4. the deliveries sent to the wrong URL, replayed: by content, onto the route they belong to (duplicates)
+    from ledger_tools.quarantine import Replayer
+    from voucherify_ledger.ledger import Ledger
+
+    ledger_client = stack.aws_client("dynamodb")
+    replayer = Replayer(Ledger(stack.config.table_name, ledger_client))
+    replayed: dict[str, dict[str, Any]] = {}
+    for case in plan:
+        if case.replay_route and case.quarantine_id and case.quarantine_id not in replayed:
+            result = replayer.replay(case.quarantine_id)
+            replayed[case.quarantine_id] = result
+            got = (result.get("status"), result.get("routed_by"), result.get("route"), result.get("quarantine_removed"))
+            if got != ("duplicate", "content", case.replay_route, True):
+                report.fail(
+                    [f"{case.kind} {case.quarantine_id}: replay gave {got}, want duplicate on {case.replay_route}"]
+                )
+
+    # 5. the ledger: exactly what the genuine deliveries say, beside the records the attack caused
+    actual = scan_ledger(ledger_client, stack.config.table_name)
+    caused, caused_counts, ledger_problems = hostile_ledger_items(actual, plan, replayed=replayed)
+    report.fail(ledger_problems)
+    expected = expected_ledger(loaded)
+    differences = compare_ledger(expected, actual, _documents(loaded), allowed=caused)
+    report.fail(differences)
+
+    quiet_latencies = [a.seconds for a in quiet_measured]
+    loud_latencies = [a.seconds for a in loud_measured]
+    errors = connection_errors(quiet) + connection_errors(loud)
+    kinds: dict[str, dict[str, int]] = {}
+    for label, count in sorted(attack_answers.items()):
+        kind, answer = label.split(": ", 1)
+        kinds.setdefault(kind, {})[answer] = count
+    report.figures = {
+        "genuine_senders": senders,
+        "attackers": attackers,
+        "baseline": _stream_figures(baseline, quiet, quiet_answers, quiet_measured, quiet_handler),
+        "under_attack": {
+            **_stream_figures(attack, loud, loud_answers, loud_measured, loud_handler),
+            "rollbacks_by_token_alone": sum(
+                1 for d in attack.deliveries if d.kind == "rollback" and d.index in by_token
+            ),
+        },
+        "ratio_under_attack_to_baseline": {
+            "latency_p50": _ratio(loud_latencies, quiet_latencies, 0.5),
+            "latency_p99": _ratio(loud_latencies, quiet_latencies, 0.99),
+            "handler_p50": _ratio(loud_handler, quiet_handler, 0.5),
+            "handler_p99": _ratio(loud_handler, quiet_handler, 0.99),
+        },
+        "crafted_body_bytes": {"256kb": CRAFTED_LARGE_BYTES, "4kb": CRAFTED_SMALL_BYTES},
+        "crafted_alone": crafted_alone,
+        "crafted_under_attack": crafted_loud,
+        "attack_cases": len(plan),
+        "attack_requests": len(sent),
+        "attack_passes": round(len(sent) / len(plan), 1) if plan else 0,
+        "attack_seconds": round(attack_ended - attack_started, 2),
+        "attack_answers": kinds,
+        "answers_repeating_attacker_strings": sum(
+            1 for p in attack_problems + alone_problems if "the answer repeats" in p
+        )
+        + len(leaks),
+        "replayed": dict(sorted(Counter(str(r.get("status")) for r in replayed.values()).items())),
+        **{name: caused_counts.get(name, 0) for name in ("quarantine_records", "conflict_records", "raw_items")},
+        "connection_errors": sum(errors.values()) + sum(1 for a in [*alone, *sent] if a.status is None),
+        "sdk_retries": dict(sorted(retries.kinds.items())) if retries is not None else {},
+        "ledger_items_expected": len(expected),
+        "ledger_items_scanned": len(actual),
+        "ledger_differences": len(differences),
+        "records_lost": sum(1 for d in differences if d.startswith("missing")),
+    }
+    return report
+
+
 # --- running it ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def environment(values: Mapping[str, str]) -> Iterator[None]:
@@ -912,6 +1802,10 @@ class Options:
     duplicate_share: float = 0.3
     senders: int = 16
     chaos_requests: int = 150
+    hostile_deliveries: int = 1000  # per genuine stream: the quiet baseline, and the one under attack
+    hostile_requests: int = 1500  # the attack's requests at most (every case is sent at least once)
+    hostile_senders: int = 4
+    attackers: int = 4
     seed: int = 2024
     phases: tuple[str, ...] = PHASES
     max_seconds: float = 600.0
@@ -967,6 +1861,27 @@ def run(options: Options, *, out: Any = None) -> list[PhaseReport]:
                     retries=retries,
                 )
             )
+        if "hostile" in options.phases:
+            # Before chaos: the ledger must still be exactly what the webhook deliveries say.
+            print(
+                f"hostile: 2 × {options.hostile_deliveries} genuine deliveries ({options.hostile_senders} senders), "
+                f"up to {options.hostile_requests} attack requests ({options.attackers} attackers) …",
+                file=out,
+                flush=True,
+            )
+            reports.append(
+                run_hostile_phase(
+                    stack,
+                    loaded,
+                    deliveries=options.hostile_deliveries,
+                    requests=options.hostile_requests,
+                    attackers=options.attackers,
+                    senders=options.hostile_senders,
+                    seed=options.seed + 3,
+                    deadline=deadline,
+                    retries=retries,
+                )
+            )
         if "chaos" in options.phases:
             print(f"chaos: {options.chaos_requests} rollback requests …", file=out, flush=True)
             reports.append(
@@ -994,7 +1909,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     defaults = Options()
     parser = argparse.ArgumentParser(
         prog="python -m ledger_tools.loadtest",
-        description="Load, fault and chaos runs against the local stack (127.0.0.1, ephemeral ports).",
+        description="Load, fault, hostile and chaos runs against the local stack (127.0.0.1, ephemeral ports).",
     )
     parser.add_argument("--deliveries", type=int, default=defaults.deliveries, help="deliveries of the load phase")
     parser.add_argument("--fault-deliveries", type=int, default=defaults.fault_deliveries)
@@ -1002,6 +1917,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duplicates", type=float, default=defaults.duplicate_share, help="share of duplicates")
     parser.add_argument("--senders", type=int, default=defaults.senders, help="concurrent HTTP senders")
     parser.add_argument("--chaos-requests", type=int, default=defaults.chaos_requests)
+    parser.add_argument(
+        "--hostile-deliveries",
+        type=int,
+        default=defaults.hostile_deliveries,
+        help="genuine deliveries of each of the hostile phase's two streams (quiet, under attack)",
+    )
+    parser.add_argument(
+        "--hostile-requests", type=int, default=defaults.hostile_requests, help="the attack's requests at most"
+    )
+    parser.add_argument("--hostile-senders", type=int, default=defaults.hostile_senders, help="genuine senders")
+    parser.add_argument("--attackers", type=int, default=defaults.attackers, help="concurrent attacking connections")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)} (default: all)"
@@ -1015,6 +1941,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--phases takes {', '.join(PHASES)}")
     if args.deliveries < 2 or args.fault_deliveries < 2 or args.senders < 1 or args.chaos_requests < 1:
         parser.error("--deliveries and --fault-deliveries must be at least 2, --senders and --chaos-requests 1")
+    if args.hostile_deliveries < 20 or args.hostile_requests < 1 or args.hostile_senders < 1 or args.attackers < 1:
+        parser.error("--hostile-deliveries must be at least 20, --hostile-requests, --hostile-senders, --attackers 1")
     options = Options(
         deliveries=args.deliveries,
         fault_deliveries=args.fault_deliveries,
@@ -1022,6 +1950,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         duplicate_share=args.duplicates,
         senders=args.senders,
         chaos_requests=args.chaos_requests,
+        hostile_deliveries=args.hostile_deliveries,
+        hostile_requests=args.hostile_requests,
+        hostile_senders=args.hostile_senders,
+        attackers=args.attackers,
         seed=args.seed,
         phases=phases,
         max_seconds=args.max_seconds,

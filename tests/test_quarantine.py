@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -915,3 +916,59 @@ def test_a_live_retry_during_a_failed_replay_keeps_both_counts(
     assert result["status"] == "still_invalid" and result["replay_attempts"] == 1
     record = read(quarantined)
     assert (record["deliveries"], record["replay_attempts"]) == (2, 1)
+
+
+def test_a_delivery_the_ledger_could_not_store_stays_quarantined_on_replay_with_its_reason(
+    lambda_app: Callable[..., LambdaApp], aws: Aws
+) -> None:
+    """Quarantined because DynamoDB would refuse it (a voucher code over an index key's 2,048 bytes): replaying it
+    before anything changed keeps it, saying why, and ``--all`` goes on to the next record."""
+    data = payload("redemption_succeeded")
+    data["redemption"]["voucher"]["code"] = "X" * 2100
+    refused = lambda_app("RedemptionSucceededFunction").post(compact(data))
+    assert (refused.status, refused.body["reason"]) == (202, "the ledger cannot store this delivery as it is")
+    lambda_app("RedemptionSucceededFunction").post(compact(unknown_status()))  # a second record, also invalid
+
+    code, summary = run(["quarantine", "replay", "--all", *TARGET])
+
+    assert code != 0 and summary["replayed"] == 2 and len(summary["results"]) == 2
+    stored = summary["results"][refused.body["quarantine_id"]]
+    assert (stored["status"], stored["reason"]) == ("still_invalid", "the ledger cannot store this delivery as it is")
+    assert stored["errors"] == ["voucher_code is 2100 bytes, beyond DynamoDB's 2048 for a key"]
+    assert len(quarantine_items(aws)) == 2
+
+
+class RefusesTheFirstWrite:
+    """A DynamoDB client that refuses its first UpdateItem as too large, as DynamoDB would, then writes (moto)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        if not self.refused:
+            self.refused += 1
+            error = {"Code": "ValidationException", "Message": "Item size has exceeded the maximum allowed size"}
+            raise ClientError({"Error": error}, "UpdateItem")
+        return self.client.update_item(**kwargs)
+
+
+def test_a_record_kept_without_its_raw_copy_says_there_is_nothing_to_replay(aws: Aws) -> None:
+    """Should DynamoDB refuse even the quarantine record with its raw copy, the record is kept without it (size and
+    SHA-256 say what it was); replay then reports that instead of failing on the missing copy."""
+    from voucherify_ledger.ledger import Ledger
+
+    client = RefusesTheFirstWrite(aws.dynamodb)
+    delivery = Delivery(raw=b'{"x":1}', route="redemption-succeeded", received_at=datetime(2026, 1, 2, tzinfo=UTC))
+    outcome = Ledger(TABLE_NAME, client).quarantine(delivery, ["x: bad"], retention_days=1, reason="r")
+
+    (item,) = quarantine_items(aws)
+    assert client.refused == 1 and "raw_zlib" not in item and item["raw_bytes"]["N"] == "7"
+    assert item["errors"]["L"][-1]["S"].startswith("raw copy not kept: the quarantine record cannot be stored")
+    code, summary = run(["quarantine", "replay", outcome.quarantine_id, *TARGET])
+    assert code != 0
+    result = summary["results"][outcome.quarantine_id]
+    assert (result["status"], result["reason"]) == ("still_invalid", "nothing to replay")

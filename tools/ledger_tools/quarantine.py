@@ -109,6 +109,11 @@ class Replayer:
         if item is None:
             return {"status": "not_found"}
         now = self.now or datetime.now(UTC)
+        if item.get("raw_zlib") is None:  # kept without its raw copy (DynamoDB refused even the record with it)
+            routing = choose_route(b"", str(item.get("route") or ""), route)
+            kept = f"raw_bytes {item.get('raw_bytes')}, sha256 {item.get('raw_sha256')}"
+            errors = [f"raw_zlib: the record holds no raw copy ({kept})"]
+            return self._kept(quarantine_id, routing, "nothing to replay", errors, now)
         raw = decompress(item["raw_zlib"])
         routing = choose_route(raw, str(item.get("route") or ""), route)
         receiver = self._receiver(routing.route)
@@ -133,6 +138,7 @@ class Replayer:
             "redemption_id": outcome.redemption_id,
             "rollback_id": outcome.rollback_id,
             "ledger_status": outcome.ledger_status,
+            "conflict_id": outcome.conflict_id,
             "quarantine_removed": self.ledger.remove_quarantined(quarantine_id),
         }
         return {k: v for k, v in result.items() if v is not None}

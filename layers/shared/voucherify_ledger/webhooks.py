@@ -436,7 +436,12 @@ class WebhookReceiver:
             data = self._validate(data, prefix)
         except _Quarantine as problem:
             return Replayed("still_invalid", delivery, problem.reason, tuple(problem.errors))
-        outcome = self.route.record(self.ledger, data, delivery)
+        try:
+            outcome = self.route.record(self.ledger, data, delivery)
+        except StorageRefusedError as refused:  # still not storable as it is: it stays quarantined, saying why
+            return Replayed(
+                "still_invalid", delivery, "the ledger cannot store this delivery as it is", (refused.reason,)
+            )
         return Replayed(outcome.status, delivery, outcome=outcome)
 
     # --- answers --------------------------------------------------------------------------------

@@ -203,8 +203,8 @@ def test_rollback_wait_follows_the_child_ids_the_order_request_lists() -> None:
     parent = "p" * 250
     asked: list[tuple[str, str]] = []
 
-    class Ledger:
-        def order_rollback_requests(self, order_id: str) -> list[dict[str, object]]:
+    class Requests:
+        def of_order(self, order_id: str) -> list[dict[str, object]]:
             return [
                 {
                     "request_id": parent,
@@ -214,11 +214,12 @@ def test_rollback_wait_follows_the_child_ids_the_order_request_lists() -> None:
                 }
             ]
 
-        def get_rollback_request(self, request_id: str, redemption_id: str) -> dict[str, object]:
+        def get(self, request_id: str, redemption_id: str) -> dict[str, object]:
             asked.append((request_id, redemption_id))
             return {"request_id": request_id, "state": "SUCCEEDED"}
 
-    items = cli._request_states(Ledger(), SimpleNamespace(redemption_id=None, order_id="ord_1"), parent)
+    ledger = SimpleNamespace(requests=Requests())
+    items = cli._request_states(ledger, SimpleNamespace(redemption_id=None, order_id="ord_1"), parent)
 
     assert asked == [("sha256-a:r_1", "r_1"), ("sha256-a:r_2", "r_2")]
     assert len(items) == 3 and cli._finished(items)

@@ -107,7 +107,7 @@ def test_event_is_recorded_by_its_handler(name: str, aws, function_env) -> None:
     if spec.wrap != "bare":
         assert answer["event_type"] == spec.event_type
     expected_status = "ROLLED_BACK" if rollback else "SUCCEEDED"
-    assert aws.ledger.get_redemption(expected_id)["status"] == expected_status
+    assert aws.ledger.redemptions.get(expected_id)["status"] == expected_status
 
 
 def test_env_json_gives_every_function_its_template_environment_for_make_run() -> None:

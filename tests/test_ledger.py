@@ -17,16 +17,10 @@ from conftest import Aws, compact, openapi_examples, seed_documents
 
 from ledger_tools import bench
 from ledger_tools.template import create_table, resources
-from voucherify_ledger.ledger import (
-    INDEX_KEYS,
-    INDEXES,
-    QUARANTINE_INDEX,
-    QUARANTINE_PREFIX,
-    Delivery,
-    Ledger,
-    StorageError,
-    StorageRefusedError,
-)
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
+from voucherify_ledger.ledger.keys import INDEX_KEYS, INDEXES, QUARANTINE_INDEX, QUARANTINE_PREFIX
 from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
 T0 = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
@@ -98,13 +92,13 @@ def test_table_is_built_as_the_template_defines_it(aws: Aws) -> None:
 
 # --- redemptions ---------------------------------------------------------------------------------------
 def test_redemption_is_recorded_with_its_summary(aws: Aws) -> None:
-    outcome = aws.ledger.record_redemption(redemption(seed_redemption()), delivery())
+    outcome = aws.ledger.redemptions.record(redemption(seed_redemption()), delivery())
     assert (outcome.status, outcome.redemption_id, outcome.ledger_status) == (
         "recorded",
         "r_0e2500291ae016adea",
         "SUCCEEDED",
     )
-    view = aws.ledger.get_redemption("r_0e2500291ae016adea")
+    view = aws.ledger.redemptions.get("r_0e2500291ae016adea")
     assert view is not None
     expected = {
         "id": "r_0e2500291ae016adea",
@@ -126,29 +120,31 @@ def test_redemption_is_recorded_with_its_summary(aws: Aws) -> None:
     }
     assert {key: view.get(key) for key in expected} == expected
     assert type(view["order_amount"]) is int
-    assert aws.ledger.get_redemption("r_000000000000000000") is None
+    assert aws.ledger.redemptions.get("r_000000000000000000") is None
 
 
 def test_duplicate_redemption_changes_nothing(aws: Aws) -> None:
     data = redemption(seed_redemption())
-    aws.ledger.record_redemption(data, delivery("first"))
+    aws.ledger.redemptions.record(data, delivery("first"))
     before = table(aws)
-    again = aws.ledger.record_redemption(data, delivery("second", T0 + timedelta(hours=1)))
+    again = aws.ledger.redemptions.record(data, delivery("second", T0 + timedelta(hours=1)))
     assert (again.status, again.ledger_status) == ("duplicate", "SUCCEEDED")
     assert table(aws) == before
 
 
 # --- rollbacks -----------------------------------------------------------------------------------------
 def test_rollback_after_redemption(aws: Aws) -> None:
-    aws.ledger.record_redemption(redemption(spring_redemption()), delivery("redemption"))
-    outcome = aws.ledger.record_rollback(rollback(seed_rollback()), delivery("rollback", T0 + timedelta(minutes=1)))
+    aws.ledger.redemptions.record(redemption(spring_redemption()), delivery("redemption"))
+    outcome = aws.ledger.redemptions.record_rollback(
+        rollback(seed_rollback()), delivery("rollback", T0 + timedelta(minutes=1))
+    )
     assert (outcome.status, outcome.redemption_id, outcome.rollback_id, outcome.ledger_status) == (
         "recorded",
         SPRING_REDEMPTION,
         SPRING_ROLLBACK,
         "ROLLED_BACK",
     )
-    view = aws.ledger.get_redemption(SPRING_REDEMPTION)
+    view = aws.ledger.redemptions.get(SPRING_REDEMPTION)
     assert view is not None
     assert view["status"] == "ROLLED_BACK"
     assert view["rollback_ids"] == [SPRING_ROLLBACK]
@@ -167,12 +163,12 @@ def test_rollback_after_redemption(aws: Aws) -> None:
 
 
 def test_rollback_before_its_redemption_keeps_rolled_back_and_fills_details(aws: Aws) -> None:
-    aws.ledger.record_rollback(rollback(seed_rollback()), delivery("rollback"))
-    assert aws.ledger.get_redemption(SPRING_REDEMPTION)["status"] == "ROLLED_BACK"
-    outcome = aws.ledger.record_redemption(redemption(spring_redemption()), delivery("late", T0 + timedelta(hours=2)))
+    aws.ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery("rollback"))
+    assert aws.ledger.redemptions.get(SPRING_REDEMPTION)["status"] == "ROLLED_BACK"
+    outcome = aws.ledger.redemptions.record(redemption(spring_redemption()), delivery("late", T0 + timedelta(hours=2)))
     assert outcome.status == "recorded"
     assert outcome.ledger_status == "ROLLED_BACK"  # the 200 answer tells the truth, not "SUCCEEDED"
-    view = aws.ledger.get_redemption(SPRING_REDEMPTION)
+    view = aws.ledger.redemptions.get(SPRING_REDEMPTION)
     assert view["status"] == "ROLLED_BACK"
     assert view["rollback_ids"] == [SPRING_ROLLBACK]
     # the details of the redemption event are there, the redemption event's values winning
@@ -185,35 +181,35 @@ def test_rollback_before_its_redemption_keeps_rolled_back_and_fills_details(aws:
 def test_rollback_naming_its_redemption_only_by_id(aws: Aws) -> None:
     data = seed_rollback()
     data["redemption"] = None
-    aws.ledger.record_rollback(rollback(data), delivery("rollback"))
-    placeholder = aws.ledger.get_redemption(SPRING_REDEMPTION)
+    aws.ledger.redemptions.record_rollback(rollback(data), delivery("rollback"))
+    placeholder = aws.ledger.redemptions.get(SPRING_REDEMPTION)
     assert placeholder["status"] == "ROLLED_BACK"
     assert "voucher_code" not in placeholder and "redeemed_at" not in placeholder
     # a placeholder without redeemed_at is in no index (they sort on redeemed_at)
-    assert aws.ledger.redemptions_by("customer", "cust_IdgAFZxYwwHctOk9pPuMu308") == []
-    aws.ledger.record_redemption(redemption(spring_redemption()), delivery("redemption"))
-    view = aws.ledger.get_redemption(SPRING_REDEMPTION)
+    assert aws.ledger.redemptions.list_by("customer", "cust_IdgAFZxYwwHctOk9pPuMu308") == []
+    aws.ledger.redemptions.record(redemption(spring_redemption()), delivery("redemption"))
+    view = aws.ledger.redemptions.get(SPRING_REDEMPTION)
     assert (view["status"], view["voucher_code"]) == ("ROLLED_BACK", "SPRING-2024-hOg")
-    (found,) = aws.ledger.redemptions_by("customer", "cust_IdgAFZxYwwHctOk9pPuMu308")
+    (found,) = aws.ledger.redemptions.list_by("customer", "cust_IdgAFZxYwwHctOk9pPuMu308")
     assert (found["redemption_id"], found["status"]) == (SPRING_REDEMPTION, "ROLLED_BACK")
 
 
 def test_duplicate_rollback_changes_nothing(aws: Aws) -> None:
-    aws.ledger.record_redemption(redemption(spring_redemption()), delivery("redemption"))
-    aws.ledger.record_rollback(rollback(seed_rollback()), delivery("rollback"))
+    aws.ledger.redemptions.record(redemption(spring_redemption()), delivery("redemption"))
+    aws.ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery("rollback"))
     before = table(aws)
-    again = aws.ledger.record_rollback(rollback(seed_rollback()), delivery("again", T0 + timedelta(days=1)))
+    again = aws.ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery("again", T0 + timedelta(days=1)))
     assert (again.status, again.rollback_id, again.ledger_status) == ("duplicate", SPRING_ROLLBACK, "ROLLED_BACK")
     assert table(aws) == before
 
 
 def test_failed_rollback_does_not_roll_back(aws: Aws) -> None:
-    aws.ledger.record_redemption(redemption(spring_redemption()), delivery("redemption"))
+    aws.ledger.redemptions.record(redemption(spring_redemption()), delivery("redemption"))
     data = seed_rollback()
     data["redemption_rollback"].update(result="FAILURE", status="FAILED", failure_code="already_rolled_back")
-    outcome = aws.ledger.record_rollback(rollback(data), delivery("failed"))
+    outcome = aws.ledger.redemptions.record_rollback(rollback(data), delivery("failed"))
     assert outcome.status == "recorded" and outcome.ledger_status is None
-    view = aws.ledger.get_redemption(SPRING_REDEMPTION)
+    view = aws.ledger.redemptions.get(SPRING_REDEMPTION)
     assert view["status"] == "SUCCEEDED"
     assert view["rollback_ids"] == []
     assert view["failed_rollback_ids"] == [SPRING_ROLLBACK]
@@ -242,7 +238,7 @@ def test_rollback_is_one_update_of_its_redemption_item(aws: Aws) -> None:
     recorder = Recorder(aws.dynamodb)
     raw = compact(seed_rollback())
     received = Delivery(raw=raw, route="redemption-rollback-succeeded", received_at=T0)
-    Ledger(aws.table_name, recorder).record_rollback(rollback(seed_rollback()), received)  # type: ignore[arg-type]
+    Ledger(aws.table_name, recorder).redemptions.record_rollback(rollback(seed_rollback()), received)  # type: ignore[arg-type]
     writes = [(name, kwargs) for name, kwargs in recorder.calls if name != "get_item"]
     assert [name for name, _ in writes] == ["update_item"]
     assert writes[0][1]["Key"] == {"pk": {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}, "sk": {"S": "REDEMPTION"}}
@@ -271,9 +267,9 @@ def test_seed_rollback_after_its_redemption_is_one_item_within_four_write_units(
     one item of at most 4 KB (under the earlier layout: a 2-item transaction, 8 units)."""
     recorder = Recorder(aws.dynamodb)
     ledger = Ledger(aws.table_name, recorder)  # type: ignore[arg-type]
-    ledger.record_redemption(redemption(spring_redemption()), Delivery(compact(spring_redemption()), "r", T0))
+    ledger.redemptions.record(redemption(spring_redemption()), Delivery(compact(spring_redemption()), "r", T0))
     recorder.calls.clear()
-    ledger.record_rollback(rollback(seed_rollback()), Delivery(compact(seed_rollback()), "rb", T0))
+    ledger.redemptions.record_rollback(rollback(seed_rollback()), Delivery(compact(seed_rollback()), "rb", T0))
     assert [name for name, _ in recorder.calls] == ["update_item"]
     (item,) = table(aws)
     assert 1024 < bench.item_size(item) <= 4 * 1024  # both raw deliveries are in it
@@ -290,7 +286,7 @@ def test_worker_rollback_and_its_request_are_written_whole_or_not_at_all(aws: Aw
     before = table(aws)
     data = rollback(seed_rollback())
     with pytest.raises(StorageRefusedError, match="the rollback cannot be stored as it is"):  # and never will be
-        aws.ledger.record_worker_rollback(
+        aws.ledger.requests.record_worker_rollback(
             SPRING_REDEMPTION,
             data.redemption_rollback,
             raw=b"{}",
@@ -299,47 +295,6 @@ def test_worker_rollback_and_its_request_are_written_whole_or_not_at_all(aws: Aw
             request_fields={"api_calls": 1},
         )
     assert table(aws) == before
-
-
-def test_rollback_items_of_the_earlier_layout_are_read_and_not_recorded_again(aws: Aws) -> None:
-    """Tables written before rollbacks moved into the redemption item hold ``ROLLBACK#<rr_…>`` items: they show
-    as rollbacks, and their ``rr_…`` (in the redemption's ``rollback_ids``) is a duplicate."""
-    pk = {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}
-    aws.dynamodb.put_item(
-        TableName=aws.table_name,
-        Item={
-            "pk": pk,
-            "sk": {"S": "REDEMPTION"},
-            "entity": {"S": "redemption"},
-            "redemption_id": {"S": SPRING_REDEMPTION},
-            "status": {"S": "ROLLED_BACK"},
-            "rollback_ids": {"SS": [SPRING_ROLLBACK]},
-        },
-    )
-    aws.dynamodb.put_item(
-        TableName=aws.table_name,
-        Item={
-            "pk": pk,
-            "sk": {"S": f"ROLLBACK#{SPRING_ROLLBACK}"},
-            "entity": {"S": "rollback"},
-            "rollback_id": {"S": SPRING_ROLLBACK},
-            "redemption_id": {"S": SPRING_REDEMPTION},
-            "source": {"S": "webhook"},
-            "rolled_back_at": {"S": "2024-03-14T09:11:53.787Z"},
-            "delivery": {"M": {"raw_zlib": {"B": zlib.compress(b"{}")}}},
-        },
-    )
-    before = table(aws)
-    again = aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
-    assert (again.status, again.ledger_status) == ("duplicate", "ROLLED_BACK")
-    assert table(aws) == before
-    (shown,) = aws.ledger.get_redemption(SPRING_REDEMPTION)["rollbacks"]
-    assert shown == {
-        "rollback_id": SPRING_ROLLBACK,
-        "redemption_id": SPRING_REDEMPTION,
-        "source": "webhook",
-        "rolled_back_at": "2024-03-14T09:11:53.787Z",
-    }
 
 
 # --- DynamoDB failures ---------------------------------------------------------------------------------
@@ -364,7 +319,7 @@ def test_redemption_write_errors_are_storage_errors(aws: Aws, operation: str, er
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error(operation, **error)
         with pytest.raises(StorageError, match=error["service_error_code"]):
-            aws.ledger.record_redemption(redemption(seed_redemption()), delivery())
+            aws.ledger.redemptions.record(redemption(seed_redemption()), delivery())
     assert table(aws) == []
 
 
@@ -381,7 +336,7 @@ def test_rollback_write_errors_are_storage_errors(aws: Aws, error: dict[str, Any
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error("update_item", **error)
         with pytest.raises(StorageError, match=error["service_error_code"]):
-            aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+            aws.ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery())
     assert table(aws) == []
 
 
@@ -389,14 +344,14 @@ def test_rollback_refused_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
         stubber.add_response("get_item", {"Item": {"status": {"S": "ROLLED_BACK"}}})
-        outcome = aws.ledger.record_rollback(rollback(seed_rollback()), delivery())
+        outcome = aws.ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery())
     assert (outcome.status, outcome.ledger_status) == ("duplicate", "ROLLED_BACK")
 
 
 def _worker_rollback(ledger: Ledger) -> Any:
     """The worker's write: the rollback and its request item, one transaction (the redemption item first)."""
     data = rollback(seed_rollback())
-    return ledger.record_worker_rollback(
+    return ledger.requests.record_worker_rollback(
         SPRING_REDEMPTION, data.redemption_rollback, raw=b"{}", received_at=T0, request_id="req-1"
     )
 
@@ -434,10 +389,10 @@ def test_worker_rollback_cancelled_by_its_own_condition_is_a_duplicate(aws: Aws)
 @pytest.mark.parametrize(
     "call",
     [
-        lambda ledger: ledger.record_redemption(redemption(seed_redemption()), delivery()),
-        lambda ledger: ledger.record_rollback(rollback(seed_rollback()), delivery()),
-        lambda ledger: ledger.quarantine(delivery(), ["x: bad"], retention_days=1, reason="r"),
-        lambda ledger: ledger.get_redemption("r_1"),
+        lambda ledger: ledger.redemptions.record(redemption(seed_redemption()), delivery()),
+        lambda ledger: ledger.redemptions.record_rollback(rollback(seed_rollback()), delivery()),
+        lambda ledger: ledger.quarantine.keep(delivery(), ["x: bad"], retention_days=1, reason="r"),
+        lambda ledger: ledger.redemptions.get("r_1"),
     ],
     ids=["redemption", "rollback", "quarantine", "read"],
 )
@@ -503,9 +458,9 @@ def _deliveries() -> list[tuple[str, Any, Delivery]]:
 def _apply(ledger: Ledger, deliveries: list[tuple[str, Any, Delivery]]) -> None:
     for kind, data, received in deliveries:
         if kind == "redemption":
-            ledger.record_redemption(data, received)
+            ledger.redemptions.record(data, received)
         else:
-            ledger.record_rollback(data, received)
+            ledger.redemptions.record_rollback(data, received)
 
 
 def _without_last_write_time(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -524,7 +479,7 @@ def test_any_arrival_order_gives_the_same_ledger(aws: Aws) -> None:
         _apply(Ledger(name, aws.dynamodb), shuffled)
         assert _without_last_write_time(table(aws, name)) == expected, f"arrival order {seed} differs"
     for index in range(6):
-        view = aws.ledger.get_redemption(f"r_{index:018x}")
+        view = aws.ledger.redemptions.get(f"r_{index:018x}")
         assert view["status"] == ("SUCCEEDED" if index % 3 == 2 else "ROLLED_BACK")
         assert view["voucher_code"] == f"SPRING-{index % 3}"
         assert view["redeemed_at"] == f"2024-03-13T17:35:{10 + index:02d}.000Z"
@@ -535,8 +490,8 @@ def _record_variants(aws: Aws) -> None:
     for index in range(6):
         data = _variant(spring_redemption(), index)
         data["redemption"]["date"] = f"2024-03-1{5 - index % 3}T10:00:0{index}.000Z"
-        aws.ledger.record_redemption(redemption(data), delivery(f"r{index}"))
-    aws.ledger.record_rollback(rollback(_variant(seed_rollback(), 4)), delivery("rollback"))
+        aws.ledger.redemptions.record(redemption(data), delivery(f"r{index}"))
+    aws.ledger.redemptions.record_rollback(rollback(_variant(seed_rollback(), 4)), delivery("rollback"))
 
 
 @pytest.mark.parametrize(
@@ -553,7 +508,7 @@ def test_redemptions_by_order_customer_and_code_oldest_first(
     aws: Aws, key: Any, value: str, expected: list[int]
 ) -> None:
     _record_variants(aws)
-    found = aws.ledger.redemptions_by(key, value)
+    found = aws.ledger.redemptions.list_by(key, value)
     assert [item["redemption_id"] for item in found] == [f"r_{index:018x}" for index in expected]
     assert [item["redeemed_at"] for item in found] == sorted(item["redeemed_at"] for item in found)
     statuses = {item["redemption_id"]: item["status"] for item in found}
@@ -574,10 +529,10 @@ def test_redemption_without_order_or_customer_is_left_out_of_those_indexes(aws: 
         holder["order"] = None
         holder["customer"] = None
     data["redemption"]["customer_id"] = None
-    aws.ledger.record_redemption(redemption(data), delivery())
+    aws.ledger.redemptions.record(redemption(data), delivery())
     (item,) = table(aws)
     assert "order_id" not in item and "customer_id" not in item
-    assert [r["redemption_id"] for r in aws.ledger.redemptions_by("voucher_code", "Always-add-prods-5")] == [
+    assert [r["redemption_id"] for r in aws.ledger.redemptions.list_by("voucher_code", "Always-add-prods-5")] == [
         "r_0e2500291ae016adea"
     ]
 
@@ -616,10 +571,10 @@ def test_no_personal_data_in_keys_indexes_or_summaries(aws: Aws) -> None:
     payloads += [example for _, example in openapi_examples("EVENTS.REDEMPTION.ROLLBACK.SUCCEEDED")]
     personal = set().union(*(_personal_values(p) for p in payloads))
     assert {"Jane Doe", "jane@jane.io", "Jack Webhook"} <= personal
-    aws.ledger.record_redemption(redemption(payloads[0]), delivery("a"))
-    aws.ledger.record_redemption(redemption(payloads[1]), delivery("b"))
+    aws.ledger.redemptions.record(redemption(payloads[0]), delivery("a"))
+    aws.ledger.redemptions.record(redemption(payloads[1]), delivery("b"))
     for data in payloads[2:]:
-        aws.ledger.record_rollback(rollback(data), delivery("c"))
+        aws.ledger.redemptions.record_rollback(rollback(data), delivery("c"))
 
     gsis = resources()["LedgerTable"]["Properties"]["GlobalSecondaryIndexes"]
     index_attributes = {"pk", "sk"}
@@ -651,8 +606,8 @@ def test_quarantine_stores_the_delivery_once_with_an_expiry(aws: Aws) -> None:
     raw = b'{"redemption": {"id": "r_1", "date": "never"}}'
     first = Delivery(raw=raw, route="redemption-succeeded", received_at=T0, event_type="redemption.succeeded")
     later = Delivery(raw=raw, route="redemption-succeeded", received_at=T0 + timedelta(hours=3))
-    outcome = aws.ledger.quarantine(first, ["redemption.date: bad"], retention_days=30, reason="invalid")
-    again = aws.ledger.quarantine(later, ["redemption.date: bad"], retention_days=30, reason="invalid")
+    outcome = aws.ledger.quarantine.keep(first, ["redemption.date: bad"], retention_days=30, reason="invalid")
+    again = aws.ledger.quarantine.keep(later, ["redemption.date: bad"], retention_days=30, reason="invalid")
     assert outcome.quarantine_id == again.quarantine_id and outcome.quarantine_id.startswith("q_")
     assert (outcome.deliveries, again.deliveries) == (1, 2)
     (item,) = table(aws)
@@ -663,13 +618,15 @@ def test_quarantine_stores_the_delivery_once_with_an_expiry(aws: Aws) -> None:
     assert item["errors"]["L"] == [{"S": "redemption.date: bad"}]
     ttl_attribute = resources()["LedgerTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
     assert int(item[ttl_attribute]["N"]) == int((later.received_at + timedelta(days=30)).timestamp())
-    assert aws.ledger.get_quarantined(outcome.quarantine_id)["deliveries"] == 2
+    assert aws.ledger.quarantine.get(outcome.quarantine_id)["deliveries"] == 2
     different = Delivery(raw=raw + b" ", route="redemption-succeeded", received_at=T0)
-    assert aws.ledger.quarantine(different, [], retention_days=1, reason="x").quarantine_id != outcome.quarantine_id
+    assert (
+        aws.ledger.quarantine.keep(different, [], retention_days=1, reason="x").quarantine_id != outcome.quarantine_id
+    )
 
 
 def test_failed_reads_are_storage_errors(aws: Aws) -> None:
     with Stubber(aws.dynamodb) as stubber:
         stubber.add_client_error("query", service_error_code="ProvisionedThroughputExceededException")
         with pytest.raises(StorageError, match="DynamoDB query failed"):
-            aws.ledger.get_redemption("r_1")
+            aws.ledger.redemptions.get("r_1")

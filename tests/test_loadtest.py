@@ -26,7 +26,9 @@ from ledger_tools.fake_voucherify import FakeVoucherify
 from ledger_tools.local_stack import LocalConfig, LocalStack, serialize_moto_dynamodb
 from ledger_tools.template import create_table
 from voucherify_ledger.auth import strip_json_whitespace
-from voucherify_ledger.ledger import Delivery, StorageError, quarantine_id_for
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.dynamo import StorageError
+from voucherify_ledger.ledger.quarantine import quarantine_id_for
 from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 from voucherify_ledger.settings import WebhookSettings
 
@@ -181,7 +183,7 @@ def test_a_write_the_sdk_retried_after_a_late_answer_may_be_answered_duplicate(a
     events.register_last("before-send", answer_late)
     data = EventRedemptionSucceededData.model_validate(payload("redemption_succeeded"))
     delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=loadtest_now())
-    handler = retries._wrap(lambda event, context: aws.ledger.record_redemption(data, delivery))
+    handler = retries._wrap(lambda event, context: aws.ledger.redemptions.record(data, delivery))
 
     outcome = handler({"headers": {loadtest.TAG_HEADER: "0.1"}}, None)
 
@@ -247,7 +249,7 @@ def test_an_injected_write_fault_is_a_storage_error_and_writes_nothing(
     data = _rollback_data()
     delivery = Delivery(raw=b"{}", route="redemption-rollback-succeeded", received_at=loadtest_now())
 
-    raised, injected = _in_handler(faults, lambda: aws.ledger.record_rollback(data, delivery))
+    raised, injected = _in_handler(faults, lambda: aws.ledger.redemptions.record_rollback(data, delivery))
 
     assert injected == [kind]
     assert isinstance(raised, StorageError) and any(code in str(raised) for code in codes)  # 503, not "duplicate"
@@ -262,14 +264,14 @@ def test_a_lost_answer_is_written_but_raises_and_the_resend_is_a_duplicate(aws: 
     data = _rollback_data()
     delivery = Delivery(raw=b"{}", route="redemption-rollback-succeeded", received_at=loadtest_now())
 
-    raised, injected = _in_handler(faults, lambda: aws.ledger.record_rollback(data, delivery))
+    raised, injected = _in_handler(faults, lambda: aws.ledger.redemptions.record_rollback(data, delivery))
 
     assert injected == ["lost_answer"] and isinstance(raised, StorageError)
     assert isinstance(raised.__cause__, ReadTimeoutError)
     (item,) = aws.items()  # the redemption with its rollback: written whole
     assert f"rollback#{data.redemption_rollback.id}" in item
     faults.enabled = False
-    assert aws.ledger.record_rollback(data, delivery).status == "duplicate"
+    assert aws.ledger.redemptions.record_rollback(data, delivery).status == "duplicate"
     assert aws.items() == [item]
 
 
@@ -515,9 +517,9 @@ def test_expected_ledger_is_what_the_layer_writes_for_a_corpus(aws: Aws) -> None
         data = body["data"] if delivery.envelope else body
         recorded = Delivery(raw=delivery.body, route=delivery.route, received_at=_now())
         if delivery.kind == "redemption":
-            aws.ledger.record_redemption(EventRedemptionSucceededData.model_validate(data), recorded)
+            aws.ledger.redemptions.record(EventRedemptionSucceededData.model_validate(data), recorded)
         else:
-            aws.ledger.record_rollback(EventRedemptionRollbackSucceededData.model_validate(data), recorded)
+            aws.ledger.redemptions.record_rollback(EventRedemptionRollbackSucceededData.model_validate(data), recorded)
     actual = loadtest.scan_ledger(aws.dynamodb, aws.table_name)
     expected = loadtest.expected_ledger([corpus])
 
@@ -537,7 +539,7 @@ def test_a_raw_copy_kept_out_of_line_is_compared_and_counted(aws: Aws) -> None:
     storable = _planner().storable(1)
     (delivery,) = storable.deliveries
     data = EventRedemptionSucceededData.model_validate(storable.redemptions[delivery.redemption_id])
-    aws.ledger.record_redemption(data, Delivery(raw=delivery.body, route=delivery.route, received_at=_now()))
+    aws.ledger.redemptions.record(data, Delivery(raw=delivery.body, route=delivery.route, received_at=_now()))
     actual = loadtest.scan_ledger(aws.dynamodb, aws.table_name)
     (raw_key,) = [k for k in actual if k[1].startswith("RAW#")]  # the layer kept it out of line
     expected, documents = loadtest.expected_ledger([storable]), loadtest._documents([storable])
@@ -562,11 +564,11 @@ def test_hostile_ledger_check_finds_each_record_of_the_attack_and_what_is_wrong_
     planner = _planner()
     target = planner.recorded("redemption")[0]
     first = EventRedemptionSucceededData.model_validate(planner.baseline.redemptions[target.redemption_id])
-    aws.ledger.record_redemption(first, Delivery(raw=target.body, route=target.route, received_at=_now()))
+    aws.ledger.redemptions.record(first, Delivery(raw=target.body, route=target.route, received_at=_now()))
     changed = copy.deepcopy(planner.baseline.redemptions[target.redemption_id])
     changed["redemption"]["amount"] = (changed["redemption"].get("amount") or 0) + 1_000
     conflicting = json.dumps(changed).encode()
-    outcome = aws.ledger.record_redemption(
+    outcome = aws.ledger.redemptions.record(
         EventRedemptionSucceededData.model_validate(changed),
         Delivery(raw=conflicting, route=target.route, received_at=_now()),
     )
@@ -582,7 +584,7 @@ def test_hostile_ledger_check_finds_each_record_of_the_attack_and_what_is_wrong_
     event = _case()
     wrong_url = _case(kind="redemption_at_the_wrong_url", body=target.body, attacker_strings=(), replay_route="x")
     for case in (event, wrong_url):
-        aws.ledger.quarantine(
+        aws.ledger.quarantine.keep(
             Delivery(raw=case.body, route=case.route, received_at=_now()),
             ["event.type: not a Voucherify event name"],
             retention_days=30,

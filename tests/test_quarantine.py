@@ -23,7 +23,8 @@ from ledger_tools.apigw import http_api_event
 from ledger_tools.quarantine import Replayer
 from ledger_tools.template import PROJECT_ROOT, load_template, resources
 from voucherify_ledger import routing, webhooks
-from voucherify_ledger.ledger import QUARANTINE_INDEX, Delivery
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.keys import QUARANTINE_INDEX
 from voucherify_ledger.models import EventRedemptionSucceededData, SimpleRedemption
 
 REDEMPTION_FN = "RedemptionSucceededFunction"
@@ -155,7 +156,7 @@ def test_listing_reads_the_index_only(quarantined: str, aws: Aws) -> None:
     aws.dynamodb.meta.events.register(
         "provide-client-params.dynamodb.*", lambda params, model, **_: calls.append((model.name, dict(params)))
     )
-    listed = aws.ledger.quarantined()
+    listed = aws.ledger.quarantine.records()
 
     assert [r["quarantine_id"] for r in listed] == [quarantined]
     assert [(name, params.get("IndexName")) for name, params in calls] == [("Scan", QUARANTINE_INDEX)]
@@ -250,10 +251,10 @@ def test_replay_before_the_fix_keeps_the_delivery_with_its_errors_and_attempts(
         2,
     ]
     assert "still fail and stay quarantined" in capsys.readouterr().err
-    record = aws.ledger.get_quarantined(quarantined)
+    record = aws.ledger.quarantine.get(quarantined)
     assert record["replay_attempts"] == 2 and record["last_replayed_at"].endswith("Z")
     assert record["deliveries"] == 1 and zlib.decompress(record["raw_zlib"]) == compact(unknown_status())
-    assert aws.ledger.get_redemption(unknown_status()["redemption"]["id"]) is None
+    assert aws.ledger.redemptions.get(unknown_status()["redemption"]["id"]) is None
 
 
 def test_replay_after_the_fix_records_the_delivery_as_the_webhook_would(
@@ -323,7 +324,7 @@ def test_a_delivery_quarantined_by_older_code_is_recorded_or_found_duplicate(aws
     assert invoke(REDEMPTION_FN, compact(already)).status == 200
     then = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
     ids = {
-        name: aws.ledger.quarantine(
+        name: aws.ledger.quarantine.keep(
             Delivery(raw=compact(body), route=route, received_at=then),
             ["redemption.date: rejected by an older model"],
             retention_days=30,
@@ -347,7 +348,7 @@ def test_a_delivery_quarantined_by_older_code_is_recorded_or_found_duplicate(aws
     )
     assert summary["results"][ids["redemption"]]["status"] == "duplicate"
     assert quarantine_items(aws) == []
-    shown = aws.ledger.get_redemption(rollback["redemption"]["id"])
+    shown = aws.ledger.redemptions.get(rollback["redemption"]["id"])
     assert shown["status"] == "ROLLED_BACK" and shown["rollback_ids"] == [rollback["redemption_rollback"]["id"]]
 
 
@@ -502,7 +503,7 @@ def test_a_wrong_url_delivery_that_is_also_invalid_stays_with_the_reason_of_its_
     )
     assert "does not match the redemption.succeeded schema" in result["reason"]
     assert any(e.startswith("redemption.status:") for e in result["errors"]), result["errors"]
-    record = aws.ledger.get_quarantined(quarantine_id)
+    record = aws.ledger.quarantine.get(quarantine_id)
     assert record["replay_attempts"] == 1 and record["reason"] == result["reason"]
     assert record["route"] == ROLLBACK_ROUTE  # the record still says where it arrived
 
@@ -564,7 +565,7 @@ def test_a_delivery_that_does_not_say_where_it_belongs_is_replayed_on_the_route_
 
 def test_a_record_of_an_unknown_route_stays_quarantined(aws: Aws) -> None:
     now = datetime.now(UTC)
-    quarantine_id = aws.ledger.quarantine(
+    quarantine_id = aws.ledger.quarantine.keep(
         Delivery(raw=compact({"voucher": {"code": "X"}}), route="retired-route", received_at=now),
         ["x"],
         retention_days=1,
@@ -586,7 +587,7 @@ def test_a_record_of_an_unknown_route_stays_quarantined(aws: Aws) -> None:
 def test_a_record_of_a_retired_route_whose_content_says_where_it_belongs_is_recorded(aws: Aws) -> None:
     now = datetime.now(UTC)
     body = payload("redemption_succeeded")
-    quarantine_id = aws.ledger.quarantine(
+    quarantine_id = aws.ledger.quarantine.keep(
         Delivery(raw=compact(body), route="retired-route", received_at=now), ["x"], retention_days=1, reason="r"
     ).quarantine_id
 
@@ -619,8 +620,8 @@ def test_route_option_overrides_what_the_content_says(lambda_app: Callable[..., 
         "wrong event type for this webhook URL",
     )
     assert result["route_evidence"] == f"--route {ROLLBACK_ROUTE}"
-    assert aws.ledger.get_quarantined(quarantine_id)["replay_attempts"] == 1
-    assert aws.ledger.get_redemption(case.redemption_id) is None
+    assert aws.ledger.quarantine.get(quarantine_id)["replay_attempts"] == 1
+    assert aws.ledger.redemptions.get(case.redemption_id) is None
 
     # the operator names the route it belongs to: recorded there
     code, summary = run(["quarantine", "replay", quarantine_id, "--route", REDEMPTION_ROUTE, *TARGET])
@@ -638,7 +639,7 @@ def test_route_option_overrides_what_the_content_says(lambda_app: Callable[..., 
 
 
 def test_route_option_replays_an_undecidable_record_of_a_retired_route_on_the_named_route(aws: Aws) -> None:
-    quarantine_id = aws.ledger.quarantine(
+    quarantine_id = aws.ledger.quarantine.keep(
         Delivery(raw=compact({"voucher": {"code": "X"}}), route="retired-route", received_at=datetime.now(UTC)),
         ["x"],
         retention_days=1,
@@ -669,7 +670,7 @@ def test_route_option_must_name_a_route_of_the_bundle(
     err = capsys.readouterr().err
     assert f"--route {name!r} is not a route of this bundle" in err
     assert f"{ROLLBACK_ROUTE}, {REDEMPTION_ROUTE}" in err or f"{REDEMPTION_ROUTE}, {ROLLBACK_ROUTE}" in err
-    record = aws.ledger.get_quarantined(quarantine_id)
+    record = aws.ledger.quarantine.get(quarantine_id)
     assert "replay_attempts" not in record  # nothing was replayed
 
 
@@ -683,7 +684,7 @@ def test_route_option_needs_named_deliveries_not_all(aws: Aws, capsys: pytest.Ca
 def test_replayer_refuses_an_unknown_route(quarantined: str, aws: Aws) -> None:
     with pytest.raises(ValueError, match="not a route of this bundle"):
         Replayer(aws.ledger).replay(quarantined, route="nope")
-    assert "replay_attempts" not in aws.ledger.get_quarantined(quarantined)
+    assert "replay_attempts" not in aws.ledger.quarantine.get(quarantined)
 
 
 # --- routing.route_by_content: what a body says about its route ------------------------------------------------------
@@ -779,7 +780,7 @@ def test_route_by_content_cannot_tell_hostile_or_undecidable_bodies(raw: bytes) 
 
 @pytest.mark.parametrize("raw", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
 def test_replay_of_a_hostile_body_falls_back_to_the_route_that_received_it(aws: Aws, raw: bytes) -> None:
-    quarantine_id = aws.ledger.quarantine(
+    quarantine_id = aws.ledger.quarantine.keep(
         Delivery(raw=raw, route=ROLLBACK_ROUTE, received_at=datetime.now(UTC)), ["x"], retention_days=1, reason="r"
     ).quarantine_id
 
@@ -867,16 +868,16 @@ def test_two_concurrent_replays_record_once(quarantined: str, aws: Aws, model_fi
     model_fix()
     other = Replayer(aws.ledger)
     first = Replayer(aws.ledger)
-    read = aws.ledger.get_quarantined
+    read = aws.ledger.quarantine.get
     results: dict[str, Any] = {}
 
     def read_then_let_the_other_finish(quarantine_id: str) -> dict[str, Any] | None:
         item = read(quarantine_id)
-        aws.ledger.get_quarantined = read  # type: ignore[method-assign]
+        aws.ledger.quarantine.get = read  # type: ignore[method-assign]
         results["other"] = other.replay(quarantine_id)
         return item
 
-    aws.ledger.get_quarantined = read_then_let_the_other_finish  # type: ignore[method-assign]
+    aws.ledger.quarantine.get = read_then_let_the_other_finish  # type: ignore[method-assign]
     results["first"] = first.replay(quarantined)
 
     assert results["other"]["status"] == "recorded" and results["other"]["quarantine_removed"] is True
@@ -887,14 +888,14 @@ def test_two_concurrent_replays_record_once(quarantined: str, aws: Aws, model_fi
 
 
 def test_a_still_invalid_record_removed_meanwhile_is_not_recreated(quarantined: str, aws: Aws) -> None:
-    read = aws.ledger.get_quarantined
+    read = aws.ledger.quarantine.get
 
     def read_then_removed(quarantine_id: str) -> dict[str, Any] | None:
         item = read(quarantine_id)
-        assert aws.ledger.remove_quarantined(quarantine_id) is True  # another replay, or TTL
+        assert aws.ledger.quarantine.remove(quarantine_id) is True  # another replay, or TTL
         return item
 
-    aws.ledger.get_quarantined = read_then_removed  # type: ignore[method-assign]
+    aws.ledger.quarantine.get = read_then_removed  # type: ignore[method-assign]
     assert Replayer(aws.ledger).replay(quarantined) == {"status": "gone"}
     assert quarantine_items(aws) == []
 
@@ -903,14 +904,14 @@ def test_a_live_retry_during_a_failed_replay_keeps_both_counts(
     lambda_app: Callable[..., LambdaApp], quarantined: str, aws: Aws
 ) -> None:
     app = lambda_app(REDEMPTION_FN)
-    read = aws.ledger.get_quarantined
+    read = aws.ledger.quarantine.get
 
     def read_then_a_live_retry(quarantine_id: str) -> dict[str, Any] | None:
         item = read(quarantine_id)
         assert app.post(compact(unknown_status())).body["quarantine_id"] == quarantine_id
         return item
 
-    aws.ledger.get_quarantined = read_then_a_live_retry  # type: ignore[method-assign]
+    aws.ledger.quarantine.get = read_then_a_live_retry  # type: ignore[method-assign]
     result = Replayer(aws.ledger, now=datetime.now(UTC) + timedelta(minutes=1)).replay(quarantined)
 
     assert result["status"] == "still_invalid" and result["replay_attempts"] == 1
@@ -963,7 +964,7 @@ def test_a_record_kept_without_its_raw_copy_says_there_is_nothing_to_replay(aws:
 
     client = RefusesTheFirstWrite(aws.dynamodb)
     delivery = Delivery(raw=b'{"x":1}', route="redemption-succeeded", received_at=datetime(2026, 1, 2, tzinfo=UTC))
-    outcome = Ledger(TABLE_NAME, client).quarantine(delivery, ["x: bad"], retention_days=1, reason="r")
+    outcome = Ledger(TABLE_NAME, client).quarantine.keep(delivery, ["x: bad"], retention_days=1, reason="r")
 
     (item,) = quarantine_items(aws)
     assert client.refused == 1 and "raw_zlib" not in item and item["raw_bytes"]["N"] == "7"

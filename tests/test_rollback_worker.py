@@ -28,7 +28,10 @@ from ledger_tools.handlers import load_handler
 from ledger_tools.local_stack import create_queues
 from ledger_tools.sqs_poller import PollResult, SqsPoller
 from ledger_tools.template import function_environment, load_template, resources
-from voucherify_ledger.ledger import Delivery, Ledger
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.redemptions import RedemptionStore
+from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
 from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 from voucherify_ledger.rollbacks import RollbackRequest, enqueue_rollback
 
@@ -87,7 +90,7 @@ class Harness:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def request(self, redemption_id: str, request_id: str) -> dict[str, Any]:
-        view = self.ledger.get_redemption(redemption_id) or {}
+        view = self.ledger.redemptions.get(redemption_id) or {}
         found = [r for r in view.get("rollback_requests", []) if r["request_id"] == request_id]
         assert found, f"no request {request_id} under {redemption_id}: {view}"
         return found[0]
@@ -173,7 +176,7 @@ def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> Non
     from datetime import UTC, datetime
 
     delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=datetime.now(UTC))
-    assert ledger.record_redemption(redemption_data(redemption_id, **options), delivery).status == "recorded"
+    assert ledger.redemptions.record(redemption_data(redemption_id, **options), delivery).status == "recorded"
 
 
 def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
@@ -217,7 +220,7 @@ def test_success_records_the_rollback_and_the_redemption_is_rolled_back(harness:
 
     assert result.deleted and not result.failed
     rollback_id = harness.fake.rollback_id(R1)
-    view = harness.ledger.get_redemption(R1)
+    view = harness.ledger.redemptions.get(R1)
     assert view["status"] == "ROLLED_BACK"
     assert view["rollback_ids"] == [rollback_id]
     assert [(r["rollback_id"], r["source"], r["result"]) for r in view["rollbacks"]] == [
@@ -252,7 +255,7 @@ def test_a_failure_result_is_recorded_as_a_permanent_failure(harness: Harness) -
     request = harness.request(R1, "req-f")
     assert request["state"] == "FAILED"
     assert request["error"] == {"status": 200, "key": "customer_rules_violated", "message": "Not this customer"}
-    view = harness.ledger.get_redemption(R1)
+    view = harness.ledger.redemptions.get(R1)
     assert view["status"] == "SUCCEEDED"  # a failed rollback leaves the redemption as it was
     assert view["failed_rollback_ids"] == [request["rollback_id"]]
     assert harness.fake.calls(R1) == 1
@@ -269,7 +272,7 @@ def test_already_rolled_back_in_voucherify_is_the_goal_reached(harness: Harness)
     assert request["state"] == "ALREADY_ROLLED_BACK"
     assert request["confirmed_by"] == "api" and "error" not in request
     assert request["voucherify_resource_id"].startswith("rrf_")
-    assert harness.ledger.get_redemption(R1)["status"] == "ROLLED_BACK"
+    assert harness.ledger.redemptions.get(R1)["status"] == "ROLLED_BACK"
     assert harness.fake.calls(R1) == 1
     assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
 
@@ -278,7 +281,9 @@ def test_a_redemption_rolled_back_in_the_ledger_is_not_sent_again(harness: Harne
     rollback = EventRedemptionRollbackSucceededData.model_validate(payload("redemption_rollback_succeeded"))
     from datetime import UTC, datetime
 
-    harness.ledger.record_rollback(rollback, Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC)))
+    harness.ledger.redemptions.record_rollback(
+        rollback, Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC))
+    )
     harness.send(redemption_id=rollback.redemption_id, request_id="req-l")
 
     harness.drain()
@@ -302,7 +307,7 @@ def test_a_stacked_parent_is_rolled_back_with_the_stack_endpoint(harness: Harnes
     assert request["rollback_id"] == harness.fake.rollback_id(parent)
     assert sorted(request["child_rollback_ids"]) == sorted(harness.fake.rollback_id(c) for c in children)
     for redemption_id in (parent, *children):
-        view = harness.ledger.get_redemption(redemption_id)
+        view = harness.ledger.redemptions.get(redemption_id)
         assert view["status"] == "ROLLED_BACK"
         assert view["rollback_ids"] == [harness.fake.rollback_id(redemption_id)]
     assert harness.queue_depth() == 0
@@ -401,7 +406,7 @@ def test_a_lost_answer_is_retried_and_ends_already_rolled_back(harness: Harness)
 
     request = harness.request(R1, "req-t")
     assert (request["state"], request["api_calls"]) == ("ALREADY_ROLLED_BACK", 2)
-    assert harness.ledger.get_redemption(R1)["status"] == "ROLLED_BACK"
+    assert harness.ledger.redemptions.get(R1)["status"] == "ROLLED_BACK"
     assert harness.fake.calls(R1) == 2
 
 
@@ -433,12 +438,12 @@ def test_a_malformed_message_is_recorded_and_not_retried(harness: Harness, capsy
 
     assert sorted(result.deleted) == sorted(bad) and not result.failed
     for message_id in bad:
-        request = harness.ledger.get_rollback_request(message_id)
+        request = harness.ledger.requests.get(message_id)
         assert (request["state"], request["error"]["key"]) == ("FAILED", "invalid_request")
         assert request["errors"]
-    errors = harness.ledger.get_rollback_request(bad[2])["errors"]
+    errors = harness.ledger.requests.get(bad[2])["errors"]
     assert any(e.startswith("customer:") for e in errors) and any(e.startswith("email:") for e in errors)
-    assert EMAIL not in json.dumps([harness.ledger.get_rollback_request(m) for m in bad])
+    assert EMAIL not in json.dumps([harness.ledger.requests.get(m) for m in bad])
     assert EMAIL not in capsys.readouterr().out  # nor in the logs
     assert harness.fake.calls() == 0
     assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
@@ -557,18 +562,18 @@ def test_concurrent_invocations_for_one_redemption_make_one_api_call(make_harnes
 def test_a_retry_after_a_failed_ledger_write_replays_the_answer_without_calling_again(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voucherify_ledger.ledger import StorageError
+    from voucherify_ledger.ledger.dynamo import StorageError
 
-    original = Ledger.record_worker_rollback
+    original = RollbackRequestStore.record_worker_rollback
     failures = iter([StorageError("DynamoDB refused the rollback write: ProvisionedThroughputExceededException")])
 
-    def flaky(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+    def flaky(self: RollbackRequestStore, *args: Any, **kwargs: Any) -> Any:
         failure = next(failures, None)
         if failure is not None:
             raise failure
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Ledger, "record_worker_rollback", flaky)
+    monkeypatch.setattr(RollbackRequestStore, "record_worker_rollback", flaky)
     harness.send(redemption_id=R1, request_id="req-w")
 
     results = harness.drain()
@@ -595,7 +600,7 @@ def test_an_order_request_rolls_back_each_succeeded_redemption_of_the_order(harn
 
     rolled = payload("redemption_rollback_succeeded")
     rolled["redemption"]["id"] = rolled["redemption_rollback"]["redemption"] = done
-    harness.ledger.record_rollback(
+    harness.ledger.redemptions.record_rollback(
         EventRedemptionRollbackSucceededData.model_validate(rolled),
         Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC)),
     )
@@ -603,7 +608,7 @@ def test_an_order_request_rolls_back_each_succeeded_redemption_of_the_order(harn
 
     harness.drain()
 
-    (order_request,) = harness.ledger.order_rollback_requests(order)
+    (order_request,) = harness.ledger.requests.of_order(order)
     assert order_request["state"] == "FANNED_OUT"
     assert sorted(order_request["redemption_ids"]) == sorted([single_a, single_b, parent])
     assert order_request["already_rolled_back_ids"] == [done]
@@ -611,7 +616,7 @@ def test_an_order_request_rolls_back_each_succeeded_redemption_of_the_order(harn
         request = harness.request(redemption_id, f"cancel-order:{redemption_id}")
         assert (request["state"], request["parent_request_id"]) == ("SUCCEEDED", "cancel-order")
     for redemption_id in (single_a, single_b, parent, child_1, child_2):
-        assert harness.ledger.get_redemption(redemption_id)["status"] == "ROLLED_BACK"
+        assert harness.ledger.redemptions.get(redemption_id)["status"] == "ROLLED_BACK"
     assert {r: harness.fake.calls(r) for r in (single_a, single_b, parent, child_1, child_2, done)} == {
         single_a: 1,
         single_b: 1,
@@ -629,7 +634,7 @@ def test_an_order_the_ledger_does_not_know_fails_without_calls(harness: Harness)
 
     harness.drain()
 
-    (request,) = harness.ledger.order_rollback_requests("ord_unknown0000000001")
+    (request,) = harness.ledger.requests.of_order("ord_unknown0000000001")
     assert (request["state"], request["error"]["key"]) == ("FAILED", "order_not_in_ledger")
     assert harness.fake.calls() == 0 and harness.queue_depth() == 0
 
@@ -704,7 +709,7 @@ def test_the_webhook_and_the_worker_record_the_rollback_once_in_either_order(
     assert answer["status"] == ("duplicate" if first == "worker" else "recorded")
     (item,) = harness.rollback_items()
     assert item["source"]["S"] == first
-    view = harness.ledger.get_redemption(R1)
+    view = harness.ledger.redemptions.get(R1)
     assert (view["status"], view["rollback_ids"]) == ("ROLLED_BACK", [rollback_id])
     request = harness.request(R1, "req-loop")
     assert (request["state"], request["rollback_id"]) == ("SUCCEEDED", rollback_id)
@@ -788,7 +793,7 @@ def test_an_order_holding_malformed_redemption_ids_queues_the_valid_ones_and_lis
     results = harness.drain()
 
     assert all(not r.failed for r in results)  # nothing retried: every message ended
-    (order_request,) = harness.ledger.order_rollback_requests(order)
+    (order_request,) = harness.ledger.requests.of_order(order)
     assert {k: v for k, v in order_request.items() if k not in ("created_at", "updated_at")} == {
         "request_id": "cancel-mixed",
         "source_order_id": order,
@@ -826,7 +831,7 @@ def test_an_order_holding_only_malformed_redemption_ids_fails_with_a_clear_key(h
     (result,) = harness.drain()
 
     assert result.deleted == [message_id] and not result.failed
-    (order_request,) = harness.ledger.order_rollback_requests(order)
+    (order_request,) = harness.ledger.requests.of_order(order)
     assert {k: v for k, v in order_request.items() if k not in ("created_at", "updated_at")} == {
         "request_id": "cancel-bad",
         "source_order_id": order,
@@ -874,14 +879,14 @@ def test_a_250_character_request_id_fans_out_child_ids_that_fit_and_are_the_same
     for redemption_id, child_id in children.items():
         assert len(child_id) <= 256 and SAFE_REQUEST_ID.match(child_id) and child_id.endswith(f":{redemption_id}")
         # the one request per redemption: the redelivered order queued the same child ids
-        (request,) = harness.ledger.get_redemption(redemption_id)["rollback_requests"]
+        (request,) = harness.ledger.redemptions.get(redemption_id)["rollback_requests"]
         assert (request["request_id"], request["state"], request["parent_request_id"]) == (
             child_id,
             "SUCCEEDED",
             request_id,
         )
         assert harness.fake.calls(redemption_id) == 1
-    (order_request,) = harness.ledger.order_rollback_requests(order)
+    (order_request,) = harness.ledger.requests.of_order(order)
     assert (order_request["state"], order_request["attempts"]) == ("FANNED_OUT", 2)
     assert order_request["redemption_ids"] == [R1, long_tail]
     assert order_request["child_request_ids"] == [children[R1], children[long_tail]]
@@ -914,11 +919,17 @@ def logged_text(caplog: pytest.LogCaptureFixture) -> str:
     )
 
 
+STORES = {"redemptions": RedemptionStore, "requests": RollbackRequestStore}
+
+
 def failing_read(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
-    def broken(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+    """``method`` (``"<store>.<name>"``: a store of the ledger and its method) raises BUG."""
+    store, name = method.split(".")
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise BUG
 
-    monkeypatch.setattr(Ledger, method, broken)
+    monkeypatch.setattr(STORES[store], name, broken)
 
 
 def test_an_unexpected_error_on_a_middle_receive_is_recorded_retrying_and_retried(
@@ -928,7 +939,7 @@ def test_an_unexpected_error_on_a_middle_receive_is_recorded_retrying_and_retrie
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record_redemption(harness.ledger, R1)
-    failing_read(monkeypatch, "redemption_state")
+    failing_read(monkeypatch, "redemptions.state")
     caplog.set_level(logging.INFO, logger="voucherify-ledger")
     message_id = harness.send(redemption_id=R1, reason="Order cancelled", request_id="req-bug")
 
@@ -978,10 +989,10 @@ def test_an_unexpected_error_on_the_last_receive_ends_failed_and_dead_lettered(
     max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
     caplog.set_level(logging.INFO, logger="voucherify-ledger")
     if target == "redemption":
-        failing_read(monkeypatch, "redemption_state")
+        failing_read(monkeypatch, "redemptions.state")
         message_id = harness.send(redemption_id=R1, request_id="req-dead")
     else:
-        failing_read(monkeypatch, "redemption_states")
+        failing_read(monkeypatch, "redemptions.states")
         message_id = harness.send(order_id=order, request_id="req-dead")
 
     results = harness.drain()
@@ -991,7 +1002,7 @@ def test_an_unexpected_error_on_the_last_receive_ends_failed_and_dead_lettered(
         request = harness.request(R1, "req-dead")
         identity = {"redemption_id": R1, "receive_count": max_receive}
     else:
-        (request,) = harness.ledger.order_rollback_requests(order)
+        (request,) = harness.ledger.requests.of_order(order)
         identity = {"source_order_id": order, "receive_count": max_receive}
     assert {k: v for k, v in request.items() if k not in ("created_at", "updated_at")} == {
         "request_id": "req-dead",
@@ -1031,7 +1042,7 @@ def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_me
     results = harness.drain()
 
     assert [r.failed for r in results] == [[message_id]] * max_receive
-    request = harness.ledger.get_rollback_request(message_id)
+    request = harness.ledger.requests.get(message_id)
     assert request is not None and request["state"] == "FAILED"
     assert request["errors"] == [
         "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
@@ -1054,15 +1065,15 @@ def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_me
 def test_a_request_whose_own_record_cannot_be_written_ends_recorded_under_the_message_id(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    failing_read(monkeypatch, "redemption_state")
-    failing_read(monkeypatch, "update_rollback_request")  # the request's own key takes no record
+    failing_read(monkeypatch, "redemptions.state")
+    failing_read(monkeypatch, "requests.update")  # the request's own key takes no record
     message_id = harness.send(redemption_id=R1, request_id="req-nokey")
     max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
 
     results = harness.drain()
 
     assert [r.failed for r in results] == [[message_id]] * max_receive
-    rejected = harness.ledger.get_rollback_request(message_id)
+    rejected = harness.ledger.requests.get(message_id)
     assert rejected is not None and rejected["state"] == "FAILED"
     assert rejected["errors"] == [
         "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
@@ -1085,7 +1096,7 @@ def test_an_unreadable_message_is_recorded_retrying_under_its_message_id_before_
     (result,) = [harness.poll()]
 
     assert result.failed == [message_id]
-    request = harness.ledger.get_rollback_request(message_id)
+    request = harness.ledger.requests.get(message_id)
     assert request is not None
     assert (request["state"], request["error"]["key"], request["receive_count"]) == ("RETRYING", "worker_error", 1)
     assert request["next_attempt_at"] and "dead_lettered" not in request
@@ -1096,12 +1107,12 @@ def test_a_write_the_ledger_refuses_for_good_ends_the_request_failed_at_once(
 ) -> None:
     """A refusal (e.g. the redemption's item at DynamoDB's 400 KB) would be refused on every retry: the request
     ends FAILED (``ledger_refused``) on its first receive, saying to check Voucherify, and is not retried."""
-    from voucherify_ledger.ledger import StorageRefusedError
+    from voucherify_ledger.ledger.dynamo import StorageRefusedError
 
-    def refused(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+    def refused(self: RollbackRequestStore, *args: Any, **kwargs: Any) -> Any:
         raise StorageRefusedError("the rollback cannot be stored as it is: the item would exceed DynamoDB's 400 KB")
 
-    monkeypatch.setattr(Ledger, "record_worker_rollback", refused)
+    monkeypatch.setattr(RollbackRequestStore, "record_worker_rollback", refused)
     message_id = harness.send(redemption_id=R1, request_id="req-refused")
 
     results = harness.drain()

@@ -17,6 +17,7 @@ from test_rollback_e2e import SEED_REDEMPTION, _cli, _deliver_seed, _stack
 from ledger_tools import cli
 from ledger_tools.local_stack import LocalStack
 from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.redemptions import RedemptionStore
 
 SEED_ORDER = "ord_3VYCHwdV0YOOch2nm1RsTKNI"  # the order of the seed redemption.succeeded payload
 DOTTED = "r_a5.dot"
@@ -60,7 +61,7 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
     for bad in (DOTTED, TOO_LONG):
         _store_as_an_earlier_version_did(stack, bad, like=SEED_REDEMPTION)
     ledger = _ledger(stack)
-    assert sorted(r["redemption_id"] for r in ledger.redemptions_by("order", SEED_ORDER)) == sorted(
+    assert sorted(r["redemption_id"] for r in ledger.redemptions.list_by("order", SEED_ORDER)) == sorted(
         [SEED_REDEMPTION, DOTTED, TOO_LONG]
     )
 
@@ -85,7 +86,7 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
     assert child["rollback_id"] == fake.rollback_id(SEED_REDEMPTION)
     assert fake.calls(SEED_REDEMPTION) == 1 and fake.calls() == 1  # nothing sent for the malformed ids
     for bad in (DOTTED, TOO_LONG):
-        view = ledger.get_redemption(bad) or {}
+        view = ledger.redemptions.get(bad) or {}
         assert (view.get("status"), "rollback_requests" in view) == ("SUCCEEDED", False)
     assert fake.wait_for_webhooks(10) and [w.status for w in fake.webhooks] == [200]
     code, view = _cli("show", SEED_REDEMPTION, "--local")
@@ -96,11 +97,11 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
 def test_a_bug_on_every_receive_ends_the_request_failed_and_dead_lettered_with_its_record(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+    def broken(self: RedemptionStore, *args: Any, **kwargs: Any) -> Any:
         raise KeyError("annie@lemon.com")  # a bug whose message carries data
 
     _deliver_seed(stack)
-    monkeypatch.setattr(Ledger, "redemption_state", broken)  # the worker runs in this process
+    monkeypatch.setattr(RedemptionStore, "state", broken)  # the worker runs in this process
     started = time.monotonic()
 
     code, queued = _cli("rollback", SEED_REDEMPTION, "--request-id", "cancel-bug", "--local", "--wait", "60")

@@ -17,7 +17,9 @@ from botocore.stub import Stubber
 from conftest import Aws, LambdaApp, compact, emitted_metrics
 from test_webhooks import REDEMPTION_FN, ROLLBACK_FN, envelope, seed_redemption, seed_rollback, table
 
-from voucherify_ledger.ledger import INLINE_RAW_BYTES, StorageRefusedError, _number
+from voucherify_ledger.ledger.deliveries import INLINE_RAW_BYTES
+from voucherify_ledger.ledger.dynamo import StorageRefusedError
+from voucherify_ledger.ledger.dynamo import number as _number
 
 
 def redemption_items(aws: Aws) -> list[dict[str, Any]]:
@@ -151,14 +153,14 @@ def test_a_large_delivery_keeps_its_raw_copy_in_an_item_of_its_own(
     assert raw_item["sk"]["S"].startswith("RAW#") and len(raw_item["raw_zlib"]["B"]) > INLINE_RAW_BYTES
     audit = item["redemption_delivery"]["M"]
     assert "raw_zlib" not in audit and audit["raw_item"]["S"] == raw_item["sk"]["S"]
-    view = aws.ledger.get_redemption(data["redemption"]["id"])
-    assert view is not None and aws.ledger.raw_delivery(view["id"], _audit_of(aws, view["id"])) == raw
+    view = aws.ledger.redemptions.get(data["redemption"]["id"])
+    assert view is not None and aws.ledger.redemptions.raw_delivery(view["id"], _audit_of(aws, view["id"])) == raw
     again = lambda_app(REDEMPTION_FN).post(raw)
     assert (again.status, again.body["status"]) == (200, "duplicate")
 
 
 def _audit_of(aws: Aws, redemption_id: str) -> dict[str, Any]:
-    from voucherify_ledger.ledger import _item
+    from voucherify_ledger.ledger.dynamo import item as _item
 
     answer = aws.dynamodb.get_item(
         TableName=aws.table_name, Key={"pk": {"S": f"REDEMPTION#{redemption_id}"}, "sk": {"S": "REDEMPTION"}}
@@ -185,13 +187,13 @@ def test_rollbacks_that_would_fill_their_redemption_past_400_kb_are_kept_out_of_
     items = {item["sk"]["S"]: item for item in redemption_items(aws)}
     out_of_line = [sk for sk in items if sk.startswith("RAW#")]
     assert out_of_line, "every rollback was kept inline: the item passed 400 KB?"
-    from voucherify_ledger.ledger import _item
+    from voucherify_ledger.ledger.dynamo import item as _item
 
     item = _item(items["REDEMPTION"])
     assert len(item["failed_rollback_ids"]) == 16
     for n, raw in enumerate(raws):
         audit = item[f"rollback#rrf_{n:018x}"]["delivery"]
-        assert aws.ledger.raw_delivery(redemption_id, audit) == raw, n
+        assert aws.ledger.redemptions.raw_delivery(redemption_id, audit) == raw, n
 
 
 def test_a_delivery_dynamodb_refuses_even_out_of_line_is_quarantined_with_a_202(

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_hostile import HOSTILE, damaged_payloads, seeds
 
-from voucherify_ledger.ledger import Delivery, Ledger
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.webhooks import (
     REDEMPTION_ROLLBACK_SUCCEEDED,
     REDEMPTION_SUCCEEDED,

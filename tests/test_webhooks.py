@@ -101,11 +101,11 @@ def test_published_payloads_are_recorded_on_their_route(
     if function == REDEMPTION_FN:
         redemption_id = data["redemption"]["id"]
         assert answer.body["redemption_id"] == redemption_id
-        assert aws.ledger.get_redemption(redemption_id)["status"] == "SUCCEEDED"
+        assert aws.ledger.redemptions.get(redemption_id)["status"] == "SUCCEEDED"
     else:
         redemption_id = data["redemption_rollback"]["redemption"]
         assert answer.body["rollback_id"] == data["redemption_rollback"]["id"]
-        view = aws.ledger.get_redemption(redemption_id)
+        view = aws.ledger.redemptions.get(redemption_id)
         assert view["status"] == "ROLLED_BACK"
         assert view["rollback_ids"] == [data["redemption_rollback"]["id"]]
     if enveloped:
@@ -135,7 +135,7 @@ def test_rollback_before_redemption_over_http(lambda_app: Callable[..., LambdaAp
     ((_, spring),) = openapi_examples("EVENTS.CUSTOMER.REDEMPTION.SUCCEEDED")
     late = lambda_app(REDEMPTION_FN).post(compact(envelope(spring, "redemption.succeeded")))
     assert (late.status, late.body["status"]) == (200, "recorded")
-    view = aws.ledger.get_redemption(SPRING_REDEMPTION_ID)
+    view = aws.ledger.redemptions.get(SPRING_REDEMPTION_ID)
     assert (view["status"], view["voucher_code"], view["rollback_ids"]) == (
         "ROLLED_BACK",
         "SPRING-2024-hOg",
@@ -166,7 +166,7 @@ def test_base64_body_is_decoded(lambda_app: Callable[..., LambdaApp], aws: Aws) 
         compact(envelope(seed_redemption(), "redemption.succeeded")), base64_encoded=True
     )
     assert (answer.status, answer.body["status"]) == (200, "recorded")
-    assert aws.ledger.get_redemption(SEED_REDEMPTION_ID)["status"] == "SUCCEEDED"
+    assert aws.ledger.redemptions.get(SEED_REDEMPTION_ID)["status"] == "SUCCEEDED"
 
 
 def test_base64_flag_that_lies_is_a_bad_request(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -445,7 +445,7 @@ def test_bare_payload_of_the_other_event_is_quarantined(
     assert answer.status == 202, answer.body
     assert any("redemption_rollback" in e for e in answer.body["errors"])
     _only_quarantine(aws)
-    assert aws.ledger.get_redemption(data["redemption"]["id"]) is None
+    assert aws.ledger.redemptions.get(data["redemption"]["id"]) is None
 
 
 def test_invalid_envelope_is_quarantined(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -567,7 +567,7 @@ def test_generated_payloads_are_all_recorded(lambda_app: Callable[..., LambdaApp
             expected[data["redemption_rollback"]["redemption"]] = "ROLLED_BACK"
     assert len(events) == 200 and set(expected.values()) == {"SUCCEEDED", "ROLLED_BACK"}
     for redemption_id, status in expected.items():
-        view = aws.ledger.get_redemption(redemption_id)
+        view = aws.ledger.redemptions.get(redemption_id)
         assert view is not None and view["status"] == status, redemption_id
         if redemption_id in codes:
             assert view["voucher_code"] == codes[redemption_id]
@@ -610,4 +610,4 @@ def test_a_redemption_delivered_again_with_other_content_is_kept_as_a_conflict(
     assert conflict["conflicting_fields"] == ["order_amount", "voucher_code"]
     assert conflict["summary"]["order_amount"] == changed["redemption"]["order"]["amount"]
     assert "redemption_digest" not in shown and "delivery" not in conflict
-    assert aws.ledger.redemptions_by("voucher_code", "ANOTHER-CODE") == []  # never indexed as a redemption
+    assert aws.ledger.redemptions.list_by("voucher_code", "ANOTHER-CODE") == []  # never indexed as a redemption

@@ -168,7 +168,7 @@ def _stack_output(stack: str, region: str | None, output: str) -> str:
 
 
 def _read(target: Target, read: Callable[[Any], Any]) -> Any:
-    from voucherify_ledger.ledger import StorageError
+    from voucherify_ledger.ledger.dynamo import StorageError
 
     try:
         return read(target.ledger())
@@ -194,7 +194,7 @@ def _print_json(value: Any, out: TextIO) -> None:
 # --- commands -------------------------------------------------------------------------------------
 def run_show(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
-    view = _read(target, lambda ledger: ledger.get_redemption(args.redemption_id))
+    view = _read(target, lambda ledger: ledger.redemptions.get(args.redemption_id))
     if view is None:
         raise CliError(f"no redemption {args.redemption_id} in table {target.table_name}{_at(target)}", EXIT_NOT_FOUND)
     _print_json(view, out)
@@ -219,7 +219,7 @@ def run_list(args: argparse.Namespace, out: TextIO) -> int:
     key = next(k for k in LIST_KEYS if getattr(args, k))
     value = getattr(args, key)
     target = resolve_target(args)
-    found = _read(target, lambda ledger: ledger.redemptions_by(key, value))
+    found = _read(target, lambda ledger: ledger.redemptions.list_by(key, value))
     _print_json(found, out)
     if not found:
         print(
@@ -306,14 +306,14 @@ def _request_states(ledger: Any, request: Any, request_id: str) -> list[dict[str
     the requests it queued per redemption (``child_request_ids``: ``<request id>:<r_…>``, or a hash of a long
     request id in its place)."""
     if request.redemption_id:
-        item = ledger.get_rollback_request(request_id, request.redemption_id)
+        item = ledger.requests.get(request_id, request.redemption_id)
         return [item] if item else []
-    order = next((r for r in ledger.order_rollback_requests(request.order_id) if r["request_id"] == request_id), None)
+    order = next((r for r in ledger.requests.of_order(request.order_id) if r["request_id"] == request_id), None)
     if order is None:
         return []
     targets = order.get("redemption_ids") or []
     child_ids = order.get("child_request_ids") or [f"{request_id}:{rid}" for rid in targets]
-    children = [ledger.get_rollback_request(child_id, rid) for child_id, rid in zip(child_ids, targets, strict=False)]
+    children = [ledger.requests.get(child_id, rid) for child_id, rid in zip(child_ids, targets, strict=False)]
     return [order, *children]
 
 
@@ -402,7 +402,7 @@ ROUTE_NAMES = ("redemption-rollback-succeeded", "redemption-succeeded")
 def _expires(record: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from voucherify_ledger.ledger import iso
+    from voucherify_ledger.ledger.keys import iso
 
     if isinstance(record.get("expires_at"), int):
         return {**record, "expires": iso(datetime.fromtimestamp(record["expires_at"], UTC))}
@@ -411,7 +411,7 @@ def _expires(record: dict[str, Any]) -> dict[str, Any]:
 
 def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
-    found = [_expires(r) for r in _read(target, lambda ledger: ledger.quarantined())]
+    found = [_expires(r) for r in _read(target, lambda ledger: ledger.quarantine.records())]
     _print_json(found, out)
     if not found:
         print(f"{PROG}: nothing is quarantined in table {target.table_name}{_at(target)}", file=sys.stderr)
@@ -436,7 +436,7 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
     replayer = Replayer(target.ledger())
     if args.all:
-        ids = [r["quarantine_id"] for r in _read(target, lambda ledger: ledger.quarantined())]
+        ids = [r["quarantine_id"] for r in _read(target, lambda ledger: ledger.quarantine.records())]
     else:
         ids = list(dict.fromkeys(args.quarantine_ids))
     results: dict[str, dict[str, Any]] = {}

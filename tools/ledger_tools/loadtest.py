@@ -86,7 +86,7 @@ from ledger_tools.corpus import (
 from ledger_tools.local_stack import INTEGRATION_TIMEOUT_SECONDS, WORKER_QUEUE, LocalConfig, LocalStack
 from ledger_tools.schema_payloads import dumps
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
-from voucherify_ledger.ledger import (
+from voucherify_ledger.ledger.keys import (
     CONFLICT_SK_PREFIX,
     QUARANTINE_PREFIX,
     QUARANTINE_SK,
@@ -99,11 +99,9 @@ from voucherify_ledger.ledger import (
     ROLLED_BACK,
     SUCCEEDED,
     iso,
-    quarantine_id_for,
-    redemption_summary,
-    rollback_summary,
-    summary_digest,
 )
+from voucherify_ledger.ledger.quarantine import quarantine_id_for
+from voucherify_ledger.ledger.redemptions import redemption_summary, rollback_summary, summary_digest
 from voucherify_ledger.models import (
     VOUCHERIFY_EVENT_TYPES,
     EventRedemptionRollbackSucceededData,
@@ -851,7 +849,7 @@ def run_chaos_phase(
         for request_id, target in request_ids.items():
             if states.get(request_id, {}).get("state") in TERMINAL_STATES:
                 continue
-            item = ledger.get_rollback_request(request_id, target)
+            item = ledger.requests.get(request_id, target)
             if item is not None:
                 states[request_id] = item
         if all(states.get(r, {}).get("state") in TERMINAL_STATES for r in request_ids):

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from voucherify_ledger.ledger import Ledger, decompress, iso
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.dynamo import decompress
+from voucherify_ledger.ledger.keys import iso
 from voucherify_ledger.routing import route_by_content
 from voucherify_ledger.webhooks import ROUTES, WebhookReceiver
 
@@ -105,7 +107,7 @@ class Replayer:
         StorageError when the ledger cannot be read or written (repeating the replay is safe)."""
         if route is not None and route not in ROUTES:
             raise ValueError(unknown_route(route))
-        item = self.ledger.get_quarantined(quarantine_id)
+        item = self.ledger.quarantine.get(quarantine_id)
         if item is None:
             return {"status": "not_found"}
         now = self.now or datetime.now(UTC)
@@ -139,14 +141,14 @@ class Replayer:
             "rollback_id": outcome.rollback_id,
             "ledger_status": outcome.ledger_status,
             "conflict_id": outcome.conflict_id,
-            "quarantine_removed": self.ledger.remove_quarantined(quarantine_id),
+            "quarantine_removed": self.ledger.quarantine.remove(quarantine_id),
         }
         return {k: v for k, v in result.items() if v is not None}
 
     def _kept(
         self, quarantine_id: str, routing: Routing, reason: str, errors: list[str], now: datetime
     ) -> dict[str, Any]:
-        noted = self.ledger.note_failed_replay(quarantine_id, reason=reason, errors=errors, now=now)
+        noted = self.ledger.quarantine.note_failed_replay(quarantine_id, reason=reason, errors=errors, now=now)
         if noted is None:
             return {"status": "gone"}
         return {

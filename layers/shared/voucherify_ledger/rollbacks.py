@@ -70,16 +70,16 @@ from typing import Annotated, Any, Literal, NoReturn, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
 from voucherify_ledger import ids
-from voucherify_ledger.ledger import (
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
+from voucherify_ledger.ledger.keys import (
     ALREADY_ROLLED_BACK,
     FAILED,
     FANNED_OUT,
+    IDEMPOTENCY_KEY_PREFIX,
     RETRYING,
     ROLLED_BACK,
     SUCCEEDED,
-    Ledger,
-    StorageError,
-    StorageRefusedError,
     iso,
 )
 from voucherify_ledger.models import SimpleRedemption
@@ -97,8 +97,6 @@ from voucherify_ledger.voucherify_client import (
 SCHEMA_ID = "rollback-request.schema.json"
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit
 SAFETY_SECONDS = 1.0  # kept free before the invocation's deadline
-IDEMPOTENCY_PK = "IDEMPOTENCY#rollback-worker"
-IDEMPOTENCY_KEY_PREFIX = "rollback-call"
 TRANSIENT_STATUSES = frozenset({408, 409, 425})
 MAX_REPORTED_ERRORS = 20
 
@@ -592,20 +590,11 @@ class RollbackWorker:
         )
 
     def _idempotent(self, dynamodb: Any) -> tuple[Callable[..., dict[str, Any]], Any]:
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-        persistence = DynamoDBPersistenceLayer(
-            table_name=self.settings.ledger_table_name,
-            key_attr="pk",
-            sort_key_attr="sk",
-            static_pk_value=IDEMPOTENCY_PK,
-            expiry_attr="expires_at",
-            boto3_client=dynamodb,
-        )
+        from voucherify_ledger.ledger.idempotency import idempotency_store
+
+        persistence = idempotency_store(self.settings.ledger_table_name, dynamodb)
         config = IdempotencyConfig(
             event_key_jmespath="redemption_id",
             expires_after_seconds=self.settings.idempotency_expires_after_seconds,
@@ -696,9 +685,9 @@ class RollbackWorker:
         }
         fields = {"error": error, "message_id": message.message_id, "receive_count": message.receive_count}
         if request.redemption_id:
-            self.ledger.update_rollback_request(request.redemption_id, request_id, FAILED, now=now, fields=fields)
+            self.ledger.requests.update(request.redemption_id, request_id, FAILED, now=now, fields=fields)
         elif request.order_id:
-            self.ledger.record_order_rollback_request(request.order_id, request_id, FAILED, now=now, fields=fields)
+            self.ledger.requests.record_order(request.order_id, request_id, FAILED, now=now, fields=fields)
         outcome = Outcome(
             FAILED, request_id, request.redemption_id, order_id=request.order_id, error_key="ledger_refused"
         )
@@ -721,7 +710,7 @@ class RollbackWorker:
     def _reject(self, message: QueueMessage, exc: ValidationError, now: datetime) -> Outcome:
         errors = validation_errors(exc)
         try:
-            self.ledger.record_rejected_rollback_request(
+            self.ledger.requests.record_rejected(
                 message.message_id,
                 errors=errors,
                 now=now,
@@ -743,10 +732,12 @@ class RollbackWorker:
         refuses (stored by an earlier version) are not queued but listed on the order request; never raises on
         what the ledger holds."""
         order_id = request.order_id or ""
-        listed = [r["redemption_id"] for r in self.ledger.redemptions_by("order", order_id) if r.get("redemption_id")]
+        listed = [
+            r["redemption_id"] for r in self.ledger.redemptions.list_by("order", order_id) if r.get("redemption_id")
+        ]
         valid = [r for r in listed if is_rollback_target(r)]
         invalid = [r for r in listed if not is_rollback_target(r)]
-        states = self.ledger.redemption_states(valid)
+        states = self.ledger.redemptions.states(valid)
         targets: list[str] = []
         already: list[str] = []
         for redemption_id in valid:
@@ -800,7 +791,7 @@ class RollbackWorker:
                     "message": f"the ledger holds no redemption of order {order_id}",
                 }
             fields = {**common, "already_rolled_back_ids": already}
-            self.ledger.record_order_rollback_request(order_id, request_id, state, now=now, fields=fields)
+            self.ledger.requests.record_order(order_id, request_id, state, now=now, fields=fields)
             self._metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack")
             self.logger.info("order rollback request: nothing to roll back", request_id=request_id, order_id=order_id)
             error_key = common["error"]["key"] if common["error"] else None
@@ -815,7 +806,7 @@ class RollbackWorker:
             for target, child_id in zip(targets, child_ids, strict=True)
         ]
         self.queue.send(children)
-        self.ledger.record_order_rollback_request(
+        self.ledger.requests.record_order(
             order_id,
             request_id,
             FANNED_OUT,
@@ -836,7 +827,7 @@ class RollbackWorker:
     def _roll_back(
         self, request: RollbackRequest, redemption_id: str, request_id: str, message: QueueMessage, now: datetime
     ) -> Outcome:
-        start = self.ledger.begin_rollback_request(
+        start = self.ledger.requests.begin(
             redemption_id,
             request_id,
             now=now,
@@ -860,10 +851,10 @@ class RollbackWorker:
                 error_key=error.get("key"),
                 detail="already finished",
             )
-        known = self.ledger.redemption_state(redemption_id)
+        known = self.ledger.redemptions.state(redemption_id)
         if known and known.get("status") == ROLLED_BACK:
             rollback_ids = known.get("rollback_ids") or []
-            self.ledger.record_already_rolled_back(
+            self.ledger.requests.record_already_rolled_back(
                 redemption_id, request_id, now=now, confirmed_by="ledger", fields={"rollback_ids": rollback_ids}
             )
             outcome = Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
@@ -971,7 +962,7 @@ class RollbackWorker:
     def _record(self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime) -> Outcome:
         if classify(response) == "goal" and response.status == 400:  # already_rolled_back
             body = response.body if isinstance(response.body, dict) else {}
-            self.ledger.record_already_rolled_back(
+            self.ledger.requests.record_already_rolled_back(
                 redemption_id,
                 request_id,
                 now=now,
@@ -989,7 +980,7 @@ class RollbackWorker:
             return self._record_rollbacks(redemption_id, request_id, response, calls, now)
         problem = _problem_of(response)
         body = response.body if isinstance(response.body, dict) else {}
-        self.ledger.update_rollback_request(
+        self.ledger.requests.update(
             redemption_id,
             request_id,
             FAILED,
@@ -1015,14 +1006,16 @@ class RollbackWorker:
                 if rollback.redemption == redemption_id:
                     continue  # the parent's own rollback comes as parent_rollback
                 raw = json.dumps(child, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-                self.ledger.record_worker_rollback(rollback.redemption or "", rollback, raw=raw, received_at=now)
+                self.ledger.requests.record_worker_rollback(
+                    rollback.redemption or "", rollback, raw=raw, received_at=now
+                )
                 child_ids.append(rollback.id)
             fields.update(stacked=True, child_rollback_ids=child_ids)
             document = body["parent_rollback"]
         else:
             document = body
         rollback = parse_rollback(document, redemption_id, now)
-        outcome = self.ledger.record_worker_rollback(
+        outcome = self.ledger.requests.record_worker_rollback(
             redemption_id,
             rollback,
             raw=response.raw,
@@ -1109,10 +1102,10 @@ class RollbackWorker:
         recorded = False
         try:  # recorded or not, the message is delayed and retried
             if request is not None and request.redemption_id:
-                self.ledger.update_rollback_request(request.redemption_id, request_id, state, now=now, fields=fields)
+                self.ledger.requests.update(request.redemption_id, request_id, state, now=now, fields=fields)
                 recorded = True
             elif request is not None and request.order_id:
-                self.ledger.record_order_rollback_request(request.order_id, request_id, state, now=now, fields=fields)
+                self.ledger.requests.record_order(request.order_id, request_id, state, now=now, fields=fields)
                 recorded = True
         except Exception as exc:
             self.logger.warning("could not record the retry", request_id=request_id, error=type(exc).__name__)
@@ -1120,7 +1113,7 @@ class RollbackWorker:
             # Not read as a request, or its own key could not be written: the message's attempt is recorded under
             # its message id (REQUEST#<message id>), the last place left that says why it waits or went.
             try:
-                self.ledger.record_rejected_rollback_request(
+                self.ledger.requests.record_rejected(
                     message.message_id,
                     errors=[f"{problem.key}: {fields['error']['message']}"],
                     now=now,

@@ -37,7 +37,10 @@ from voucherify_ledger.auth import (
     powertools_secret_fetcher,
     secrets_client,
 )
-from voucherify_ledger.ledger import Delivery, Ledger, StorageError, StorageRefusedError, WriteOutcome
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
+from voucherify_ledger.ledger.redemptions import WriteOutcome
 from voucherify_ledger.models import (
     VOUCHERIFY_EVENT_TYPES,
     EventRedemptionRollbackSucceededData,
@@ -75,7 +78,7 @@ REDEMPTION_SUCCEEDED = Route(
     # customer.redemption.succeeded is the distribution twin of redemption.succeeded, with the same data.
     event_types=frozenset({"redemption.succeeded", "customer.redemption.succeeded"}),
     model=EventRedemptionSucceededData,
-    record=lambda ledger, data, delivery: ledger.record_redemption(data, delivery),
+    record=lambda ledger, data, delivery: ledger.redemptions.record(data, delivery),
 )
 
 REDEMPTION_ROLLBACK_SUCCEEDED = Route(
@@ -83,7 +86,7 @@ REDEMPTION_ROLLBACK_SUCCEEDED = Route(
     schema="redemption.rollback.succeeded",
     event_types=frozenset({"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded"}),
     model=EventRedemptionRollbackSucceededData,
-    record=lambda ledger, data, delivery: ledger.record_rollback(data, delivery),
+    record=lambda ledger, data, delivery: ledger.redemptions.record_rollback(data, delivery),
 )
 
 # Route.name → route: a quarantine record names the route that received it (``redemption-ledger quarantine replay``).
@@ -447,7 +450,7 @@ class WebhookReceiver:
     # --- answers --------------------------------------------------------------------------------
     def _quarantine(self, problem: _Quarantine, delivery: Delivery) -> dict[str, Any]:
         try:
-            outcome = self.ledger.quarantine(
+            outcome = self.ledger.quarantine.keep(
                 delivery,
                 problem.errors,
                 retention_days=self.settings.quarantine_retention_days,

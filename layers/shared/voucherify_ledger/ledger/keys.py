@@ -1,0 +1,81 @@
+"""The ledger table's layout: key prefixes and key builders, item states, indexes and the timestamp format.
+
+One table keyed ``pk``/``sk``; the item families and their keys are listed in ``docs/ARCHITECTURE.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+# --- redemptions and their rollbacks --------------------------------------------------------------
+REDEMPTION_PREFIX = "REDEMPTION#"  # REDEMPTION#<r_…> / REDEMPTION: a redemption and its rollbacks
+REDEMPTION_SK = "REDEMPTION"
+ROLLBACK_PREFIX = "rollback#"  # rollback#<rr_…>: the attribute of the redemption item that holds one rollback
+ROLLBACK_IDS = frozenset({"rollback_id", "redemption_id"})  # of a rollback's summary, not stored in its attribute
+RAW_SK_PREFIX = "RAW#"  # REDEMPTION#<r_…> / RAW#<sha256>: a raw delivery too large to keep inline
+CONFLICT_SK_PREFIX = "CONFLICT#"  # REDEMPTION#<r_…> / CONFLICT#<sha256>: a delivery of a known id with other content
+SUCCEEDED = "SUCCEEDED"
+ROLLED_BACK = "ROLLED_BACK"
+INDEXES = {"order": "ByOrder", "customer": "ByCustomer", "voucher_code": "ByVoucherCode"}
+INDEX_KEYS = {"order": "order_id", "customer": "customer_id", "voucher_code": "voucher_code"}
+
+# --- quarantine records ---------------------------------------------------------------------------
+QUARANTINE_PREFIX = "QUARANTINE#"  # QUARANTINE#<q_…> / QUARANTINE: an authentic delivery that failed validation
+QUARANTINE_SK = "QUARANTINE"
+# Sparse GSI keyed on ``quarantine_id``, an attribute only quarantine records carry: listing them reads nothing else.
+QUARANTINE_INDEX = "Quarantine"
+
+# --- rollback requests (the rollback worker) --------------------------------------------------------
+REQUEST_SK_PREFIX = "REQUEST#"  # REDEMPTION#<r_…> / REQUEST#<request id>: a rollback request of a redemption
+ORDER_PREFIX = "ORDER#"  # ORDER#<ord_…> / REQUEST#<request id>: an order-level request, fanned out
+REJECTED_PREFIX = "REQUEST#"  # REQUEST#<request id> / REQUEST: a malformed request (it names no redemption)
+REJECTED_SK = "REQUEST"
+PENDING = "PENDING"  # being processed
+RETRYING = "RETRYING"  # a transient problem; SQS delivers the message again at next_attempt_at
+ALREADY_ROLLED_BACK = "ALREADY_ROLLED_BACK"  # the goal was reached before this request: no rollback made by it
+FAILED = "FAILED"  # permanent: error.key / error.message say why (or dead_lettered after the last attempt)
+FANNED_OUT = "FANNED_OUT"  # an order request: one message per redemption was queued
+REQUEST_STATES = (PENDING, RETRYING, SUCCEEDED, ALREADY_ROLLED_BACK, FAILED, FANNED_OUT)
+
+# --- Powertools idempotency records of the worker's API calls ---------------------------------------------
+IDEMPOTENCY_PK = "IDEMPOTENCY#rollback-worker"  # IDEMPOTENCY#rollback-worker / rollback-call#…: one API call
+IDEMPOTENCY_KEY_PREFIX = "rollback-call"
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def redemption_key(redemption_id: str) -> dict[str, Any]:
+    return _key(REDEMPTION_PREFIX + redemption_id, REDEMPTION_SK)
+
+
+def redemption_item_key(redemption_id: str, sk: str) -> dict[str, Any]:
+    """An item beside a redemption (``RAW#…``, ``CONFLICT#…``, ``REQUEST#…``)."""
+    return _key(REDEMPTION_PREFIX + redemption_id, sk)
+
+
+def quarantine_key(quarantine_id: str) -> dict[str, Any]:
+    return _key(QUARANTINE_PREFIX + quarantine_id, QUARANTINE_SK)
+
+
+def request_key(redemption_id: str, request_id: str) -> dict[str, Any]:
+    return redemption_item_key(redemption_id, REQUEST_SK_PREFIX + request_id)
+
+
+def order_request_key(order_id: str, request_id: str) -> dict[str, Any]:
+    return _key(ORDER_PREFIX + order_id, REQUEST_SK_PREFIX + request_id)
+
+
+def rejected_request_key(request_id: str) -> dict[str, Any]:
+    return _key(REJECTED_PREFIX + request_id, REJECTED_SK)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as the ledger writes it: UTC, milliseconds, ``Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

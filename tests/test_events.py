@@ -15,7 +15,7 @@ from ledger_tools.handlers import load_handler
 from ledger_tools.local_stack import template_parameter_default
 from ledger_tools.template import function_environment, http_routes, resources
 from voucherify_ledger.auth import SIGNATURE_HEADER, verify_signature
-from voucherify_ledger.models import is_envelope
+from voucherify_ledger.models.webhooks import is_envelope
 from voucherify_ledger.settings import WebhookSettings, WorkerSettings
 
 DEV_SECRET = "local-dev-webhook-secret"  # the documented one, written out: a change must be deliberate

@@ -15,7 +15,7 @@ from conftest import SHARED_DIR
 
 from ledger_tools.fake_voucherify import ERRORS, FakeVoucherify
 from voucherify_ledger.auth import verify_signature
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope
 
 R = "r_0e2500291ae016adea"
 KEYS = {"X-App-Id": "local-app-id", "X-App-Token": "local-app-token"}

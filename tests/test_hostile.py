@@ -483,7 +483,7 @@ def test_worker_survives_hostile_messages_and_rejects_what_is_not_a_request(
 
     from pydantic import ValidationError
 
-    from voucherify_ledger.rollbacks import RollbackRequest
+    from voucherify_ledger.models.rollback_request import RollbackRequest
 
     module = sys.modules["functions.RollbackWorkerFunction.app"]
     recorder = WriteRecorder(module.worker.ledger.client)

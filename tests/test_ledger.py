@@ -21,7 +21,7 @@ from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
 from voucherify_ledger.ledger.keys import INDEX_KEYS, INDEXES, QUARANTINE_INDEX, QUARANTINE_PREFIX
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
 T0 = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
 SPRING_REDEMPTION = "r_0e6ff48b91cfa02e97"

@@ -29,7 +29,7 @@ from voucherify_ledger.auth import strip_json_whitespace
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError
 from voucherify_ledger.ledger.quarantine import quarantine_id_for
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 from voucherify_ledger.settings import WebhookSettings
 
 

@@ -20,18 +20,20 @@ from schema_payloads import (
     json_schema,
 )
 
-from voucherify_ledger.models import (
+from voucherify_ledger.models.objects import (
     DiscountAmount,
     DiscountFixed,
     DiscountPercent,
     DiscountUnit,
     DiscountUnitMultiple,
     DiscountUnitMultipleOneUnit,
+    SimpleCampaignVoucher,
+    SimpleVoucher,
+)
+from voucherify_ledger.models.webhooks import (
     EventCustomerRedemptionRollbackSucceededData,
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,
-    SimpleCampaignVoucher,
-    SimpleVoucher,
     WebhookEnvelope,
     is_envelope,
 )

@@ -25,7 +25,7 @@ from ledger_tools.template import PROJECT_ROOT, load_template, resources
 from voucherify_ledger import routing, webhooks
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import QUARANTINE_INDEX
-from voucherify_ledger.models import EventRedemptionSucceededData, SimpleRedemption
+from voucherify_ledger.models.webhooks import EventRedemptionSucceededData, SimpleRedemption
 
 REDEMPTION_FN = "RedemptionSucceededFunction"
 ROLLBACK_FN = "RedemptionRollbackSucceededFunction"

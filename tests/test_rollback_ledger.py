@@ -8,7 +8,7 @@ from conftest import Aws, payload
 
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, PENDING, RETRYING, SUCCEEDED
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

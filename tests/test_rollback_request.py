@@ -11,15 +11,14 @@ from conftest import Aws
 from pydantic import ValidationError
 
 from ledger_tools.template import PROJECT_ROOT
-from voucherify_ledger import ids
-from voucherify_ledger.rollbacks import (
+from voucherify_ledger.models import ids
+from voucherify_ledger.models.rollback_request import (
     RollbackRequest,
-    enqueue_rollback,
     is_rollback_target,
     rollback_request_schema,
     schema_document,
-    validation_errors,
 )
+from voucherify_ledger.rollbacks import enqueue_rollback, validation_errors
 
 SCHEMA_FILE = PROJECT_ROOT / "rollback-request.schema.json"
 VALID = [
@@ -34,7 +33,7 @@ VALID = [
         "metadata": {"location_id": ["L2"]},
         "order_id": None,
     },
-    {"redemption_id": "r_" + "a" * 100},  # the ids' generous bound (voucherify_ledger.ids.MAX_ID_TAIL)
+    {"redemption_id": "r_" + "a" * 100},  # the ids' generous bound (voucherify_ledger.models.ids.MAX_ID_TAIL)
     {"order_id": "ord_" + "A1" * 50},
     {"redemption_id": "r_0e2500291ae016adea", "request_id": "x" * 256},
 ]
@@ -47,7 +46,7 @@ INVALID = [
     {"redemption_id": "r_0e2500291ae016adea", "customer": "annie@lemon.com"},
     {"redemption_id": "r_0e2500291ae016adea", "request_id": "has spaces"},
     {"redemption_id": "r_0e2500291ae016adea", "request_id": "x" * 257},
-    # the shapes of voucherify_ledger.ids, as the webhooks have them: a prefix, then 1–100 letters and digits
+    # the shapes of voucherify_ledger.models.ids, as the webhooks have them: a prefix, then 1–100 letters and digits
     {"redemption_id": "r_a5.dot"},
     {"redemption_id": "r_" + "a" * 101},
     {"redemption_id": "r_" + "a" * 170},
@@ -63,7 +62,7 @@ INVALID = [
 def test_the_published_schema_is_the_models() -> None:
     published = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     assert published == rollback_request_schema(), (
-        "rollback-request.schema.json is stale: .venv/bin/python -m voucherify_ledger.rollbacks "
+        "rollback-request.schema.json is stale: .venv/bin/python -m voucherify_ledger.models.rollback_request "
         "> rollback-request.schema.json"
     )
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_document()

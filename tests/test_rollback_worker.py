@@ -32,8 +32,9 @@ from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
-from voucherify_ledger.rollbacks import RollbackRequest, enqueue_rollback
+from voucherify_ledger.models.rollback_request import RollbackRequest
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+from voucherify_ledger.rollbacks import enqueue_rollback
 
 API_SECRET_ID = "voucherify-ledger/api"
 EMAIL = "annie@lemon.com"
@@ -872,7 +873,7 @@ def test_a_250_character_request_id_fans_out_child_ids_that_fit_and_are_the_same
 
     assert answer == {"batchItemFailures": []} and sorted(m["MessageId"] for m in received) == sorted(sent)
     assert sum(r.received for r in children_results) >= 4  # each delivery queued both children
-    from voucherify_ledger.rollbacks import child_request_id
+    from voucherify_ledger.models.rollback_request import child_request_id
 
     children = {r: child_request_id(request_id, r) for r in (R1, long_tail)}
     assert len(set(children.values())) == 2
@@ -894,7 +895,7 @@ def test_a_250_character_request_id_fans_out_child_ids_that_fit_and_are_the_same
 
 
 def test_child_request_ids_are_deterministic_and_always_fit() -> None:
-    from voucherify_ledger.rollbacks import child_request_id
+    from voucherify_ledger.models.rollback_request import child_request_id
 
     assert child_request_id("cancel-1", R1) == f"cancel-1:{R1}"  # short ids stay readable, as before
     longest = "r_" + "c" * 100

@@ -72,7 +72,7 @@ def test_a_redemption_whose_ids_the_ledger_cannot_key_on_is_quarantined(
 
 def test_ids_of_another_shape_than_today_are_accepted() -> None:
     """Letters, digits and lengths beyond today's 18 hex digits are Voucherify's to choose."""
-    from voucherify_ledger.models import EventRedemptionSucceededData
+    from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
 
     for redemption_id in ("r_ABCxyz0123456789QRSTUVWXYZ", "rf_" + "Z" * 100, "r_1"):
         assert EventRedemptionSucceededData.model_validate(with_redemption_id(redemption_id)).redemption.id
@@ -263,7 +263,7 @@ def test_an_envelope_names_only_known_events_in_its_answer_record_and_log(
 
 def test_an_id_with_a_trailing_newline_is_no_id() -> None:
     """pydantic's patterns match the whole string; the ids module's checks must agree (re's ``$`` would not)."""
-    from voucherify_ledger import ids
+    from voucherify_ledger.models import ids
 
     for check, good in (
         (ids.is_redemption_id, "r_0e2500291ae016adea"),

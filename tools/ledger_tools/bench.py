@@ -583,7 +583,7 @@ def floor(event):
     dynamodb.put_item(TableName="t", Item={{"pk": {{"S": "k"}}, "sk": {{"S": "k"}}, "body": {{"S": body}}}})
     return time.perf_counter() - t
 from aws_lambda_powertools.utilities.parser import parse
-from voucherify_ledger.models import is_envelope
+from voucherify_ledger.models.webhooks import is_envelope
 receiver = app.receiver
 shape = {{id(e): receiver.route.envelope_model if is_envelope(json.loads(raw_body(e))) else receiver.route.model
          for e in events}}

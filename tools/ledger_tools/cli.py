@@ -286,7 +286,8 @@ def resolve_queue(args: argparse.Namespace) -> Queue:
 def _rollback_request(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
-    from voucherify_ledger.rollbacks import RollbackRequest, validation_errors
+    from voucherify_ledger.models.rollback_request import RollbackRequest
+    from voucherify_ledger.rollbacks import validation_errors
 
     fields: dict[str, Any] = {
         "redemption_id": args.redemption_id,

@@ -102,7 +102,7 @@ from voucherify_ledger.ledger.keys import (
 )
 from voucherify_ledger.ledger.quarantine import quarantine_id_for
 from voucherify_ledger.ledger.redemptions import redemption_summary, rollback_summary, summary_digest
-from voucherify_ledger.models import (
+from voucherify_ledger.models.webhooks import (
     VOUCHERIFY_EVENT_TYPES,
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,

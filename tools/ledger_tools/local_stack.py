@@ -1043,7 +1043,7 @@ class CurlExample:
 def webhook_kind(document: Mapping[str, Any]) -> tuple[str, str] | None:
     """(event type, redemption id) of a payload, bare or in a v2024 envelope; None when it is neither
     a redemption nor a rollback event."""
-    from voucherify_ledger.models import is_envelope
+    from voucherify_ledger.models.webhooks import is_envelope
 
     data: Any = document
     event_type: str | None = None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voucherify_ledger import webhooks
-from voucherify_ledger.models import is_envelope
+from voucherify_ledger.models.webhooks import is_envelope
 
 # A bare body's top-level key → the name of the route it marks, checked in this order.
 BARE_SHAPES: tuple[tuple[str, str], ...] = (

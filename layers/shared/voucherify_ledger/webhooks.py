@@ -41,7 +41,7 @@ from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
 from voucherify_ledger.ledger.redemptions import WriteOutcome
-from voucherify_ledger.models import (
+from voucherify_ledger.models.webhooks import (
     VOUCHERIFY_EVENT_TYPES,
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,

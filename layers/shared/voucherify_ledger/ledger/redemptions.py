@@ -30,7 +30,7 @@ from voucherify_ledger.ledger.keys import (
     redemption_item_key,
     redemption_key,
 )
-from voucherify_ledger.models import (
+from voucherify_ledger.models.webhooks import (
     EventCustomerRedemption,
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,

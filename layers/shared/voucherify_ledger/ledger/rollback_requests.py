@@ -34,7 +34,7 @@ from voucherify_ledger.ledger.keys import (
     request_key,
 )
 from voucherify_ledger.ledger.redemptions import RedemptionStore, WriteOutcome, public, rollback_succeeded
-from voucherify_ledger.models import EventRedemptionRollbackSucceededData, SimpleRedemption
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption
 
 COUNTED_REQUEST_FIELDS = frozenset({"api_calls"})  # added up over the attempts, not overwritten
 MAX_ERRORS = 50  # error lines kept on a rejected request

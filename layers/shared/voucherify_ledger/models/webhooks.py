@@ -1,0 +1,246 @@
+"""Pydantic models of the Voucherify webhook payloads this bundle records: the redemption, the events' ``data``
+(``EventRedemptionSucceededData``, ``EventCustomerRedemptionRollbackSucceededData``,
+``EventRedemptionRollbackSucceededData``) and the v2024-01-01 envelope, checked against the payloads of the
+documentation pages. The objects they reference are in ``models.objects``, with the conventions both follow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from voucherify_ledger.models import ids
+from voucherify_ledger.models.objects import (
+    LedgerAmount,
+    Metadata,
+    SimpleCampaign,
+    SimpleCustomer,
+    SimpleOrder,
+    SimplePromotionStack,
+    SimplePromotionTier,
+    SimpleRedemptionRewardResult,
+    SimpleVoucher,
+    VoucherifyModel,
+)
+
+
+# --- redemptions --------------------------------------------------------------------------------
+class RedemptionChannel(VoucherifyModel):
+    channel_id: str | None = None
+    channel_type: Literal["API", "AUTO_REDEEM", "USER"] | None = None
+
+
+RedemptionStatus = Literal["SUCCEEDED", "FAILED", "ROLLED BACK"]
+
+
+class SimpleRedemption(VoucherifyModel):
+    """``SimpleRedemption``: a redemption (``r_…``) or, as ``redemption_rollback``, a rollback (``rr_…``)."""
+
+    id: Annotated[str, Field(pattern=ids.REDEMPTION_FAMILY_ID_PATTERN)]  # r_, rf_, rr_ or rrf_
+    customer_id: ids.CustomerId | None = None
+    tracking_id: str | None = None
+    date: datetime
+    amount: LedgerAmount | None = None
+    order: SimpleOrder | None = None
+    reward: SimpleRedemptionRewardResult | None = None
+    customer: SimpleCustomer | None = None
+    result: Literal["SUCCESS", "FAILURE"] | None = None
+    status: RedemptionStatus | None
+    voucher: SimpleVoucher | None = None
+    promotion_tier: SimplePromotionTier | None = None
+    # For a rollback: the redemption it undoes. For a stacked redemption: its parent redemption.
+    redemption: ids.RedemptionId | None = None
+    metadata: Metadata | None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    reason: str | None = None
+    channel: RedemptionChannel | None = None
+    object: str = "redemption"
+
+
+class EventCustomerRedemption(VoucherifyModel):
+    customer: SimpleCustomer | None = None
+    order: SimpleOrder | None = None
+    campaign: SimpleCampaign | None = None
+    voucher: SimpleVoucher | None = None
+    holder: SimpleCustomer | None = None
+    promotion_tier: SimplePromotionTier | None = None
+    promotion_stack: SimplePromotionStack | None = None
+    redemption: SimpleRedemption | None = None
+
+
+class EventRedemptionSucceededData(EventCustomerRedemption):
+    """``data`` of ``redemption.succeeded``. The ledger needs the redemption, so it is required here."""
+
+    redemption: SimpleRedemption
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _is_a_redemption(self) -> EventRedemptionSucceededData:
+        if not ids.is_redemption_id(self.redemption.id):
+            raise ValueError(f"redemption.id: expected a redemption id ({ids.REDEMPTION_ID_SHAPE})")
+        return self
+
+
+class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
+    """``data`` of ``customer.redemption.rollback.succeeded`` and ``redemption.rollback.succeeded``."""
+
+    redemption_rollback: SimpleRedemption
+
+    @model_validator(mode="after")
+    def _knows_its_redemption(self) -> EventRedemptionRollbackSucceededData:
+        if not ids.is_rollback_id(self.redemption_rollback.id):
+            raise ValueError(f"redemption_rollback.id: expected a rollback id ({ids.ROLLBACK_ID_SHAPE})")
+        if self.redemption is not None and not ids.is_redemption_id(self.redemption.id):
+            raise ValueError(f"redemption.id: expected a redemption id ({ids.REDEMPTION_ID_SHAPE})")
+        if not (self.redemption_rollback.redemption or self.redemption):
+            raise ValueError("a rollback must name its redemption (redemption_rollback.redemption or redemption.id)")
+        if (
+            self.redemption is not None
+            and self.redemption_rollback.redemption
+            and self.redemption.id != self.redemption_rollback.redemption
+        ):
+            raise ValueError("redemption.id and redemption_rollback.redemption name different redemptions")
+        return self
+
+    @property
+    def redemption_id(self) -> str:
+        return self.redemption_rollback.redemption or self.redemption.id  # type: ignore[union-attr]
+
+
+# The project-settings event and the distribution event share one data shape.
+EventCustomerRedemptionRollbackSucceededData = EventRedemptionRollbackSucceededData
+
+
+# --- the v2024-01-01 envelope -------------------------------------------------------------------
+# Every event name Voucherify publishes a webhook for (OpenAPIWebhooks.json, ``webhooks``): an answer, log line or
+# record repeats ``event.type`` only when it is one of these, never a string a sender chose.
+VOUCHERIFY_EVENT_TYPES = frozenset(
+    {
+        "bus_val_rule.assignment.created",
+        "bus_val_rule.assignment.deleted",
+        "bus_val_rule.created",
+        "bus_val_rule.deleted",
+        "bus_val_rule.updated",
+        "campaign.created",
+        "campaign.deleted",
+        "campaign.disabled",
+        "campaign.enabled",
+        "campaign.loyalty_tier.created",
+        "campaign.loyalty_tier.deleted",
+        "campaign.loyalty_tier.updated",
+        "campaign.promotion_tier.created",
+        "campaign.promotion_tier.deleted",
+        "campaign.promotion_tier.disabled",
+        "campaign.promotion_tier.enabled",
+        "campaign.promotion_tier.updated",
+        "campaign.updated",
+        "campaign.vouchers.generation.completed",
+        "customer.created",
+        "customer.custom_event",
+        "customer.deleted",
+        "customer.holder.assignment.created",
+        "customer.holder.assignment.deleted",
+        "customer.loyalty.tier.downgraded",
+        "customer.loyalty.tier.joined",
+        "customer.loyalty.tier.left",
+        "customer.loyalty.tier.prolonged",
+        "customer.loyalty.tier.upgraded",
+        "customer.order.canceled",
+        "customer.order.created",
+        "customer.order.paid",
+        "customer.order.updated",
+        "customer.publication.succeeded",
+        "customer.redemption.rollback.succeeded",
+        "customer.redemption.succeeded",
+        "customer.reward_redemptions.completed",
+        "customer.reward_redemptions.created",
+        "customer.reward_redemptions.pending",
+        "customer.rewarded",
+        "customer.rewarded.loyalty_points",
+        "customer.segment.entered",
+        "customer.segment.left",
+        "customer.updated",
+        "customer.voucher.gift.balance_added",
+        "customer.voucher.loyalty_card.pending_points.activated",
+        "customer.voucher.loyalty_card.pending_points.added",
+        "customer.voucher.loyalty_card.pending_points.canceled",
+        "customer.voucher.loyalty_card.pending_points.updated",
+        "customer.voucher.loyalty_card.points_added",
+        "customer.voucher.loyalty_card.points_expired",
+        "distribution.manual_distribution_schedule",
+        "publication.succeeded",
+        "redemption.failed",
+        "redemption.rollback.failed",
+        "redemption.rollback.succeeded",
+        "redemption.succeeded",
+        "voucher.created",
+        "voucher.deleted",
+        "voucher.disabled",
+        "voucher.enabled",
+        "voucher.gift.balance_added",
+        "voucher.gift.transaction.created",
+        "voucher.loyalty_card.pending_points.activated",
+        "voucher.loyalty_card.pending_points.added",
+        "voucher.loyalty_card.pending_points.canceled",
+        "voucher.loyalty_card.pending_points.updated",
+        "voucher.loyalty_card.points_added",
+        "voucher.loyalty_card.points_expired",
+        "voucher.loyalty_card.transaction.created",
+        "voucher.published",
+        "voucher.updated",
+    }
+)
+
+
+class EventSourceUser(VoucherifyModel):
+    id: str
+
+
+class EventSourceApiKey(VoucherifyModel):
+    name: str
+    app_id: str
+
+
+class EventSource(VoucherifyModel):
+    channel: Literal["USER_PORTAL", "API", "CLIENT_API", "INTERNAL"]
+    user: EventSourceUser | None = None
+    api_key: EventSourceApiKey | None = None
+
+
+class WebhookEvent(VoucherifyModel):
+    id: str
+    type: str
+    created_at: datetime
+    entity_id: str | None = None
+    group_id: str
+    event_source: EventSource
+
+
+class WebhookSource(VoucherifyModel):
+    id: str | None = None
+    object: Literal["webhook", "distribution"] | None = None
+    target_url: str | None = None
+
+
+class WebhookEnvelope(VoucherifyModel):
+    """``WebhookProjectSettingPayload`` / ``WebhookDistributionPayload`` (v2024-01-01).
+
+    ``type`` is the event name for project-settings webhooks but a user-chosen name for distributions;
+    the event name is always ``event.type``.
+    """
+
+    id: str
+    project_id: str
+    created_at: datetime
+    type: str
+    data: dict[str, Any]
+    source: WebhookSource
+    event: WebhookEvent
+
+
+def is_envelope(body: dict[str, Any]) -> bool:
+    """A v2024 envelope carries ``data`` and ``event``; a bare ("Raw payload") body carries neither."""
+    return "event" in body and "data" in body

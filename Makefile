@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint clean loadtest chaos bench
 
-$(STAMP): pyproject.toml layers/shared/requirements.txt
+$(STAMP): pyproject.toml tools/dev/pyproject.toml layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (set PYTHON=python3.X)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e tools/dev
 	@touch $@
 
 # checkov (the template's security scan, tests/test_iam.py) lives in its own venv: it pins boto3, botocore and packaging
@@ -33,7 +33,7 @@ clean-checkov:
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m ledger_tools.local_stack
+	$(BIN)/python -m ledger_dev.local_stack
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,16 +43,16 @@ test: $(STAMP)
 # Scale down with e.g. `make loadtest LOADTEST_ARGS="--deliveries 500 --chaos-requests 50"`.
 LOADTEST_ARGS ?=
 loadtest: $(STAMP)
-	$(BIN)/python -m ledger_tools.loadtest $(LOADTEST_ARGS)
+	$(BIN)/python -m ledger_dev.loadtest $(LOADTEST_ARGS)
 
 chaos: $(STAMP)
-	$(BIN)/python -m ledger_tools.loadtest --phases chaos $(LOADTEST_ARGS)
+	$(BIN)/python -m ledger_dev.loadtest --phases chaos $(LOADTEST_ARGS)
 
 # Cold starts, warm cost, DynamoDB capacity, worker throughput and layer size, each as a ratio against a floor
 # measured in the same run; prints the table and writes docs/PERFORMANCE.md (bounded: a few minutes).
 BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m ledger_tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m ledger_dev.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
-from ledger_tools.handlers import load_handler
-from ledger_tools.template import PROJECT_ROOT, create_table, function_environment
+from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
+from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.template import PROJECT_ROOT, create_table, function_environment
 from voucherify_ledger.auth import sign
 from voucherify_ledger.ledger import Ledger
 

@@ -1,6 +1,6 @@
-"""Moved to ``ledger_tools.schema_payloads`` (the load test's corpus uses it too); re-exported for the tests."""
+"""Moved to ``ledger_dev.payloads.schema_payloads`` (the load test's corpus uses it too); re-exported for the tests."""
 
-from ledger_tools.schema_payloads import (
+from ledger_dev.payloads.schema_payloads import (
     CUSTOMER_ROLLBACK_SUCCEEDED,
     REDEMPTION_SUCCEEDED,
     ROLLBACK_SUCCEEDED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger_tools import bench
+from ledger_dev import bench
 
 
 def test_write_units_are_per_started_kb_of_the_larger_item_and_double_in_a_transaction() -> None:
@@ -124,7 +124,7 @@ def test_the_worker_stack_serves_moto_and_the_fake_from_their_own_processes() ->
     import json
     from contextlib import redirect_stdout
 
-    from ledger_tools.apigw import LambdaContext
+    from ledger_dev.harness.apigw import LambdaContext
 
     with bench.worker_stack(600, 0.0) as (services, (sqs, queue_url), loader):
         assert services.aws.url != services.url and services.url.startswith("http://127.0.0.1:")

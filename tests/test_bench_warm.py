@@ -3,7 +3,7 @@ the plain floor (held to the target) and to the reachable floor (no timing asser
 
 from __future__ import annotations
 
-from ledger_tools import bench
+from ledger_dev import bench
 
 
 def test_the_warm_section_reports_the_floor_and_the_reachable_floor_of_every_webhook_function() -> None:

@@ -9,7 +9,8 @@ import socket
 import pytest
 from conftest import TABLE_NAME, compact, payload
 
-from ledger_tools import cli, local_stack
+from ledger_dev import local_stack
+from redemption_ledger_cli import cli
 
 REDEMPTION = "r_0e2500291ae016adea"
 ORDER = "ord_3VYCHwdV0YOOch2nm1RsTKNI"
@@ -160,10 +161,10 @@ def test_local_with_a_bad_port_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
 def test_console_script_is_declared() -> None:
     import tomllib
 
-    from ledger_tools.template import PROJECT_ROOT
+    from ledger_dev.harness.template import PROJECT_ROOT
 
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["redemption-ledger"] == "ledger_tools.cli:main"
+    assert scripts["redemption-ledger"] == "redemption_ledger_cli.cli:main"
     assert callable(cli.main)
 
 

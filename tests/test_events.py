@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from conftest import SECRET_ID, SIGNING_SECRET
 
-from ledger_tools import make_events
-from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
-from ledger_tools.handlers import load_handler
-from ledger_tools.local_stack import template_parameter_default
-from ledger_tools.template import function_environment, http_routes, resources
+from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
+from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.template import function_environment, http_routes, resources
+from ledger_dev.harness.template import parameter_default as template_parameter_default
+from ledger_dev.payloads import make_events
 from voucherify_ledger.auth import SIGNATURE_HEADER, verify_signature
 from voucherify_ledger.models.webhooks import is_envelope
 from voucherify_ledger.settings import WebhookSettings, WorkerSettings
@@ -42,7 +42,7 @@ def test_committed_files_equal_freshly_generated_ones() -> None:
 
     stale = [name for name, text in fresh.items() if (make_events.EVENTS_DIR / name).read_text("utf-8") != text]
 
-    assert not stale, f"run `python -m ledger_tools.make_events`: {stale} differ"
+    assert not stale, f"run `python -m ledger_dev.payloads.make_events`: {stale} differ"
     assert make_events.build_all() == fresh  # generation is deterministic
     assert make_events.main(["--check"]) == 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import SHARED_DIR
 
-from ledger_tools.fake_voucherify import ERRORS, FakeVoucherify
+from ledger_dev.fake_voucherify import ERRORS, FakeVoucherify
 from voucherify_ledger.auth import verify_signature
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope
 

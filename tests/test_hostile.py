@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollback_worker import Harness, harness, make_harness, serialized_dynamodb  # noqa: F401 (fixtures)
 
-from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
+from ledger_dev.harness.template import PROJECT_ROOT
 from voucherify_ledger.auth import sign, strip_json_whitespace
 
 # The moto table and the loaded handler are built once per test and shared by its examples on purpose (a fresh

@@ -19,7 +19,7 @@ import pytest
 from test_rollback_worker import make_harness, serialized_dynamodb  # noqa: F401 (fixtures)
 from test_template import cfn, of_type, sam_source  # noqa: F401 (the expanded template fixture)
 
-from ledger_tools.template import PROJECT_ROOT, TEMPLATE_PATH
+from ledger_dev.harness.template import PROJECT_ROOT, TEMPLATE_PATH
 
 # What the AWS managed policies SAM attaches to a role it generates grant (AWS's published policy documents). No role
 # holds one: each function has an explicit role (template.yaml, FunctionLogs); these are here so that a managed policy

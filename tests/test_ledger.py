@@ -15,8 +15,8 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from conftest import Aws, compact, openapi_examples, seed_documents
 
-from ledger_tools import bench
-from ledger_tools.template import create_table, resources
+from ledger_dev import bench
+from ledger_dev.harness.template import create_table, resources
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError

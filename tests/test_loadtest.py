@@ -20,11 +20,12 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from conftest import Aws, payload
 
-from ledger_tools import loadtest
-from ledger_tools.corpus import build_corpus
-from ledger_tools.fake_voucherify import FakeVoucherify
-from ledger_tools.local_stack import LocalConfig, LocalStack, serialize_moto_dynamodb
-from ledger_tools.template import create_table
+from ledger_dev import loadtest
+from ledger_dev.fake_voucherify import FakeVoucherify
+from ledger_dev.harness.moto_patches import serialize_moto_dynamodb
+from ledger_dev.harness.template import create_table
+from ledger_dev.local_stack import LocalConfig, LocalStack
+from ledger_dev.payloads.corpus import build_corpus
 from voucherify_ledger.auth import strip_json_whitespace
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError
@@ -203,7 +204,8 @@ def test_a_burst_of_connections_is_queued_while_the_server_is_busy(server: str) 
     listen backlog of 5 the kernel dropped the 7th SYN; a second later, the queue still full, a sender got
     ``Connection reset by peer`` and its delivery no answer. No accept loop runs here: the backlog alone
     must hold the burst."""
-    from ledger_tools import fake_voucherify, local_stack
+    from ledger_dev.fake_voucherify import fake as fake_voucherify
+    from ledger_dev.harness import api_emulator as local_stack
 
     if server == "local API":
         listening: Any = local_stack._ApiServer(("127.0.0.1", 0), stack=None)  # type: ignore[arg-type]

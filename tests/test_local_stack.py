@@ -21,9 +21,12 @@ from typing import Any
 import pytest
 from conftest import compact, payload
 
-from ledger_tools import cli, local_stack
-from ledger_tools.local_stack import LocalConfig, LocalStack, PollingService, create_queues
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev import local_stack
+from ledger_dev.harness import api_emulator
+from ledger_dev.harness.queues import create_queues
+from ledger_dev.harness.template import PROJECT_ROOT
+from ledger_dev.local_stack import LocalConfig, LocalStack, PollingService
+from redemption_ledger_cli import cli
 from voucherify_ledger.auth import sign, verify_signature
 
 SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
@@ -171,7 +174,7 @@ def test_chunked_body_and_size_limit(stack: LocalStack, monkeypatch: pytest.Monk
     answer = connection.getresponse()
     chunked = (answer.status, json.loads(answer.read())["status"])
     connection.close()
-    monkeypatch.setattr(local_stack, "MAX_BODY_BYTES", 64)
+    monkeypatch.setattr(api_emulator, "MAX_BODY_BYTES", 64)
 
     too_large = deliver(stack, SUCCEEDED_PATH, raw)
 
@@ -315,7 +318,7 @@ def test_make_run_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{api_port}{SUCCEEDED_PATH}"
     with open(output, "wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ledger_tools.local_stack"], cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=sink
+            [sys.executable, "-m", "ledger_dev.local_stack"], cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=sink
         )
         try:
             deadline = time.monotonic() + 30

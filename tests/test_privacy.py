@@ -29,9 +29,9 @@ from conftest import (
 from test_hostile import envelope_body
 from test_rollback_worker import R1, Harness, make_harness, record_redemption, serialized_dynamodb  # noqa: F401
 
-from ledger_tools.apigw import http_api_event
-from ledger_tools.fake_voucherify import api_secret_value
-from ledger_tools.template import load_template
+from ledger_dev.fake_voucherify import api_secret_value
+from ledger_dev.harness.apigw import http_api_event
+from ledger_dev.harness.template import load_template
 from voucherify_ledger.auth import sign
 
 PERSONAL_KEYS = {"name", "email", "phone", "birthdate", "birthday"}

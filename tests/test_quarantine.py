@@ -18,10 +18,10 @@ from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger_tools import cli
-from ledger_tools.apigw import http_api_event
-from ledger_tools.quarantine import Replayer
-from ledger_tools.template import PROJECT_ROOT, load_template, resources
+from ledger_dev.harness.apigw import http_api_event
+from ledger_dev.harness.template import PROJECT_ROOT, load_template, resources
+from redemption_ledger_cli import cli
+from redemption_ledger_cli.replay import Replayer
 from voucherify_ledger import routing, webhooks
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import QUARANTINE_INDEX

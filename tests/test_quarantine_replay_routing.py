@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from conftest import compact, payload
 
-from ledger_tools import cli, local_stack
-from ledger_tools.local_stack import LocalConfig, LocalStack
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev import local_stack
+from ledger_dev.harness.template import PROJECT_ROOT
+from ledger_dev.local_stack import LocalConfig, LocalStack
+from redemption_ledger_cli import cli
 from voucherify_ledger.auth import sign
 
 REDEMPTION_PATH = "/webhooks/redemption-succeeded"

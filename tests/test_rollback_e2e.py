@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from conftest import compact, payload
 
-from ledger_tools import cli, local_stack
-from ledger_tools.fake_voucherify import FakeVoucherify
-from ledger_tools.local_stack import LocalConfig, LocalStack
+from ledger_dev import local_stack
+from ledger_dev.fake_voucherify import FakeVoucherify
+from ledger_dev.local_stack import LocalConfig, LocalStack
+from redemption_ledger_cli import cli
 from voucherify_ledger.auth import sign
 
 SUCCEEDED_PATH = "/webhooks/redemption-succeeded"

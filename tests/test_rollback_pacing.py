@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ledger_tools.template import function_environment, load_template
+from ledger_dev.harness.template import function_environment, load_template
 from voucherify_ledger.rollbacks import RollbackWorker, TokenBucket, classify
 from voucherify_ledger.settings import SettingsError, WorkerSettings
 from voucherify_ledger.voucherify_client import ApiResponse

@@ -10,7 +10,7 @@ import pytest
 from conftest import Aws
 from pydantic import ValidationError
 
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev.harness.template import PROJECT_ROOT
 from voucherify_ledger.models import ids
 from voucherify_ledger.models.rollback_request import (
     RollbackRequest,

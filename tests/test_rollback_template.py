@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger_tools.template import load_template, resources
+from ledger_dev.harness.template import load_template, resources
 
 WORKER = "RollbackWorkerFunction"
 

@@ -22,12 +22,12 @@ import pytest
 from conftest import PAYLOADS, SIGNING_SECRET, TABLE_NAME, Aws, payload
 from moto.dynamodb.models import DynamoDBBackend
 
-from ledger_tools.apigw import LambdaContext, http_api_event, response_parts
-from ledger_tools.fake_voucherify import FakeVoucherify, api_secret_value
-from ledger_tools.handlers import load_handler
-from ledger_tools.local_stack import create_queues
-from ledger_tools.sqs_poller import PollResult, SqsPoller
-from ledger_tools.template import function_environment, load_template, resources
+from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
+from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
+from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.queues import create_queues
+from ledger_dev.harness.sqs_poller import PollResult, SqsPoller
+from ledger_dev.harness.template import function_environment, load_template, resources
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.redemptions import RedemptionStore

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from test_rollback_e2e import SEED_REDEMPTION, _cli, _deliver_seed, _stack
 
-from ledger_tools import cli
-from ledger_tools.local_stack import LocalStack
+from ledger_dev.local_stack import LocalStack
+from redemption_ledger_cli import cli
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 

@@ -13,9 +13,9 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from conftest import Aws
 
-from ledger_tools.local_stack import create_queues
-from ledger_tools.sqs_poller import SqsPoller
-from ledger_tools.template import load_template, resources
+from ledger_dev.harness.queues import create_queues
+from ledger_dev.harness.sqs_poller import SqsPoller
+from ledger_dev.harness.template import load_template, resources
 
 
 class Recorder:

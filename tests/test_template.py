@@ -17,7 +17,7 @@ from cfnlint.api import lint
 from conftest import ROUTES, Aws, LambdaApp, compact, seed_documents
 from samtranslator.translator.transform import transform
 
-from ledger_tools.template import PROJECT_ROOT, TEMPLATE_PATH, load_template
+from ledger_dev.harness.template import PROJECT_ROOT, TEMPLATE_PATH, load_template
 
 WEBHOOK_FUNCTIONS = {
     "RedemptionSucceededFunction": "/webhooks/redemption-succeeded",

@@ -13,8 +13,8 @@ from email.utils import format_datetime
 import pytest
 from conftest import Aws
 
-from ledger_tools.fake_voucherify import FakeVoucherify, api_secret_value
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
+from ledger_dev.harness.template import PROJECT_ROOT
 from voucherify_ledger.voucherify_client import (
     CLIENT_VERSION,
     USER_AGENT,

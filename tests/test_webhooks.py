@@ -29,9 +29,9 @@ from conftest import (
 )
 from schema_payloads import SchemaPayloads, dumps
 
-from ledger_tools.apigw import http_api_event
-from ledger_tools.handlers import load_handler
-from ledger_tools.template import http_routes
+from ledger_dev.harness.apigw import http_api_event
+from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.template import http_routes
 from voucherify_ledger.auth import sign
 from voucherify_ledger.settings import SettingsError
 
@@ -583,7 +583,7 @@ def test_a_redemption_delivered_again_with_other_content_is_kept_as_a_conflict(
 
     from conftest import TABLE_NAME
 
-    from ledger_tools import cli
+    from redemption_ledger_cli import cli
 
     redemptions = lambda_app(REDEMPTION_FN)
     first = seed_redemption()

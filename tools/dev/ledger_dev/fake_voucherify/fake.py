@@ -21,7 +21,7 @@
 Control endpoint (no authentication; loopback only): ``GET /_fake/state``, ``POST|DELETE /_fake/faults``,
 ``POST /_fake/redemptions``, ``POST /_fake/webhooks/deliver``, ``POST /_fake/reset``.
 
-Run it alone: ``python -m ledger_tools.fake_voucherify --port 8787``.
+Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 
-log = logging.getLogger("ledger_tools.fake_voucherify")
+log = logging.getLogger("ledger_dev.fake_voucherify")
 
 HOST = "127.0.0.1"
 DEFAULT_APP_ID = "local-app-id"

@@ -3,7 +3,7 @@
 Starts the local stack (moto server, the template's routes served on 127.0.0.1, the real handlers, the SQS
 poller and a fake Voucherify; every port ephemeral) and runs up to four phases, each bounded in time:
 
-``load``    a corpus (``ledger_tools.corpus``) of deliveries built from Voucherify's published schemas, 30 %
+``load``    a corpus (``ledger_dev.payloads.corpus``) of deliveries built from Voucherify's published schemas, 30 %
             duplicates, shuffled (many rollbacks before their redemption), half v2024 envelopes and half bare
             data, correctly signed, sent by concurrent senders over real HTTP. No 5xx is acceptable. The ledger
             must then equal the expected state exactly: the table is scanned and compared item by item.
@@ -43,7 +43,7 @@ botocore retried after a timeout (``sdk_retries``: the first try may have been a
 "already recorded").
 
 Exit status 0 when every check passed, 1 otherwise (the problems are printed). ``--json FILE`` writes the
-figures. Run ``python -m ledger_tools.loadtest --help`` for the knobs (e.g. ``--deliveries 500``).
+figures. Run ``python -m ledger_dev.loadtest --help`` for the knobs (e.g. ``--deliveries 500``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from ledger_tools.corpus import (
+from ledger_dev.harness.api_emulator import INTEGRATION_TIMEOUT_SECONDS
+from ledger_dev.local_stack import WORKER_QUEUE, LocalConfig, LocalStack
+from ledger_dev.payloads.corpus import (
     REDEMPTION_ROUTE,
     ROLLBACK_ROUTE,
     Corpus,
@@ -83,8 +85,7 @@ from ledger_tools.corpus import (
     build_corpus,
     load_openapi_webhooks,
 )
-from ledger_tools.local_stack import INTEGRATION_TIMEOUT_SECONDS, WORKER_QUEUE, LocalConfig, LocalStack
-from ledger_tools.schema_payloads import dumps
+from ledger_dev.payloads.schema_payloads import dumps
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 from voucherify_ledger.ledger.keys import (
     CONFLICT_SK_PREFIX,
@@ -109,7 +110,7 @@ from voucherify_ledger.models.webhooks import (
 )
 from voucherify_ledger.webhooks import ROUTES as WEBHOOK_ROUTES
 
-log = logging.getLogger("ledger_tools.loadtest")
+log = logging.getLogger("ledger_dev.loadtest")
 
 PHASES = ("load", "faults", "hostile", "chaos")
 TAG_HEADER = "x-loadtest-delivery"  # which delivery and attempt: the fault hook's answers are matched on it
@@ -1706,7 +1707,7 @@ def run_hostile_phase(
     crafted_loud = _crafted_figures(plan, sent, times)
 
     # 4. the deliveries sent to the wrong URL, replayed: by content, onto the route they belong to (duplicates)
-    from ledger_tools.quarantine import Replayer
+    from redemption_ledger_cli.replay import Replayer
     from voucherify_ledger.ledger import Ledger
 
     ledger_client = stack.aws_client("dynamodb")
@@ -1906,7 +1907,7 @@ def render(reports: Sequence[PhaseReport]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Options()
     parser = argparse.ArgumentParser(
-        prog="python -m ledger_tools.loadtest",
+        prog="python -m ledger_dev.loadtest",
         description="Load, fault, hostile and chaos runs against the local stack (127.0.0.1, ephemeral ports).",
     )
     parser.add_argument("--deliveries", type=int, default=defaults.deliveries, help="deliveries of the load phase")

@@ -1,11 +1,11 @@
 """Writes ``events/``: API Gateway HTTP API (payload 2.0) events for ``sam local invoke``, and ``env.json``.
 
-    python -m ledger_tools.make_events          # (re)write the files
-    python -m ledger_tools.make_events --check  # exit 1 when a committed file differs from a fresh one
+    python -m ledger_dev.payloads.make_events          # (re)write the files
+    python -m ledger_dev.payloads.make_events --check  # exit 1 when a committed file differs from a fresh one
 
     sam local invoke RedemptionSucceededFunction -e events/redemption_succeeded.json --env-vars events/env.json
 
-Every event is what API Gateway hands the function (``ledger_tools.apigw.http_api_event``) for one
+Every event is what API Gateway hands the function (``ledger_dev.harness.apigw.http_api_event``) for one
 Voucherify delivery of a payload from ``events/payloads/``: bare ("Raw payload") or wrapped in a
 v2024-01-01 envelope, compact JSON as Voucherify sends it, signed (``x-voucherify-signature``) with the
 documented local dev secret. Ids and times are derived from the payloads, so regeneration is stable.
@@ -28,21 +28,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from ledger_tools import local_stack
-from ledger_tools.apigw import http_api_event
-from ledger_tools.template import PROJECT_ROOT, function_environment, http_routes, load_template, resources
+from ledger_dev.harness.apigw import http_api_event
+from ledger_dev.harness.queues import local_queue_name
+from ledger_dev.harness.template import PROJECT_ROOT, function_environment, http_routes, load_template, resources
+from ledger_dev.local_stack import config
 from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 PAYLOADS_DIR = EVENTS_DIR / "payloads"
 ENV_FILE = "env.json"
 
-SIGNING_SECRET = local_stack.DEFAULT_SIGNING_SECRET  # documented local dev secret
+SIGNING_SECRET = config.DEFAULT_SIGNING_SECRET  # documented local dev secret
 # The `make run` moto server as a `sam local` container reaches it (Docker Desktop; on Linux run
 # `sam local invoke --add-host host.docker.internal:host-gateway` and LOCAL_AWS_HOST=0.0.0.0 make run).
-CONTAINER_AWS_ENDPOINT = f"http://host.docker.internal:{local_stack.DEFAULT_AWS_PORT}"
-CONTAINER_VOUCHERIFY_URL = f"http://host.docker.internal:{local_stack.DEFAULT_VOUCHERIFY_PORT}"  # the fake
-LOCAL_API = f"{local_stack.HOST}:{local_stack.DEFAULT_API_PORT}"  # where `sam local start-api` listens
+CONTAINER_AWS_ENDPOINT = f"http://host.docker.internal:{config.DEFAULT_AWS_PORT}"
+CONTAINER_VOUCHERIFY_URL = f"http://host.docker.internal:{config.DEFAULT_VOUCHERIFY_PORT}"  # the fake
+LOCAL_API = f"{config.HOST}:{config.DEFAULT_API_PORT}"  # where `sam local start-api` listens
 PROJECT_ID = "proj_5T4Rpl4T1nuM"  # the example project id of Voucherify's OpenAPI file
 USER_AGENT = "Voucherify-Webhooks"
 DISTRIBUTION_TYPE = "Redemption ledger: rollback succeeded"  # the user-chosen "Event name" of a distribution
@@ -222,9 +223,9 @@ def build_env() -> dict[str, dict[str, str]]:
         env.update(
             {
                 "AWS_ENDPOINT_URL": CONTAINER_AWS_ENDPOINT,
-                **local_stack.DUMMY_CREDENTIALS,
-                "AWS_DEFAULT_REGION": local_stack.REGION,
-                "AWS_REGION": local_stack.REGION,
+                **config.DUMMY_CREDENTIALS,
+                "AWS_DEFAULT_REGION": config.REGION,
+                "AWS_REGION": config.REGION,
             }
         )
         files[logical_id] = env
@@ -233,20 +234,20 @@ def build_env() -> dict[str, dict[str, str]]:
 
 def local_refs(endpoint: str) -> dict[str, str]:
     """What the template's intrinsics resolve to in the `make run` stack (the same names LocalStack uses)."""
-    region, account = local_stack.REGION, local_stack.ACCOUNT_ID
+    region, account = config.REGION, config.ACCOUNT_ID
     refs: dict[str, str] = {
         "AWS::Region": region,
         "AWS::AccountId": account,
         "AWS::Partition": "aws",
         "AWS::URLSuffix": "amazonaws.com",
-        "AWS::StackName": local_stack.STACK_NAME,
+        "AWS::StackName": config.STACK_NAME,
         **{name: str(p.get("Default", "")) for name, p in (load_template().get("Parameters") or {}).items()},
     }
     for table_id in resources("AWS::DynamoDB::Table"):
-        refs[table_id] = local_stack.TABLE_NAME
-        refs[f"{table_id}.Arn"] = f"arn:aws:dynamodb:{region}:{account}:table/{local_stack.TABLE_NAME}"
+        refs[table_id] = config.TABLE_NAME
+        refs[f"{table_id}.Arn"] = f"arn:aws:dynamodb:{region}:{account}:table/{config.TABLE_NAME}"
     for queue_id, queue in resources("AWS::SQS::Queue").items():
-        name = local_stack.local_queue_name(queue_id, queue.get("Properties") or {}, refs)
+        name = local_queue_name(queue_id, queue.get("Properties") or {}, refs)
         url = f"{endpoint}/{account}/{name}"
         arn = f"arn:aws:sqs:{region}:{account}:{name}"
         refs.update({queue_id: url, f"{queue_id}.Arn": arn, f"{queue_id}.QueueName": name, f"{queue_id}.QueueUrl": url})
@@ -288,14 +289,14 @@ def write_all(directory: Path = EVENTS_DIR) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ledger_tools.make_events", description=(__doc__ or "").split("\n")[0]
+        prog="python -m ledger_dev.payloads.make_events", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--check", action="store_true", help="only report files that differ from fresh ones")
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()
         for name in stale:
-            print(f"events/{name} is out of date: run python -m ledger_tools.make_events", file=sys.stderr)
+            print(f"events/{name} is out of date: run python -m ledger_dev.payloads.make_events", file=sys.stderr)
         return 1 if stale else 0
     for path in write_all():
         print(f"wrote {path.relative_to(PROJECT_ROOT)}")

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ledger_tools.schema_payloads import CUSTOMER_ROLLBACK_SUCCEEDED, ROLLBACK_SUCCEEDED, SchemaPayloads, dumps
-from ledger_tools.template import PROJECT_ROOT
+from ledger_dev.harness.template import PROJECT_ROOT
+from ledger_dev.payloads.schema_payloads import CUSTOMER_ROLLBACK_SUCCEEDED, ROLLBACK_SUCCEEDED, SchemaPayloads, dumps
 
 SHARED_DIR_ENV = "VOUCHERIFY_SHARED_DIR"
 REDEMPTION_ROUTE = "redemption-succeeded"

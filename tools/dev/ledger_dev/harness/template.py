@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[4]  # tools/dev/ledger_dev/harness/template.py
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 
@@ -38,6 +38,11 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_CfnLoader)
+
+
+def parameter_default(name: str) -> str:
+    """The template parameter's ``Default``."""
+    return str(load_template()["Parameters"][name]["Default"])
 
 
 def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:

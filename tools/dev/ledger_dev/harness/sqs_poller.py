@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger_tools.apigw import LambdaContext
+from ledger_dev.harness.apigw import LambdaContext
 
-log = logging.getLogger("ledger_tools.sqs_poller")
+log = logging.getLogger("ledger_dev.harness.sqs_poller")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_BATCH_SIZE = 10  # a standard queue's ReceiveMessage limit

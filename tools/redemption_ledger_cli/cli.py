@@ -27,164 +27,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ledger_tools import local_stack
-from ledger_tools.template import resources
-
-PROG = "redemption-ledger"
-STACK_OUTPUT = "LedgerTableName"
-QUEUE_OUTPUT = "RollbackQueueUrl"
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
-EXIT_ROLLBACK_FAILED, EXIT_STILL_PENDING = 4, 5
-
-
-class CliError(Exception):
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass
-class Target:
-    """The ledger table a command reads, and how it was found (for messages)."""
-
-    table_name: str
-    client: Any
-    where: str
-
-    def ledger(self) -> Any:
-        from voucherify_ledger.ledger import Ledger
-
-        return Ledger(self.table_name, self.client)
-
-
-# --- where the ledger is ---------------------------------------------------------------------------
-def target_options() -> argparse.ArgumentParser:
-    """The options every command that reads AWS shares (a parent parser)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    where = parent.add_argument_group("where the ledger is, one of (default: --table $LEDGER_TABLE_NAME)")
-    where.add_argument(
-        "--local",
-        action="store_true",
-        help=f"the `make run` stack: moto on {local_stack.HOST}:${local_stack.AWS_PORT_ENV} "
-        f"(default {local_stack.DEFAULT_AWS_PORT}), table {local_stack.TABLE_NAME}",
-    )
-    where.add_argument("--stack", metavar="NAME", help=f"a deployed stack: its {STACK_OUTPUT} output")
-    where.add_argument("--table", metavar="NAME", help="a DynamoDB table name")
-    where.add_argument("--region", metavar="R", help="AWS region (default: your AWS configuration)")
-    return parent
-
-
-def _aws_client(service: str, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
-    config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
-    try:
-        return boto3.session.Session(region_name=region).client(service, config=config)
-    except BotoCoreError as exc:
-        raise CliError(_aws_problem(exc)) from None
-
-
-def _aws_problem(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
-
-    if isinstance(exc, NoRegionError):
-        return "no AWS region: pass --region or set AWS_DEFAULT_REGION"
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials: configure them (aws configure, AWS_PROFILE, ...) or use --local"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"AWS refused the request: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
-    return f"AWS could not be reached: {type(exc).__name__}: {exc}"
-
-
-def _listening(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def resolve_target(args: argparse.Namespace) -> Target:
-    chosen = [option for option in ("local", "stack", "table") if getattr(args, option)]
-    if len(chosen) > 1:
-        raise CliError(f"use one of --local, --stack, --table (got --{' and --'.join(chosen)})", EXIT_USAGE)
-    if args.local:
-        config = _local_config()
-        endpoint = config.aws_endpoint
-        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
-        if not _listening(host, int(port)):
-            raise CliError(
-                f"nothing is listening on {endpoint} (the local stack's embedded AWS): is `make run` running? "
-                f"(if it uses another port, set {local_stack.AWS_PORT_ENV})"
-            )
-        client = local_stack.aws_client("dynamodb", endpoint, args.region or config.region)
-        return Target(config.table_name, client, f"the local stack ({endpoint})")
-    if args.stack:
-        table = _stack_output(args.stack, args.region, STACK_OUTPUT)
-        return Target(table, _aws_client("dynamodb", args.region), f"stack {args.stack}")
-    table = args.table or os.environ.get("LEDGER_TABLE_NAME", "")
-    if not table:
-        raise CliError("say where the ledger is: --local, --stack NAME or --table NAME", EXIT_USAGE)
-    return Target(table, _aws_client("dynamodb", args.region), "")
-
-
-def _local_config() -> local_stack.LocalConfig:
-    try:
-        return local_stack.LocalConfig.from_env()
-    except ValueError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-
-
-def _stack_output(stack: str, region: str | None, output: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    cloudformation = _aws_client("cloudformation", region)
-    where = f"region {cloudformation.meta.region_name}"
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ValidationError":
-            raise CliError(f"no CloudFormation stack {stack} in {where} (check --stack and --region)") from None
-        raise CliError(_aws_problem(exc)) from None
-    except BotoCoreError as exc:
-        raise CliError(_aws_problem(exc)) from None
-    outputs = {o.get("OutputKey"): o.get("OutputValue") for o in (stacks[0].get("Outputs") or [])} if stacks else {}
-    value = outputs.get(output)
-    if not value:
-        status = stacks[0].get("StackStatus", "?") if stacks else "?"
-        raise CliError(
-            f"stack {stack} ({where}, {status}) has no output {output}: is it this bundle's stack, fully deployed?"
-        )
-    return str(value)
-
-
-def _read(target: Target, read: Callable[[Any], Any]) -> Any:
-    from voucherify_ledger.ledger.dynamo import StorageError
-
-    try:
-        return read(target.ledger())
-    except StorageError as exc:
-        cause = exc.__cause__
-        code = ""
-        if cause is not None and hasattr(cause, "response"):
-            code = str(cause.response.get("Error", {}).get("Code", ""))
-        if code == "ResourceNotFoundException":
-            raise CliError(f"table {target.table_name} does not exist{_at(target)}") from None
-        detail = _aws_problem(cause) if cause is not None else str(exc)
-        raise CliError(f"cannot read table {target.table_name}{_at(target)}: {detail}") from None
-
-
-def _at(target: Target) -> str:
-    return f" in {target.where}" if target.where else ""
+from redemption_ledger_cli.where import (
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_STILL_PENDING,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+    at,
+    aws_problem,
+    read,
+    resolve_queue,
+    resolve_target,
+    target_options,
+)
 
 
 def _print_json(value: Any, out: TextIO) -> None:
@@ -194,9 +56,9 @@ def _print_json(value: Any, out: TextIO) -> None:
 # --- commands -------------------------------------------------------------------------------------
 def run_show(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
-    view = _read(target, lambda ledger: ledger.redemptions.get(args.redemption_id))
+    view = read(target, lambda ledger: ledger.redemptions.get(args.redemption_id))
     if view is None:
-        raise CliError(f"no redemption {args.redemption_id} in table {target.table_name}{_at(target)}", EXIT_NOT_FOUND)
+        raise CliError(f"no redemption {args.redemption_id} in table {target.table_name}{at(target)}", EXIT_NOT_FOUND)
     _print_json(view, out)
     return EXIT_OK
 
@@ -219,11 +81,11 @@ def run_list(args: argparse.Namespace, out: TextIO) -> int:
     key = next(k for k in LIST_KEYS if getattr(args, k))
     value = getattr(args, key)
     target = resolve_target(args)
-    found = _read(target, lambda ledger: ledger.redemptions.list_by(key, value))
+    found = read(target, lambda ledger: ledger.redemptions.list_by(key, value))
     _print_json(found, out)
     if not found:
         print(
-            f"{PROG}: no redemptions of {LIST_KEYS[key]} {value} in table {target.table_name}{_at(target)}",
+            f"{PROG}: no redemptions of {LIST_KEYS[key]} {value} in table {target.table_name}{at(target)}",
             file=sys.stderr,
         )
         return EXIT_NOT_FOUND
@@ -247,45 +109,7 @@ def register_list(commands: Any, parent: argparse.ArgumentParser) -> None:
 TERMINAL_STATES = ("SUCCEEDED", "ALREADY_ROLLED_BACK", "FAILED")
 
 
-@dataclass
-class Queue:
-    """The rollback queue a command writes to, and how it was found (for messages)."""
-
-    url: str
-    client: Any
-    where: str
-
-
-def resolve_queue(args: argparse.Namespace) -> Queue:
-    chosen = [option for option in ("local", "stack", "queue_url") if getattr(args, option)]
-    if len(chosen) > 1:
-        names = " and ".join("--" + option.replace("_", "-") for option in chosen)
-        raise CliError(f"use one of --local, --stack, --queue-url (got {names})", EXIT_USAGE)
-    if args.local:
-        config = _local_config()
-        props = resources("AWS::SQS::Queue")[local_stack.WORKER_QUEUE].get("Properties", {})
-        name = local_stack.local_queue_name(local_stack.WORKER_QUEUE, props, {"AWS::StackName": local_stack.STACK_NAME})
-        client = local_stack.aws_client("sqs", config.aws_endpoint, args.region or config.region)
-        try:
-            url = client.get_queue_url(QueueName=name)["QueueUrl"]
-        except Exception as exc:  # nothing listening, or a moto server without the stack's queues
-            raise CliError(
-                f"the local stack's rollback queue {name} cannot be reached at {config.aws_endpoint}: is `make run` "
-                f"running? ({_aws_problem(exc)})"
-            ) from None
-        return Queue(str(url), client, f"the local stack ({config.aws_endpoint})")
-    if args.stack:
-        url = _stack_output(args.stack, args.region, QUEUE_OUTPUT)
-        return Queue(url, _aws_client("sqs", args.region), f"stack {args.stack}")
-    url = args.queue_url or os.environ.get("ROLLBACK_QUEUE_URL", "")
-    if not url:
-        raise CliError("say where the rollback queue is: --local, --stack NAME or --queue-url URL", EXIT_USAGE)
-    return Queue(url, _aws_client("sqs", args.region), "")
-
-
 def _rollback_request(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
     from voucherify_ledger.models.rollback_request import RollbackRequest
     from voucherify_ledger.rollbacks import validation_errors
 
@@ -298,7 +122,7 @@ def _rollback_request(args: argparse.Namespace) -> Any:
     }
     try:
         return RollbackRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError (a ValueError): the layer's model, not a CLI dependency
         raise CliError("not a valid rollback request: " + "; ".join(validation_errors(exc)), EXIT_USAGE) from None
 
 
@@ -343,7 +167,7 @@ def run_rollback(args: argparse.Namespace, out: TextIO) -> int:
     except CliError:
         raise
     except Exception as exc:
-        raise CliError(f"cannot queue the request on {queue.url}: {_aws_problem(exc)}") from None
+        raise CliError(f"cannot queue the request on {queue.url}: {aws_problem(exc)}") from None
     request_id = request.request_id or message_id
     target = {"redemption_id": request.redemption_id} if request.redemption_id else {"order_id": request.order_id}
     queued = {"queued": True, "request_id": request_id, "message_id": message_id, **target, "queue_url": queue.url}
@@ -354,7 +178,7 @@ def run_rollback(args: argparse.Namespace, out: TextIO) -> int:
     deadline = time.monotonic() + args.wait
     items: list[dict[str, Any]] = []
     while True:
-        items = _read(ledger_target, lambda ledger: _request_states(ledger, request, request_id))
+        items = read(ledger_target, lambda ledger: _request_states(ledger, request, request_id))
         if _finished(items) or time.monotonic() >= deadline:
             break
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -412,16 +236,16 @@ def _expires(record: dict[str, Any]) -> dict[str, Any]:
 
 def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
-    found = [_expires(r) for r in _read(target, lambda ledger: ledger.quarantine.records())]
+    found = [_expires(r) for r in read(target, lambda ledger: ledger.quarantine.records())]
     _print_json(found, out)
     if not found:
-        print(f"{PROG}: nothing is quarantined in table {target.table_name}{_at(target)}", file=sys.stderr)
+        print(f"{PROG}: nothing is quarantined in table {target.table_name}{at(target)}", file=sys.stderr)
         return EXIT_NOT_FOUND
     return EXIT_OK
 
 
 def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
-    from ledger_tools.quarantine import Replayer, summarize, unknown_route
+    from redemption_ledger_cli.replay import Replayer, summarize, unknown_route
     from voucherify_ledger.webhooks import ROUTES
 
     route: str | None = args.route
@@ -437,13 +261,13 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
     replayer = Replayer(target.ledger())
     if args.all:
-        ids = [r["quarantine_id"] for r in _read(target, lambda ledger: ledger.quarantine.records())]
+        ids = [r["quarantine_id"] for r in read(target, lambda ledger: ledger.quarantine.records())]
     else:
         ids = list(dict.fromkeys(args.quarantine_ids))
     results: dict[str, dict[str, Any]] = {}
     for quarantine_id in ids:
         try:
-            results[quarantine_id] = _read(target, lambda _ledger, q=quarantine_id: replayer.replay(q, route=route))
+            results[quarantine_id] = read(target, lambda _ledger, q=quarantine_id: replayer.replay(q, route=route))
         except CliError as exc:
             results[quarantine_id] = {"status": "error", "error": str(exc)}
     summary = summarize(results)
@@ -451,7 +275,7 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     for quarantine_id, result in results.items():
         if result["status"] == "not_found":
             print(
-                f"{PROG}: no quarantined delivery {quarantine_id} in table {target.table_name}{_at(target)} "
+                f"{PROG}: no quarantined delivery {quarantine_id} in table {target.table_name}{at(target)} "
                 "(already replayed, expired, or a mistyped id: see `quarantine list`)",
                 file=sys.stderr,
             )
@@ -465,7 +289,7 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{PROG}: {summary['still_invalid']} delivery(ies) still fail and stay quarantined", file=sys.stderr)
         return EXIT_STILL_INVALID
     if args.all and not ids:
-        print(f"{PROG}: nothing is quarantined in table {target.table_name}{_at(target)}", file=sys.stderr)
+        print(f"{PROG}: nothing is quarantined in table {target.table_name}{at(target)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,0 +1,152 @@
+"""The fixes ``ledger_dev.harness.moto_patches`` makes to moto, each held by a test that fails without it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ledger_dev.harness import moto_patches
+from ledger_dev.harness.moto_patches import MotoServer, serialize_moto_dynamodb
+from ledger_dev.harness.template import create_table
+
+TABLE = "voucherify-ledger"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    serialize_moto_dynamodb()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        create_table(client, table_name=TABLE)
+        yield client
+
+
+def _put(client: Any, pk: str, **extra: str) -> None:
+    item = {"pk": {"S": pk}, "sk": {"S": "REDEMPTION"}, **{k: {"S": v} for k, v in extra.items()}}
+    client.put_item(TableName=TABLE, Item=item)
+
+
+def _keys(client: Any) -> set[str]:
+    return {item["pk"]["S"] for item in client.scan(TableName=TABLE, ConsistentRead=True)["Items"]}
+
+
+def test_a_failed_transaction_is_undone_from_its_own_items_without_copying_the_table(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the cheap rollback, moto deep-copies every table a transaction touches before it starts."""
+    from moto.dynamodb.models.table import Table
+
+    for n in range(30):
+        _put(dynamodb, f"REDEMPTION#r_{n}", status="SUCCEEDED")
+
+    def whole_table_copied(self: Any, memo: Any) -> Any:
+        raise AssertionError("a whole table was deep-copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", whole_table_copied, raising=False)
+    transaction = [
+        {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "REDEMPTION#r_new"}, "sk": {"S": "REDEMPTION"}}}},
+        {
+            "Update": {
+                "TableName": TABLE,
+                "Key": {"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}},
+                "UpdateExpression": "SET #s = :rolled",
+                "ConditionExpression": "#s = :rolled",  # fails: r_1 is SUCCEEDED
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":rolled": {"S": "ROLLED_BACK"}},
+            }
+        },
+    ]
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=transaction)
+
+    monkeypatch.undo()
+    assert "REDEMPTION#r_new" not in _keys(dynamodb)  # its Put was undone
+    assert len(_keys(dynamodb)) == 30  # and nothing else was lost
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}})["Item"]
+    assert item["status"] == {"S": "SUCCEEDED"}
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    serialize_moto_dynamodb()
+    server = MotoServer("127.0.0.1", 0, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    finally:
+        server.stop()
+
+
+def test_dynamodb_requests_are_handled_one_at_a_time(moto_server: str) -> None:
+    """Without the serialization, a request runs while another holds moto's DynamoDB (it does not wait)."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    finished = threading.Event()
+
+    def list_tables() -> None:
+        client.list_tables()
+        finished.set()
+
+    with moto_patches._MOTO_DYNAMODB_LOCK:  # another request in progress
+        thread = threading.Thread(target=list_tables, daemon=True)
+        thread.start()
+        waited = not finished.wait(0.5)
+    thread.join(10)
+    assert waited and finished.is_set()
+
+
+def _bound_socket() -> socket.socket:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    return holder
+
+
+def test_a_server_that_cannot_listen_says_so_instead_of_waiting_for_ever() -> None:
+    """moto's own server waits for ever in ``start()`` when its port is taken (werkzeug exits its thread)."""
+    with _bound_socket() as holder:
+        server = MotoServer("127.0.0.1", holder.getsockname()[1], verbose=False)
+        starting = threading.Thread(target=server.start, daemon=True)
+        starting.start()
+        starting.join(10)
+        assert not starting.is_alive()
+    assert server.error is not None
+    server.stop()  # nothing to stop: no error
+
+
+def test_a_server_polls_for_shutdown_every_50_ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's own server polls every 0.5 s (werkzeug's default): each ``stop()`` then waits up to half a second."""
+    from werkzeug.serving import BaseWSGIServer
+
+    polls: list[float] = []
+    serve_forever = BaseWSGIServer.serve_forever
+
+    def recorded(self: Any, poll_interval: float = 0.5) -> None:
+        polls.append(poll_interval)
+        serve_forever(self, poll_interval)
+
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", recorded)
+    server = MotoServer("127.0.0.1", 0, verbose=False)
+    server.start()
+    started = time.monotonic()
+    server.stop()
+    assert polls == [moto_patches.SERVER_POLL_INTERVAL_SECONDS] and polls[0] <= 0.05
+    assert time.monotonic() - started < 2

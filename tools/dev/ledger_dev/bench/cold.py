@@ -1,0 +1,102 @@
+"""Cold init, peak RSS and first invocation of every function against its floor, each in a fresh interpreter
+(``programs/cold_start.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ledger_dev.bench.children import ChildScript, child_environment, run_child
+from ledger_dev.bench.report import TARGETS, Report, Row, median
+from ledger_dev.bench.seeds import (
+    FUNCTION_CLIENTS,
+    LAYER_DIR,
+    REGION,
+    WEBHOOK_FUNCTIONS,
+    WEBHOOK_WRITE,
+    WORKER_FUNCTION,
+    SeedEvent,
+    function_dir,
+    webhook_secret,
+)
+
+
+def child_script(logical_id: str, *, floor: bool, first_event: Mapping[str, Any] | None = None) -> ChildScript:
+    """One cold-start child (``programs/cold_start.py``): the function's handler module, or its floor."""
+    if floor:
+        init = ("floor", ",".join(FUNCTION_CLIENTS[logical_id]))
+        write: tuple[str, dict[str, Any]] = ("put_item", {})
+    else:
+        init = ("function", os.pathsep.join([str(LAYER_DIR), str(function_dir(logical_id))]))
+        write = WEBHOOK_WRITE.get(logical_id, ("put_item", {}))
+    if first_event is None:
+        return ChildScript("cold_start.py", init)
+    secret = {
+        "ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:voucherify-ledger/webhook-AbCdEf",
+        "Name": "voucherify-ledger/webhook",
+        "SecretString": json.dumps(webhook_secret()),
+    }
+    spec = {"event": dict(first_event), "write": list(write), "secret": secret, "function": logical_id}
+    return ChildScript("cold_start.py", init, spec)
+
+
+def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> None:
+    """Cold init, peak RSS and first invocation of every function vs its floor, interleaved."""
+    first_of = {}
+    for seed in events:
+        first_of.setdefault(seed.function, seed.event)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    plans = []
+    for logical_id in (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION):
+        event = first_of.get(logical_id) if logical_id in WEBHOOK_FUNCTIONS else None
+        env = child_environment(logical_id)
+        plans.append((f"{logical_id}", child_script(logical_id, floor=False, first_event=event), env))
+        plans.append((f"{logical_id}:floor", child_script(logical_id, floor=True, first_event=event), env))
+    for plan in plans:  # compile caches (.pyc) warm, as in a deployed package
+        run_child(plan[1], plan[2])
+    for _ in range(repeat):
+        for name, script, env in plans:
+            runs.setdefault(name, []).append(run_child(script, env))
+    for logical_id in (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION):
+        mine, floor = runs[logical_id], runs[f"{logical_id}:floor"]
+        services = " + ".join(FUNCTION_CLIENTS[logical_id])
+        target = TARGETS["cold_worker"] if logical_id == WORKER_FUNCTION else TARGETS["cold_webhook"]
+        report.add(
+            Row(
+                "cold",
+                f"{logical_id} init",
+                median(r["init_ms"] for r in mine),
+                median(r["init_ms"] for r in floor),
+                "ms",
+                target,
+                note=f"floor: import boto3, create {services} clients",
+            ),
+            Row(
+                "cold",
+                f"{logical_id} peak RSS",
+                median(r["rss_kb"] for r in mine) / 1024,
+                median(r["rss_kb"] for r in floor) / 1024,
+                "MB",
+                TARGETS["rss"],
+            ),
+        )
+        if logical_id in WEBHOOK_FUNCTIONS:
+            report.add(
+                Row(
+                    "cold",
+                    f"{logical_id} first invocation",
+                    median(r["first_ms"] for r in mine),
+                    median(r["first_ms"] for r in floor),
+                    "ms",
+                    note="first seed event after init (secret fetched) vs the floor's first json.loads + put_item",
+                ),
+                Row(
+                    "cold",
+                    f"{logical_id} init + first invocation",
+                    median(r["init_ms"] + r["first_ms"] for r in mine),
+                    median(r["init_ms"] + r["first_ms"] for r in floor),
+                    "ms",
+                ),
+            )

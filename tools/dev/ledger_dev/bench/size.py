@@ -1,0 +1,107 @@
+"""The layer as ``sam build`` makes it for python3.13/arm64, unzipped and zipped, and each function's code."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ledger_dev.bench.report import TARGETS, Report, Row
+from ledger_dev.bench.seeds import LAYER_DIR, WEBHOOK_FUNCTIONS, WORKER_FUNCTION, function_dir
+
+LAYER_PLATFORM = ("manylinux2014_aarch64", "3.13")
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def zipped_bytes(path: Path) -> int:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            archive.write(file, file.relative_to(path).as_posix())
+    return buffer.tell()
+
+
+def build_layer(target: Path) -> None:
+    """The layer as ``sam build`` (BuildMethod python3.13, arm64) makes it: its requirements as platform
+    wheels, and the package, under ``python/``."""
+    python = target / "python"
+    platform_tag, version = LAYER_PLATFORM
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--platform",
+            platform_tag,
+            "--only-binary=:all:",
+            "--python-version",
+            version,
+            "--implementation",
+            "cp",
+            "--target",
+            str(python),
+            "-r",
+            str(LAYER_DIR / "requirements.txt"),
+        ],
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shutil.copytree(
+        LAYER_DIR / "voucherify_ledger",
+        python / "voucherify_ledger",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+
+
+def measure_size(report: Report) -> None:
+    with tempfile.TemporaryDirectory(prefix="ledger-layer-") as tmp:
+        try:
+            build_layer(Path(tmp))
+        except (subprocess.SubprocessError, OSError) as exc:
+            report.notes.append(f"The layer could not be built here ({type(exc).__name__}); size not measured.")
+            return
+        unzipped, zipped = directory_bytes(Path(tmp)), zipped_bytes(Path(tmp))
+        biggest = sorted(
+            ((directory_bytes(p), p.name) for p in (Path(tmp) / "python").iterdir() if p.is_dir()), reverse=True
+        )[:4]
+    mb = 1024 * 1024
+    report.add(
+        Row(
+            "size",
+            "layer (python3.13, arm64) unzipped",
+            unzipped / mb,
+            None,
+            "MB",
+            TARGETS["layer_mb"],
+            note="largest: " + ", ".join(f"{name} {size / mb:.1f} MB" for size, name in biggest),
+        ),
+        Row("size", "layer zipped", zipped / mb, None, "MB"),
+    )
+    for logical_id in (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION):
+        folder = function_dir(logical_id)
+        report.add(
+            Row(
+                "size",
+                f"{logical_id} code",
+                directory_bytes_without_cache(folder) / 1024,
+                None,
+                "KB",
+                note=f"zipped {zipped_bytes(folder) / 1024:.1f} KB",
+            )
+        )
+
+
+def directory_bytes_without_cache(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)

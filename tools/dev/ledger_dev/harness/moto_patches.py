@@ -1,0 +1,117 @@
+"""moto as the embedded AWS of the local stack, and the fixes to moto's internals that standing in for DynamoDB
+under concurrent requests needs. Each fix is here, named, and held by ``tests/test_moto_patches.py``:
+
+- ``serialize_moto_dynamodb()`` — **DynamoDB requests one at a time.** moto's server is threaded and its DynamoDB
+  backend is not thread-safe: a failed ``TransactWriteItems`` puts back a copy of the whole table taken when it
+  started, undoing every write other threads made meanwhile (the load test lost recorded redemptions so), and
+  copying a table that another thread is changing fails (HTTP 500). DynamoDB keeps each item write atomic and each
+  transaction isolated; one request at a time gives the same. It also applies the next fix.
+- **cheap transaction rollback** (applied with the first) — moto's ``TransactWriteItems`` deep-copies every table
+  it touches before it starts, to put the copy back if it fails: O(table size) per transaction, seconds once the
+  table holds thousands of items. With requests serialized, keeping only the items the transaction touches is
+  enough to undo it.
+- ``MotoServer`` — **a ``ThreadedMotoServer`` that fails and stops quickly**: one that cannot listen (a port in
+  use) sets ``error`` and returns from ``start()`` instead of waiting for ever (werkzeug ends the server's thread,
+  so moto's ``start()`` never hears it is ready); and it polls for shutdown every 50 ms, not every 0.5 s, so that
+  ``stop()`` (each test's stack stops one) returns at once.
+
+Every fix is idempotent and process-wide (moto keeps its state in module globals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+_MOTO_DYNAMODB_LOCK = threading.RLock()
+SERVER_POLL_INTERVAL_SECONDS = 0.05
+
+
+def serialize_moto_dynamodb() -> None:
+    """Makes moto's DynamoDB handle one request at a time (see the module's docstring); idempotent."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_serialized", False):
+        return
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _MOTO_DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    _cheap_moto_transactions()
+
+
+def _cheap_moto_transactions() -> None:
+    """``TransactWriteItems`` undone from copies of the items it touches, not of the whole tables (see the module's
+    docstring). Only safe with requests serialized: ``serialize_moto_dynamodb`` applies it."""
+    import copy
+    import types
+
+    import moto.dynamodb.models as backend_module
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    whole_table_copy = DynamoDBBackend.transact_write_items
+    no_table_copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    )
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Any, Any, Any, Any]] = []
+        for entry in transact_items[:100]:
+            operation = next(iter(entry.values()), None) or {}
+            table = self.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            key = operation.get("Key") or operation.get("Item") or {}
+            try:
+                hash_key = DynamoType(key[table.hash_key_attr])
+                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            except Exception:  # a malformed key: moto's own code reports it
+                continue
+        backend_module.copy = no_table_copy  # type: ignore[assignment]
+        try:
+            whole_table_copy(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(saved):
+                if item is None:
+                    with contextlib.suppress(KeyError):
+                        table.items[hash_key].pop(range_key) if range_key else table.items.pop(hash_key)
+                elif range_key:
+                    table.items[hash_key][range_key] = item
+                else:
+                    table.items[hash_key] = item
+            raise
+        finally:
+            backend_module.copy = copy  # type: ignore[assignment]
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+class MotoServer(ThreadedMotoServer):
+    """``ThreadedMotoServer`` that reports a failed bind instead of waiting for ever and stops quickly (see the
+    module's docstring). After ``start()``, ``error`` is the exception that kept it from listening (or None)."""
+
+    error: BaseException | None = None
+
+    def _server_entry(self) -> None:
+        # ThreadedMotoServer._server_entry, with a short poll interval (a quick stop) and the failure kept.
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        try:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever(poll_interval=SERVER_POLL_INTERVAL_SECONDS)
+        except BaseException as exc:
+            self.error = exc
+            self._server_ready_event.set()

@@ -1,0 +1,66 @@
+"""``make run`` (``python -m ledger_dev.local_stack``): the local stack until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ledger_dev.local_stack.config import (
+    API_PORT_ENV,
+    AWS_HOST_ENV,
+    AWS_PORT_ENV,
+    DEFAULT_API_PORT,
+    DEFAULT_AWS_PORT,
+    DEFAULT_HEADER_TOKEN,
+    DEFAULT_SIGNING_SECRET,
+    HEADER_TOKEN_ENV,
+    HOST,
+    SIGNING_SECRET_ENV,
+    LocalConfig,
+)
+from ledger_dev.local_stack.stack import LocalStack, StartupError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m ledger_dev.local_stack",
+        description="The whole bundle on 127.0.0.1 (what `make run` runs); Ctrl-C stops it.",
+        epilog=f"Environment: {API_PORT_ENV} (default {DEFAULT_API_PORT}), {AWS_PORT_ENV} (default "
+        f"{DEFAULT_AWS_PORT}), {AWS_HOST_ENV} (default {HOST}; 0.0.0.0 lets `sam local` containers reach it), "
+        f"{SIGNING_SECRET_ENV} (default {DEFAULT_SIGNING_SECRET!r}), {HEADER_TOKEN_ENV} (default "
+        f"{DEFAULT_HEADER_TOKEN!r}).",
+    ).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        config = LocalConfig.from_env()
+        with LocalStack(config) as stack:
+            print(stack.banner(), flush=True)
+            while not stop.wait(0.5):  # until Ctrl-C / SIGTERM
+                pass
+            print("\nstopping the local stack…", flush=True)
+    except (StartupError, ValueError) as exc:
+        print(f"local stack: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""What ``make run`` prints on start: the endpoints, the routes, the queues, and a ready-to-paste ``curl`` per sample
+payload (signed over the file's exact bytes with the secret in use), then the CLI commands that look the redemptions
+up and roll one back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledger_dev.harness.template import HttpRoute, parameter_default
+from ledger_dev.local_stack.config import (
+    API_PORT_ENV,
+    AWS_PORT_ENV,
+    HEADER_TOKEN_ENV,
+    PAYLOADS_DIR,
+    SIGNING_SECRET_ENV,
+    VOUCHERIFY_API_URL_ENV,
+)
+
+if TYPE_CHECKING:
+    from ledger_dev.local_stack.stack import LocalStack
+
+
+def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
+    """What ``make run`` prints: where everything listens, ready-to-paste signed curl commands, the CLI to try."""
+    cfg = stack.config
+    width = max(len(key) for key in stack.route_keys()) if stack.routes else 0
+    lines = [
+        "Voucherify redemption ledger: local stack (moto as the embedded AWS; no Docker, no AWS account)",
+        f"  embedded AWS  {cfg.aws_endpoint}  (region {cfg.region}; {AWS_PORT_ENV})",
+        f"  ledger table  {cfg.table_name}",
+        f"  secret        {cfg.secret_id}",
+        f"  webhook API   {stack.api_url}  ({API_PORT_ENV})",
+    ]
+    lines += [
+        f"    {key.ljust(width)}  -> {route.function}"
+        for key, route in zip(stack.route_keys(), stack.routes, strict=True)
+    ]
+    lines += [f"  queue         {q.name}  ({lid})" for lid, q in stack.queues.items()]
+    if cfg.voucherify_api_url:
+        lines.append(
+            f"  Voucherify API {cfg.voucherify_api_url}  ({VOUCHERIFY_API_URL_ENV}, X-App-Id {cfg.voucherify_app_id})"
+        )
+    for service in stack.running_services:
+        describe = getattr(service, "describe", None)
+        lines += [f"  {line}" for line in (describe() if callable(describe) else [f"service       {service.name}"])]
+    lines.append(
+        f"  signing secret: {SIGNING_SECRET_ENV} "
+        + ("(set in your environment)" if cfg.signing_secret_from_env else f'(not set: default "{cfg.signing_secret}")')
+    )
+    token_header = stack.refs.get("WebhookTokenHeader") or parameter_default("WebhookTokenHeader")
+    lines.append(
+        f"  header token:   {HEADER_TOKEN_ENV} for the {token_header} header "
+        + ("(set in your environment)" if cfg.header_token_from_env else f'(not set: default "{cfg.header_token}")')
+    )
+    examples = curl_examples(stack.api_url, cfg.signing_secret, stack.routes, payloads_dir)
+    if examples:
+        lines += ["", "Send the sample payloads (signed with the secret in use):"]
+        for example in examples:
+            lines += [f"  {line}" for line in example.command.splitlines()]
+        lines += ["", "Then look the redemptions up in the ledger:"]
+        lines += [f"  redemption-ledger show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)]
+    if stack.rollback_poller is not None:
+        example = examples[0].redemption_id if examples else "r_…"
+        lines += ["", "Roll a redemption back through the queue and the worker:"]
+        lines.append(f'  redemption-ledger rollback {example} --reason "order cancelled" --local')
+    lines += ["", "Ctrl-C stops everything."]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CurlExample:
+    payload: Path
+    url: str
+    signature: str
+    redemption_id: str
+    command: str
+
+
+def webhook_kind(document: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(event type, redemption id) of a payload, bare or in a v2024 envelope; None when it is neither
+    a redemption nor a rollback event."""
+    from voucherify_ledger.models.webhooks import is_envelope
+
+    data: Any = document
+    event_type: str | None = None
+    if is_envelope(dict(document)):
+        event_type = str((document.get("event") or {}).get("type") or "")
+        data = document.get("data")
+    if not isinstance(data, Mapping) or not isinstance(data.get("redemption"), Mapping):
+        return None
+    rollback = data.get("redemption_rollback")
+    if event_type is None:
+        event_type = "redemption.rollback.succeeded" if isinstance(rollback, Mapping) else "redemption.succeeded"
+    redemption_id = (rollback or {}).get("redemption") if isinstance(rollback, Mapping) else None
+    return event_type, str(redemption_id or data["redemption"].get("id") or "")
+
+
+def route_for_event(event_type: str, routes: Sequence[HttpRoute]) -> HttpRoute | None:
+    """The template route whose receiver accepts ``event_type`` (``/webhooks/<receiver route name>``)."""
+    from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, REDEMPTION_SUCCEEDED
+
+    for receiver in (REDEMPTION_SUCCEEDED, REDEMPTION_ROLLBACK_SUCCEEDED):
+        if event_type in receiver.event_types:
+            for route in routes:
+                if route.method in ("POST", "ANY") and route.path.rstrip("/").endswith("/" + receiver.name):
+                    return route
+    return None
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def curl_examples(
+    api_url: str, signing_secret: str, routes: Sequence[HttpRoute], payloads_dir: Path = PAYLOADS_DIR
+) -> list[CurlExample]:
+    """A ready-to-paste curl command per payload file, signed over the file's exact bytes."""
+    from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+
+    examples: list[tuple[int, CurlExample]] = []
+    for path in sorted(payloads_dir.glob("*.json")) if payloads_dir.is_dir() else []:
+        raw = path.read_bytes()
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            continue
+        kind = webhook_kind(document) if isinstance(document, dict) else None
+        route = route_for_event(kind[0], routes) if kind else None
+        if kind is None or route is None:
+            continue
+        url = api_url + route.path
+        signature = sign(signing_secret, raw)
+        command = (
+            f"curl -sS -w '\\n' -X POST {url} \\\n"
+            f"  -H 'content-type: application/json' \\\n"
+            f"  -H '{SIGNATURE_HEADER}: {signature}' \\\n"
+            f"  --data-binary @{_display_path(path)}"
+        )
+        examples.append((list(routes).index(route), CurlExample(path, url, signature, kind[1], command)))
+    return [example for _, example in sorted(examples, key=lambda pair: (pair[0], pair[1].payload.name))]

@@ -204,7 +204,7 @@ def test_a_burst_of_connections_is_queued_while_the_server_is_busy(server: str) 
     listen backlog of 5 the kernel dropped the 7th SYN; a second later, the queue still full, a sender got
     ``Connection reset by peer`` and its delivery no answer. No accept loop runs here: the backlog alone
     must hold the burst."""
-    from ledger_dev.fake_voucherify import fake as fake_voucherify
+    from ledger_dev.fake_voucherify import server as fake_voucherify
     from ledger_dev.harness import api_emulator as local_stack
 
     if server == "local API":

@@ -1,16 +1,15 @@
 """A fake Voucherify (dev and tests only): the two rollback endpoints over real HTTP, faults on demand, and the
-signed ``redemption.rollback.succeeded`` webhook back to the bundle. See ``fake`` for what it answers."""
+signed ``redemption.rollback.succeeded`` webhook back to the bundle.
 
-from ledger_dev.fake_voucherify.fake import (
-    ERRORS,
-    FAULT_KINDS,
-    FakeRedemption,
-    FakeVoucherify,
-    Fault,
-    RecordedRequest,
-    WebhookDelivery,
-    api_secret_value,
-)
+``fake`` (``FakeVoucherify``: what it answers, and when), ``faults`` (``Fault``, the documented ``ERRORS``),
+``documents`` (the JSON it answers and sends), ``webhooks`` (the webhooks back), ``server`` (HTTP), ``__main__``
+(the fake alone).
+"""
+
+from ledger_dev.fake_voucherify.documents import FakeRedemption
+from ledger_dev.fake_voucherify.fake import FakeVoucherify, RecordedRequest, api_secret_value
+from ledger_dev.fake_voucherify.faults import ERRORS, FAULT_KINDS, Fault
+from ledger_dev.fake_voucherify.webhooks import WebhookDelivery
 
 __all__ = [
     "ERRORS",

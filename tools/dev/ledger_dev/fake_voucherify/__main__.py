@@ -1,5 +1,43 @@
 """``python -m ledger_dev.fake_voucherify --port 8787``: the fake alone, until Ctrl-C."""
 
-from ledger_dev.fake_voucherify.fake import main
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from ledger_dev.fake_voucherify.fake import DEFAULT_APP_ID, DEFAULT_APP_TOKEN, FakeVoucherify
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A fake Voucherify rollback API on 127.0.0.1 (development only).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--app-id", default=DEFAULT_APP_ID)
+    parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN)
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (429 beyond)")
+    parser.add_argument("--strict", action="store_true", help="404 not_found for redemptions not added")
+    parser.add_argument("--webhook-url", default=None)
+    parser.add_argument("--webhook-secret", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    fake = FakeVoucherify(
+        port=args.port,
+        app_id=args.app_id,
+        app_token=args.app_token,
+        rate_limit_per_minute=args.rate_limit,
+        accept_unknown=not args.strict,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    ).start()
+    print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
 
 raise SystemExit(main())

@@ -21,34 +21,36 @@
 Control endpoint (no authentication; loopback only): ``GET /_fake/state``, ``POST|DELETE /_fake/faults``,
 ``POST /_fake/redemptions``, ``POST /_fake/webhooks/deliver``, ``POST /_fake/reset``.
 
-Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787``.
+Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787``. Its parts: ``faults``, ``documents`` (what it
+answers with), ``webhooks`` (what it sends back), ``server`` (HTTP).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import heapq
 import json
 import logging
 import math
 import random
 import re
 import secrets
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+from ledger_dev.fake_voucherify.documents import (
+    FakeRedemption,
+    _hex_id,
+    error_body,
+    rollback_document,
+    webhook_body,
+)
+from ledger_dev.fake_voucherify.faults import ERRORS, Fault, FaultKind
+from ledger_dev.fake_voucherify.server import _Handler, _Server
+from ledger_dev.fake_voucherify.webhooks import WebhookDelivery, WebhookSender
 
 log = logging.getLogger("ledger_dev.fake_voucherify")
 
@@ -57,114 +59,14 @@ DEFAULT_APP_ID = "local-app-id"
 DEFAULT_APP_TOKEN = "local-app-token"
 DEFAULT_PROJECT_ID = "proj_fAkEv0uCheR1fy"
 CONTROL_PREFIX = "/_fake"
-ROLLBACK_EVENT = "redemption.rollback.succeeded"
+
 
 _ROLLBACK_PATH = re.compile(r"^/v1/redemptions/(?P<id>[^/]+)/(?P<endpoint>rollback|rollbacks)$")
-
-# The documented error answers: (HTTP status, message, details) — redemptions.json's examples.
-ERRORS: dict[str, tuple[int, str, str]] = {
-    "already_rolled_back": (400, "Already rolled back", "Redemption has been already rolled back."),
-    "invalid_redemption": (
-        400,
-        "Invalid redemption",
-        "You can rollback only a single redemption. Use different endpoint for stacked redemption.",
-    ),
-    "invalid_redemption_parent": (
-        400,
-        "Invalid redemption parent",
-        "You can rollback only a redemption that does not have parent redemption.",
-    ),
-    "invalid_order": (400, "Invalid order", "Order is not related with redemption."),
-    "invalid_customer": (400, "Invalid customer", "Customer is not related with redemption."),
-    "not_found": (404, "Resource not found", "Cannot find redemption with id {id}"),
-    "unauthorized": (401, "Unauthorized", "Invalid X-App-Id or X-App-Token."),
-    "forbidden": (403, "Forbidden", "The API key may not roll back redemptions."),
-}
-
-FaultKind = Literal["status", "error", "rate_limit", "timeout", "drop", "latency", "failure"]
-FAULT_KINDS: tuple[str, ...] = ("status", "error", "rate_limit", "timeout", "drop", "latency", "failure")
 
 
 def api_secret_value(app_id: str = DEFAULT_APP_ID, app_token: str = DEFAULT_APP_TOKEN) -> str:
     """The Secrets Manager value the worker reads (``VOUCHERIFY_API_SECRET_ID``) for these keys."""
     return json.dumps({"app_id": app_id, "app_token": app_token})
-
-
-def _iso(moment: float | None = None) -> str:
-    when = datetime.fromtimestamp(time.time() if moment is None else moment, UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _hex_id(prefix: str, length: int = 18) -> str:
-    return prefix + secrets.token_hex(length // 2 + 1)[:length]
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour. The first matching fault (other than ``latency``) decides the answer.
-
-    - ``status``: answer ``status`` (e.g. 500, 502, 503) with a Voucherify-style error body;
-    - ``error``: the documented error ``key`` (``not_found``, ``invalid_order``, ``unauthorized``, …);
-    - ``rate_limit``: 429 with ``Retry-After: retry_after`` and ``X-Rate-Limit-*``;
-    - ``timeout``: hang ``seconds`` (past the client's read timeout), then close without answering;
-    - ``drop``: close the connection without answering;
-    - ``latency``: wait ``seconds``, then answer normally (adds to other faults); with ``until`` (a
-      ``threading.Event``, from Python only) the answer waits until it is set, at most ``seconds``: a test holds
-      a call in flight for as long as it takes, however slowly a loaded machine runs;
-    - ``failure``: 200 with a ``redemption_rollback`` whose result is FAILURE.
-
-    ``apply``: for ``timeout``/``drop``, roll back first (the answer is lost, not the rollback).
-    ``times``: requests it hits (None: until cleared); ``probability``: share of matching requests.
-    """
-
-    kind: FaultKind
-    status: int = 503
-    key: str | None = None
-    retry_after: float = 1.0
-    seconds: float = 30.0
-    redemption_id: str | None = None
-    times: int | None = 1
-    probability: float = 1.0
-    apply: bool = False
-    failure_code: str = "customer_rules_violated"
-    failure_message: str = "Customer does not match the validation rules."
-    hits: int = 0
-    until: threading.Event | None = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(FAULT_KINDS)})")
-        if self.until is not None and (self.kind != "latency" or not isinstance(self.until, threading.Event)):
-            raise ValueError("until is a threading.Event, for a latency fault")
-        if self.kind == "error" and self.key not in ERRORS:
-            raise ValueError(f"unknown error key {self.key!r} (one of {', '.join(ERRORS)})")
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError("probability must be between 0 and 1")
-
-    def matches(self, redemption_id: str | None) -> bool:
-        if self.times is not None and self.hits >= self.times:
-            return False
-        return self.redemption_id is None or self.redemption_id == redemption_id
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fault as JSON (``until``, an event, only says whether it still holds answers)."""
-        document = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "until"}
-        if self.until is not None:
-            document["held"] = not self.until.is_set()
-        return document
-
-
-@dataclass
-class FakeRedemption:
-    id: str
-    order_id: str | None = None
-    customer_id: str | None = None
-    voucher_code: str | None = None
-    amount: int | None = None
-    parent_id: str | None = None  # a stack child
-    children: list[str] = field(default_factory=list)  # a stack parent
-    rollback_id: str | None = None
-    date: str = field(default_factory=_iso)
 
 
 @dataclass(frozen=True)
@@ -179,66 +81,6 @@ class RecordedRequest:
     app_id: str | None
     status: int | None  # None: no answer (timeout, dropped)
     arrived: float = 0.0  # time.monotonic() when the request came in (requests are kept in the order answered)
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    rollback_id: str
-    redemption_id: str
-    status: int | None  # HTTP status of the receiver, None if it could not be reached
-    error: str | None = None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # a batch's worker threads connect at once (socketserver's default is 5)
-
-    def __init__(self, address: tuple[str, int], fake: FakeVoucherify) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Buffered: the status line, headers and body leave in one send (handle_one_request flushes). Unbuffered, the
-    # body's send waited on keep-alive connections for the client's delayed ACK of the headers (~40 ms an answer).
-    wbufsize = 64 * 1024
-    server_version = "FakeVoucherify/1.0"
-    timeout = 60  # an idle keep-alive connection is closed after a minute
-    server: _Server
-
-    def do_POST(self) -> None:
-        self.server.fake._dispatch(self)
-
-    def do_GET(self) -> None:
-        self.server.fake._dispatch(self)
-
-    def do_DELETE(self) -> None:
-        self.server.fake._dispatch(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
-
-    # helpers used by FakeVoucherify
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def answer(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode("utf-8") if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 class FakeVoucherify:
@@ -287,13 +129,14 @@ class FakeVoucherify:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._webhook_queue: list[tuple[float, int, bytes, str, str]] = []
-        self._webhook_held: list[tuple[bytes, str, str]] = []
-        self._webhook_seq = 0
-        self._webhook_wakeup = threading.Condition(self._lock)
-        self._webhook_busy = 0
-        self._webhook_thread: threading.Thread | None = None
-        self.webhooks: list[WebhookDelivery] = []
+        self._webhooks = WebhookSender(
+            webhook_url,
+            webhook_secret,
+            delay=webhook_delay,
+            before_response=webhook_before_response,
+            lock=self._lock,
+            stopping=self._stopping,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -313,21 +156,18 @@ class FakeVoucherify:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-voucherify", daemon=True
         )
         self._thread.start()
-        self._webhook_thread = threading.Thread(target=self._webhook_loop, name="fake-voucherify-webhooks", daemon=True)
-        self._webhook_thread.start()
+        self._webhooks.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        with self._webhook_wakeup:
-            self._webhook_wakeup.notify_all()
+        self._webhooks.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        for thread in (self._thread, self._webhook_thread):
-            if thread is not None:
-                thread.join(5)
-        self._server = self._thread = self._webhook_thread = None
+        if self._thread is not None:
+            self._thread.join(5)
+        self._server = self._thread = None
 
     def __enter__(self) -> FakeVoucherify:
         return self.start()
@@ -388,9 +228,7 @@ class FakeVoucherify:
             self._faults.clear()
             self._calls.clear()
             self._requests.clear()
-            self._webhook_queue.clear()
-            self._webhook_held.clear()
-            self.webhooks.clear()
+            self._webhooks.reset()
             self._window_start, self._window_count = 0.0, 0
 
     # --- observation ------------------------------------------------------------------------------
@@ -417,108 +255,30 @@ class FakeVoucherify:
                 "redemptions": sorted(self._redemptions),
                 "faults": [f.as_dict() for f in self._faults],
                 "webhooks": [asdict(w) for w in self.webhooks],
-                "webhooks_pending": len(self._webhook_queue) + len(self._webhook_held),
+                "webhooks_pending": self._webhooks.pending,
             }
 
     # --- webhooks ---------------------------------------------------------------------------------
+    @property
+    def webhooks(self) -> list[WebhookDelivery]:
+        """Every webhook sent, in order (the bundle's answer in ``status``)."""
+        return self._webhooks.webhooks
+
     def deliver_webhooks(self) -> list[WebhookDelivery]:
         """Sends every held or scheduled webhook now, in order; returns those deliveries."""
-        with self._lock:
-            pending = [(body, rr, r) for _, _, body, rr, r in sorted(self._webhook_queue)] + self._webhook_held
-            self._webhook_queue.clear()
-            self._webhook_held.clear()
-        return [self._post_webhook(body, rr, r) for body, rr, r in pending]
+        return self._webhooks.deliver()
 
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
         """Waits until no scheduled webhook is left (held ones do not count); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._webhook_wakeup:
-            while self._webhook_queue or self._webhook_busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._webhook_wakeup.wait(min(left, 0.05))
-        return True
-
-    def _webhook(self, rollback: dict[str, Any], redemption: FakeRedemption) -> bytes:
-        now = _iso()
-        envelope = {
-            "id": _hex_id("whs_"),
-            "project_id": self.project_id,
-            "created_at": now,
-            "type": ROLLBACK_EVENT,
-            "data": {
-                "customer": rollback.get("customer"),
-                "order": rollback.get("order"),
-                "voucher": rollback.get("voucher"),
-                "redemption": self._redemption_object(redemption),
-                "redemption_rollback": rollback,
-            },
-            "source": {"id": "wh_fAkEwEbHoOk", "object": "webhook", "target_url": self.webhook_url},
-            "event": {
-                "id": _hex_id("evcus_"),
-                "type": ROLLBACK_EVENT,
-                "created_at": now,
-                "entity_id": rollback["id"],
-                "group_id": _hex_id("evgr_"),
-                "event_source": {"channel": "API", "api_key": {"name": "fake", "app_id": self.app_id}},
-            },
-        }
-        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return self._webhooks.wait(timeout)
 
     def _schedule_webhook(self, rollback: dict[str, Any], redemption: FakeRedemption) -> None:
         if not self.webhook_url:
             return
-        body = self._webhook(rollback, redemption)
-        if self.webhook_before_response:
-            self._post_webhook(body, rollback["id"], redemption.id)
-            return
-        with self._webhook_wakeup:
-            if self.webhook_delay is None:
-                self._webhook_held.append((body, rollback["id"], redemption.id))
-                return
-            self._webhook_seq += 1
-            due = time.monotonic() + self.webhook_delay
-            heapq.heappush(self._webhook_queue, (due, self._webhook_seq, body, rollback["id"], redemption.id))
-            self._webhook_wakeup.notify_all()
-
-    def _webhook_loop(self) -> None:
-        while not self._stopping.is_set():
-            with self._webhook_wakeup:
-                if not self._webhook_queue:
-                    self._webhook_wakeup.wait(0.5)
-                    continue
-                due = self._webhook_queue[0][0]
-                now = time.monotonic()
-                if due > now:
-                    self._webhook_wakeup.wait(min(due - now, 0.5))
-                    continue
-                _, _, body, rollback_id, redemption_id = heapq.heappop(self._webhook_queue)
-                self._webhook_busy += 1
-            try:
-                self._post_webhook(body, rollback_id, redemption_id)
-            finally:
-                with self._webhook_wakeup:
-                    self._webhook_busy -= 1
-                    self._webhook_wakeup.notify_all()
-
-    def _post_webhook(self, body: bytes, rollback_id: str, redemption_id: str) -> WebhookDelivery:
-        assert self.webhook_url
-        headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks (fake)"}
-        if self.webhook_secret:
-            headers[SIGNATURE_HEADER] = sign(self.webhook_secret, body)
-        request = urllib.request.Request(self.webhook_url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                delivery = WebhookDelivery(rollback_id, redemption_id, answer.status)
-        except urllib.error.HTTPError as exc:
-            delivery = WebhookDelivery(rollback_id, redemption_id, exc.code, f"HTTP {exc.code}")
-        except (OSError, urllib.error.URLError) as exc:
-            delivery = WebhookDelivery(rollback_id, redemption_id, None, type(exc).__name__)
-        with self._lock:
-            self.webhooks.append(delivery)
-        log.info("webhook %s for %s: %s", ROLLBACK_EVENT, rollback_id, delivery.status or delivery.error)
-        return delivery
+        body = webhook_body(
+            rollback, redemption, project_id=self.project_id, app_id=self.app_id, target_url=self.webhook_url
+        )
+        self._webhooks.schedule(body, rollback["id"], redemption.id)
 
     # --- HTTP -------------------------------------------------------------------------------------
     def _dispatch(self, handler: _Handler) -> None:
@@ -577,19 +337,19 @@ class FakeVoucherify:
             return self._error("unauthorized", redemption_id)
         limited = self._rate_limited()
         if limited is not None:
-            return 429, self._error_body(429, "too_many_requests", "Too many requests"), limited
+            return 429, error_body(429, "too_many_requests", "Too many requests"), limited
         headers = self._rate_headers()
         if fault is not None:
             if fault.kind == "status":
                 key, message = ("server_error", "Internal server error") if fault.status >= 500 else ("error", "Error")
-                return fault.status, self._error_body(fault.status, key, message), headers
+                return fault.status, error_body(fault.status, key, message), headers
             if fault.kind == "error":
                 status, error, _ = self._error(fault.key or "not_found", redemption_id)
                 return status, error, headers
             if fault.kind == "rate_limit":
                 return (
                     429,
-                    self._error_body(429, "too_many_requests", "Too many requests"),
+                    error_body(429, "too_many_requests", "Too many requests"),
                     {**self._retry_headers(fault.retry_after), "X-Rate-Limit-Remaining": "0"},
                 )
             if fault.kind == "failure":
@@ -663,20 +423,13 @@ class FakeVoucherify:
             "X-Rate-Limit-Type": "requests_per_minute",
         }
 
-    @staticmethod
-    def _error_body(code: int, key: str, message: str, details: str | None = None, **extra: str) -> dict[str, Any]:
-        body = {"code": code, "key": key, "message": message, "request_id": _hex_id("v-")}
-        if details:
-            body["details"] = details
-        return {**body, **extra}
-
     def _error(self, key: str, redemption_id: str, **extra: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         status, message, details = ERRORS[key]
         if key == "not_found":
             extra = {"resource_id": redemption_id, "resource_type": "redemption", **extra}
         if key == "already_rolled_back":
             extra = {"resource_id": _hex_id("rrf_"), "resource_type": "redemption_rollback", **extra}
-        return status, self._error_body(status, key, message, details.format(id=redemption_id), **extra), {}
+        return status, error_body(status, key, message, details.format(id=redemption_id), **extra), {}
 
     # --- the rollback itself ----------------------------------------------------------------------
     def _known(self, redemption_id: str) -> FakeRedemption | None:
@@ -725,12 +478,12 @@ class FakeVoucherify:
         """A ``redemption_rollback`` like the OpenAPI example; marks the redemption rolled back."""
         rollback_id = _hex_id("rr_")
         redemption.rollback_id = rollback_id
-        return self._rollback_document(rollback_id, redemption, query, body, related=related)
+        return rollback_document(rollback_id, redemption, query, body, app_id=self.app_id, related=related)
 
     def _failed_rollback(self, redemption_id: str, query: dict[str, str], body: Any, fault: Fault) -> dict[str, Any]:
         with self._lock:
             redemption = self._known(redemption_id) or FakeRedemption(redemption_id)
-        document = self._rollback_document(_hex_id("rr_"), redemption, query, body)
+        document = rollback_document(_hex_id("rr_"), redemption, query, body, app_id=self.app_id)
         document.update(
             result="FAILURE",
             status="FAILED",
@@ -738,88 +491,6 @@ class FakeVoucherify:
             failure_message=fault.failure_message,
         )
         return document
-
-    def _rollback_document(
-        self,
-        rollback_id: str,
-        redemption: FakeRedemption,
-        query: dict[str, str],
-        body: Any,
-        *,
-        related: str = "voucher",
-    ) -> dict[str, Any]:
-        body = body if isinstance(body, dict) else {}
-        now = _iso()
-        customer_id = redemption.customer_id or ((body.get("customer") or {}).get("id") if body else None)
-        voucher_id = "v_" + secrets.token_hex(16)
-        order = None
-        if redemption.order_id:
-            order = {
-                "id": redemption.order_id,
-                "source_id": None,
-                "created_at": redemption.date,
-                "updated_at": now,
-                "status": "CANCELED",
-                "amount": redemption.amount,
-                "total_amount": redemption.amount,
-                "items": [],
-                "metadata": {},
-                "customer_id": customer_id,
-                "referrer_id": None,
-                "object": "order",
-                "redemptions": {
-                    redemption.id: {
-                        "date": redemption.date,
-                        "rollback_id": rollback_id,
-                        "rollback_date": now,
-                        "related_object_type": related,
-                        "related_object_id": voucher_id,
-                    }
-                },
-            }
-        document: dict[str, Any] = {
-            "id": rollback_id,
-            "object": "redemption_rollback",
-            "date": now,
-            "customer_id": customer_id,
-            "tracking_id": query.get("tracking_id") or body.get("tracking_id"),
-            "metadata": body.get("metadata"),
-            "redemption": redemption.id,
-            "reason": query.get("reason") or body.get("reason"),
-            "result": "SUCCESS",
-            "status": "SUCCEEDED",
-            "order": order,
-            "channel": {"channel_id": self.app_id, "channel_type": "API"},
-            "customer": {"id": customer_id, "object": "customer"} if customer_id else None,
-            "related_object_type": related,
-            "related_object_id": voucher_id if related == "voucher" else redemption.id,
-        }
-        if related == "voucher":
-            document["voucher"] = {
-                "id": voucher_id,
-                "code": redemption.voucher_code or f"FAKE-{redemption.id[-8:].upper()}",
-                "campaign": "Fake campaign",
-                "campaign_id": "camp_fAkEcAmPaIgN",
-                "object": "voucher",
-            }
-        if redemption.amount is not None:
-            document["amount"] = -abs(redemption.amount)
-        return document
-
-    @staticmethod
-    def _redemption_object(redemption: FakeRedemption) -> dict[str, Any]:
-        return {
-            "id": redemption.id,
-            "object": "redemption",
-            "date": redemption.date,
-            "customer_id": redemption.customer_id,
-            "tracking_id": None,
-            "metadata": None,
-            "amount": redemption.amount,
-            "redemption": redemption.parent_id,
-            "result": "SUCCESS",
-            "status": "SUCCEEDED",
-        }
 
     # --- the control endpoint ---------------------------------------------------------------------
     def _control(self, handler: _Handler, method: str, path: str, raw: bytes) -> None:
@@ -853,38 +524,3 @@ class FakeVoucherify:
                 handler.answer(404, {"error": f"no control {method} {CONTROL_PREFIX}{path}"})
         except (TypeError, ValueError, KeyError) as exc:
             handler.answer(400, {"error": f"{type(exc).__name__}: {exc}"})
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A fake Voucherify rollback API on 127.0.0.1 (development only).")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--app-id", default=DEFAULT_APP_ID)
-    parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN)
-    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (429 beyond)")
-    parser.add_argument("--strict", action="store_true", help="404 not_found for redemptions not added")
-    parser.add_argument("--webhook-url", default=None)
-    parser.add_argument("--webhook-secret", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    fake = FakeVoucherify(
-        port=args.port,
-        app_id=args.app_id,
-        app_token=args.app_token,
-        rate_limit_per_minute=args.rate_limit,
-        accept_unknown=not args.strict,
-        webhook_url=args.webhook_url,
-        webhook_secret=args.webhook_secret,
-    ).start()
-    print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}); Ctrl-C stops it", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

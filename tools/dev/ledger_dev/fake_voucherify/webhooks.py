@@ -1,0 +1,146 @@
+"""The webhooks the fake sends after each rollback, as Voucherify does a few moments later: scheduled (``delay``), held
+until ``deliver()`` (no delay), or sent before the API answer (``before_response``), signed with the webhook secret."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from ledger_dev.fake_voucherify.documents import ROLLBACK_EVENT
+from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+
+log = logging.getLogger("ledger_dev.fake_voucherify")
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    rollback_id: str
+    redemption_id: str
+    status: int | None  # HTTP status of the receiver, None if it could not be reached
+    error: str | None = None
+
+
+class WebhookSender:
+    """Sends ``redemption.rollback.succeeded`` bodies to ``url``; every delivery is kept in ``webhooks``."""
+
+    def __init__(
+        self,
+        url: str | None,
+        secret: str | None,
+        *,
+        delay: float | None,
+        before_response: bool,
+        lock: threading.RLock,
+        stopping: threading.Event,
+    ) -> None:
+        self.url = url
+        self.secret = secret
+        self.delay = delay
+        self.before_response = before_response
+        self._lock = lock
+        self._stopping = stopping
+        self._queue: list[tuple[float, int, bytes, str, str]] = []
+        self._held: list[tuple[bytes, str, str]] = []
+        self._seq = 0
+        self._wakeup = threading.Condition(lock)
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self.webhooks: list[WebhookDelivery] = []
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue) + len(self._held)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="fake-voucherify-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wakes the loop (the owner has set ``stopping``) and waits for it."""
+        with self._wakeup:
+            self._wakeup.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._thread = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._held.clear()
+            self.webhooks.clear()
+
+    def schedule(self, body: bytes, rollback_id: str, redemption_id: str) -> None:
+        if self.before_response:
+            self._post(body, rollback_id, redemption_id)
+            return
+        with self._wakeup:
+            if self.delay is None:
+                self._held.append((body, rollback_id, redemption_id))
+                return
+            self._seq += 1
+            due = time.monotonic() + self.delay
+            heapq.heappush(self._queue, (due, self._seq, body, rollback_id, redemption_id))
+            self._wakeup.notify_all()
+
+    def deliver(self) -> list[WebhookDelivery]:
+        """Sends every held or scheduled webhook now, in order; returns those deliveries."""
+        with self._lock:
+            pending = [(body, rr, r) for _, _, body, rr, r in sorted(self._queue)] + self._held
+            self._queue.clear()
+            self._held.clear()
+        return [self._post(body, rr, r) for body, rr, r in pending]
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Waits until no scheduled webhook is left (held ones do not count); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._wakeup:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wakeup.wait(min(left, 0.05))
+        return True
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._wakeup:
+                if not self._queue:
+                    self._wakeup.wait(0.5)
+                    continue
+                due = self._queue[0][0]
+                now = time.monotonic()
+                if due > now:
+                    self._wakeup.wait(min(due - now, 0.5))
+                    continue
+                _, _, body, rollback_id, redemption_id = heapq.heappop(self._queue)
+                self._busy += 1
+            try:
+                self._post(body, rollback_id, redemption_id)
+            finally:
+                with self._wakeup:
+                    self._busy -= 1
+                    self._wakeup.notify_all()
+
+    def _post(self, body: bytes, rollback_id: str, redemption_id: str) -> WebhookDelivery:
+        assert self.url
+        headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks (fake)"}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                delivery = WebhookDelivery(rollback_id, redemption_id, answer.status)
+        except urllib.error.HTTPError as exc:
+            delivery = WebhookDelivery(rollback_id, redemption_id, exc.code, f"HTTP {exc.code}")
+        except (OSError, urllib.error.URLError) as exc:
+            delivery = WebhookDelivery(rollback_id, redemption_id, None, type(exc).__name__)
+        with self._lock:
+            self.webhooks.append(delivery)
+        log.info("webhook %s for %s: %s", ROLLBACK_EVENT, rollback_id, delivery.status or delivery.error)
+        return delivery

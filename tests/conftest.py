@@ -19,8 +19,8 @@ from moto import mock_aws
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.functions import load_handler
 from ledger_dev.harness.template import PROJECT_ROOT, create_table, function_environment
-from voucherify_ledger.auth import sign
 from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.webhooks.auth import sign
 
 SHARED_DIR = Path(os.environ.get("VOUCHERIFY_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 PAYLOADS = PROJECT_ROOT / "events" / "payloads"

@@ -12,17 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voucherify_ledger.auth import (
+from voucherify_ledger.secrets import SecretUnavailableError
+from voucherify_ledger.settings import SettingsError, WebhookSettings, embedded_aws
+from voucherify_ledger.webhooks.auth import (
     SIGNATURE_HEADER,
     AuthMethods,
-    SecretUnavailableError,
     WebhookAuthenticator,
     WebhookSecrets,
     sign,
     strip_json_whitespace,
     verify_signature,
 )
-from voucherify_ledger.settings import SettingsError, WebhookSettings, embedded_aws
 
 # Voucherify's own test vectors (VOUCHERIFY.md, "Authenticity"), key "secretKey".
 VECTORS = [

@@ -172,7 +172,7 @@ def test_console_script_is_declared() -> None:
 def test_quarantine_replay_route_is_checked_before_the_ledger_is_looked_for(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from voucherify_ledger.webhooks import ROUTES
+    from voucherify_ledger.webhooks.routes import ROUTES
 
     monkeypatch.delenv("LEDGER_TABLE_NAME", raising=False)
 
@@ -184,7 +184,7 @@ def test_quarantine_replay_route_is_checked_before_the_ledger_is_looked_for(
 
 
 def test_quarantine_replay_help_names_every_route(capsys: pytest.CaptureFixture) -> None:
-    from voucherify_ledger.webhooks import ROUTES
+    from voucherify_ledger.webhooks.routes import ROUTES
 
     with pytest.raises(SystemExit) as exited:
         cli.main(["quarantine", "replay", "--help"])

@@ -14,9 +14,9 @@ from ledger_dev.harness.functions import load_handler
 from ledger_dev.harness.template import function_environment, http_routes, resources
 from ledger_dev.harness.template import parameter_default as template_parameter_default
 from ledger_dev.payloads import make_events
-from voucherify_ledger.auth import SIGNATURE_HEADER, verify_signature
 from voucherify_ledger.models.webhooks import is_envelope
 from voucherify_ledger.settings import WebhookSettings, WorkerSettings
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, verify_signature
 
 DEV_SECRET = "local-dev-webhook-secret"  # the documented one, written out: a change must be deliberate
 SPECS = {spec.name: spec for spec in make_events.EVENT_FILES}

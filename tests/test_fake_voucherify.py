@@ -14,8 +14,8 @@ import pytest
 from conftest import SHARED_DIR
 
 from ledger_dev.fake_voucherify import ERRORS, FakeVoucherify
-from voucherify_ledger.auth import verify_signature
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope
+from voucherify_ledger.webhooks.auth import verify_signature
 
 R = "r_0e2500291ae016adea"
 KEYS = {"X-App-Id": "local-app-id", "X-App-Token": "local-app-token"}

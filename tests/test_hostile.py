@@ -33,7 +33,7 @@ from test_rollback_worker import Harness, harness, make_harness, serialized_dyna
 
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.template import PROJECT_ROOT
-from voucherify_ledger.auth import sign, strip_json_whitespace
+from voucherify_ledger.webhooks.auth import sign, strip_json_whitespace
 
 # The moto table and the loaded handler are built once per test and shared by its examples on purpose (a fresh
 # table per example would cost ~0.3 s each); every example checks only the writes it made itself.

@@ -26,12 +26,12 @@ from ledger_dev.harness.moto_patches import serialize_moto_dynamodb
 from ledger_dev.harness.template import create_table
 from ledger_dev.local_stack import LocalConfig, LocalStack
 from ledger_dev.payloads.corpus import build_corpus
-from voucherify_ledger.auth import strip_json_whitespace
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError
 from voucherify_ledger.ledger.quarantine import quarantine_id_for
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 from voucherify_ledger.settings import WebhookSettings
+from voucherify_ledger.webhooks.auth import strip_json_whitespace
 
 
 @pytest.fixture

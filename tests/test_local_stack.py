@@ -27,7 +27,7 @@ from ledger_dev.harness.queues import create_queues
 from ledger_dev.harness.template import PROJECT_ROOT
 from ledger_dev.local_stack import LocalConfig, LocalStack, PollingService
 from redemption_ledger_cli import cli
-from voucherify_ledger.auth import sign, verify_signature
+from voucherify_ledger.webhooks.auth import sign, verify_signature
 
 SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
 ROLLBACK_PATH = "/webhooks/redemption-rollback-succeeded"

@@ -20,6 +20,7 @@ from schema_payloads import (
     json_schema,
 )
 
+from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.models.objects import (
     DiscountAmount,
     DiscountFixed,
@@ -37,7 +38,6 @@ from voucherify_ledger.models.webhooks import (
     WebhookEnvelope,
     is_envelope,
 )
-from voucherify_ledger.webhooks import describe_errors
 
 MODEL_OF_WEBHOOK: dict[str, type[BaseModel]] = {
     "EVENTS.REDEMPTION.SUCCEEDED": EventRedemptionSucceededData,

@@ -32,7 +32,7 @@ from test_rollback_worker import R1, Harness, make_harness, record_redemption, s
 from ledger_dev.fake_voucherify import api_secret_value
 from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.template import load_template
-from voucherify_ledger.auth import sign
+from voucherify_ledger.webhooks.auth import sign
 
 PERSONAL_KEYS = {"name", "email", "phone", "birthdate", "birthday"}
 CUSTOMER_KEYS = {"customer", "holder", "referrer"}

@@ -18,14 +18,14 @@ from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.template import PROJECT_ROOT, load_template, resources
 from redemption_ledger_cli import cli
 from redemption_ledger_cli.replay import Replayer
-from voucherify_ledger import routing, webhooks
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import QUARANTINE_INDEX
 from voucherify_ledger.models.webhooks import EventRedemptionSucceededData, SimpleRedemption
+from voucherify_ledger.webhooks import routes as webhook_routes
+from voucherify_ledger.webhooks.replay import RouteReplay
 
 REDEMPTION_FN = "RedemptionSucceededFunction"
 ROLLBACK_FN = "RedemptionRollbackSucceededFunction"
@@ -64,8 +64,8 @@ def model_fix(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Deploys the fix: the redemption route validates with the relaxed model from now on."""
 
     def apply() -> None:
-        fixed = replace(webhooks.REDEMPTION_SUCCEEDED, model=FixedRedemptionSucceededData)
-        monkeypatch.setitem(webhooks.ROUTES, fixed.name, fixed)
+        fixed = replace(webhook_routes.REDEMPTION_SUCCEEDED, model=FixedRedemptionSucceededData)
+        monkeypatch.setitem(webhook_routes.ROUTES, fixed.name, fixed)
 
     return apply
 
@@ -162,33 +162,18 @@ def test_listing_reads_the_index_only(quarantined: str, aws: Aws) -> None:
     assert [(name, params.get("IndexName")) for name, params in calls] == [("Scan", QUARANTINE_INDEX)]
 
 
-def test_a_replay_only_receiver_refuses_live_deliveries(aws: Aws) -> None:
-    receiver = webhooks.WebhookReceiver.for_replay(webhooks.REDEMPTION_SUCCEEDED, aws.ledger, logger=_Quiet())
-    event = http_api_event(
-        "POST", "/webhooks/redemption-succeeded", b"{}", {"x-voucherify-signature": "00" * 32}, base64_encoded=False
-    )
-    answer = receiver.handle(event)
-    assert answer["statusCode"] == 503
-    assert aws.items() == []
-
-
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [(b"[" * 100_000 + b"]" * 100_000, "nested too deeply"), (b"\xff{}", "not valid UTF-8"), (b"[1]", "an array")],
 )
 def test_replay_of_a_body_that_is_not_a_json_object_stays_invalid(aws: Aws, raw: bytes, problem: str) -> None:
-    receiver = webhooks.WebhookReceiver.for_replay(webhooks.REDEMPTION_SUCCEEDED, aws.ledger, logger=_Quiet())
+    receiver = RouteReplay(webhook_routes.REDEMPTION_SUCCEEDED, aws.ledger)
 
     replayed = receiver.replay(raw, received_at=datetime.now(UTC))
 
     assert replayed.status == "still_invalid"
     assert any(problem in error for error in replayed.errors), replayed.errors
     assert aws.items() == []
-
-
-class _Quiet:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
 
 
 # --- quarantine list -----------------------------------------------------------------------------------
@@ -687,7 +672,7 @@ def test_replayer_refuses_an_unknown_route(quarantined: str, aws: Aws) -> None:
     assert "replay_attempts" not in aws.ledger.quarantine.get(quarantined)
 
 
-# --- routing.route_by_content: what a body says about its route ------------------------------------------------------
+# --- routes.route_by_content: what a body says about its route ------------------------------------------------------
 @pytest.mark.parametrize(
     ("body", "route", "evidence"),
     [
@@ -741,9 +726,9 @@ def test_route_by_content_names_the_route_a_delivery_belongs_to(
     body: Callable[[], Any], route: str, evidence: str
 ) -> None:
     for raw in (compact(body()), json.dumps(body(), indent=2).encode("utf-8"), json.dumps(body())):
-        found = routing.route_by_content(raw)
+        found = webhook_routes.route_by_content(raw)
         assert found is not None and (found.route, found.evidence) == (route, evidence)
-    assert routing.route_by_content(compact(body())) == routing.route_by_body(body())
+    assert webhook_routes.route_by_content(compact(body())) == webhook_routes.route_by_body(body())
 
 
 HOSTILE_BODIES = {
@@ -775,7 +760,7 @@ HOSTILE_BODIES = {
 
 @pytest.mark.parametrize("raw", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
 def test_route_by_content_cannot_tell_hostile_or_undecidable_bodies(raw: bytes) -> None:
-    assert routing.route_by_content(raw) is None
+    assert webhook_routes.route_by_content(raw) is None
 
 
 @pytest.mark.parametrize("raw", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
@@ -795,7 +780,7 @@ def test_replay_of_a_hostile_body_falls_back_to_the_route_that_received_it(aws: 
 
 
 ROUTING_KEYS = st.sampled_from(["event", "data", "type", "redemption", "redemption_rollback", "id", "object"])
-EVENT_TYPES = st.sampled_from(sorted({t for route in webhooks.ROUTES.values() for t in route.event_types}))
+EVENT_TYPES = st.sampled_from(sorted({t for route in webhook_routes.ROUTES.values() for t in route.event_types}))
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8) | EVENT_TYPES,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ROUTING_KEYS | st.text(max_size=4), inner, max_size=5),
@@ -813,7 +798,7 @@ def expected_route(body: Any) -> str | None:
     if "event" in body and "data" in body:
         event = body["event"]
         kind = event.get("type") if isinstance(event, dict) else None
-        routes = [r.name for r in webhooks.ROUTES.values() if isinstance(kind, str) and kind in r.event_types]
+        routes = [r.name for r in webhook_routes.ROUTES.values() if isinstance(kind, str) and kind in r.event_types]
         return routes[0] if len(routes) == 1 else None
     if "redemption_rollback" in body:
         return ROLLBACK_ROUTE
@@ -823,15 +808,15 @@ def expected_route(body: Any) -> str | None:
 @settings(ROUTING_PROPERTY)
 @given(body=JSON_VALUES)
 def test_route_by_content_follows_the_rule_for_any_json(body: Any) -> None:
-    found = routing.route_by_content(json.dumps(body).encode("utf-8"))
+    found = webhook_routes.route_by_content(json.dumps(body).encode("utf-8"))
     assert (found.route if found else None) == expected_route(body)
 
 
 @settings(ROUTING_PROPERTY)
 @given(raw=st.binary(max_size=512) | st.text(max_size=256).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_route_by_content_never_raises_on_any_bytes(raw: bytes) -> None:
-    found = routing.route_by_content(raw)
-    assert found is None or found.route in webhooks.ROUTES
+    found = webhook_routes.route_by_content(raw)
+    assert found is None or found.route in webhook_routes.ROUTES
 
 
 def test_replay_of_an_unknown_id_exits_1_with_a_message(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ from ledger_dev import local_stack
 from ledger_dev.harness.template import PROJECT_ROOT
 from ledger_dev.local_stack import LocalConfig, LocalStack
 from redemption_ledger_cli import cli
-from voucherify_ledger.auth import sign
+from voucherify_ledger.webhooks.auth import sign
 
 REDEMPTION_PATH = "/webhooks/redemption-succeeded"
 ROLLBACK_PATH = "/webhooks/redemption-rollback-succeeded"

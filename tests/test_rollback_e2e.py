@@ -21,7 +21,7 @@ from ledger_dev import local_stack
 from ledger_dev.fake_voucherify import FakeVoucherify
 from ledger_dev.local_stack import LocalConfig, LocalStack
 from redemption_ledger_cli import cli
-from voucherify_ledger.auth import sign
+from voucherify_ledger.webhooks.auth import sign
 
 SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
 SEED_REDEMPTION = "r_0e2500291ae016adea"

@@ -19,15 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_hostile import HOSTILE, damaged_payloads, seeds
 
-from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
-from voucherify_ledger.webhooks import (
-    REDEMPTION_ROLLBACK_SUCCEEDED,
-    REDEMPTION_SUCCEEDED,
-    Route,
-    WebhookReceiver,
-    _Quarantine,
-)
+from voucherify_ledger.webhooks.reading import DeliveryReader, Invalid, Malformed
+from voucherify_ledger.webhooks.routes import REDEMPTION_ROLLBACK_SUCCEEDED, REDEMPTION_SUCCEEDED
 
 ROUTE_OF = {
     "RedemptionSucceededFunction": REDEMPTION_SUCCEEDED,
@@ -37,29 +31,14 @@ FUNCTIONS = sorted(ROUTES)
 RECEIVED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-class _Silent:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
-def receiver(route: Route) -> WebhookReceiver:
-    return WebhookReceiver.for_replay(route, Ledger("unused", client=None), logger=_Silent())
-
-
-def step_by_step(rx: WebhookReceiver, text: str, delivery: Delivery) -> Any:
+def step_by_step(reader: DeliveryReader, text: str, delivery: Delivery) -> Any:
     """``handle``'s reading when the one-pass read declines: the reference."""
-    try:
-        body = json.loads(text)
-    except (ValueError, RecursionError):
+    read = reader.read_step_by_step(text, delivery)
+    if isinstance(read, Malformed):
         return "400"
-    if not isinstance(body, dict):
-        return "400"
-    try:
-        data, delivery, prefix = rx._unwrap(body, delivery)
-        rx._check_event_type(data, delivery)
-        return rx._validate(data, prefix), delivery
-    except _Quarantine as problem:
-        return f"quarantined: {problem.reason}"
+    if isinstance(read, Invalid):
+        return f"quarantined: {read.reason}"
+    return read.data, read.delivery
 
 
 def canonical(read: Any) -> Any:
@@ -73,16 +52,16 @@ def canonical(read: Any) -> Any:
 
 def assert_agrees(function: str, raw: bytes) -> bool:
     """True when the one-pass read answered (and agreed), False when it declined."""
-    rx = receiver(ROUTE_OF[function])
+    reader = DeliveryReader(ROUTE_OF[function])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return False  # answered 400 before either read
-    delivery = Delivery(raw=raw, route=rx.route.name, received_at=RECEIVED_AT)
-    fast = rx._read_in_one_pass(text, delivery)
+    delivery = Delivery(raw=raw, route=reader.route.name, received_at=RECEIVED_AT)
+    fast = reader.read_in_one_pass(text, delivery)
     if fast is None:
         return False
-    assert canonical(fast) == canonical(step_by_step(rx, text, delivery))
+    assert canonical((fast.data, fast.delivery)) == canonical(step_by_step(reader, text, delivery))
     return True
 
 

@@ -32,8 +32,8 @@ from schema_payloads import SchemaPayloads, dumps
 from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.functions import load_handler
 from ledger_dev.harness.template import http_routes
-from voucherify_ledger.auth import sign
 from voucherify_ledger.settings import SettingsError
+from voucherify_ledger.webhooks.auth import sign
 
 REDEMPTION_FN = "RedemptionSucceededFunction"
 ROLLBACK_FN = "RedemptionRollbackSucceededFunction"

@@ -1,4 +1,4 @@
-"""Lambda entry point: POST /webhooks/redemption-rollback-succeeded (see voucherify_ledger.webhooks)."""
+"""Lambda entry point: POST /webhooks/redemption-rollback-succeeded (see voucherify_ledger.webhooks.receiver)."""
 
 from typing import Any
 
@@ -6,7 +6,8 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, WebhookReceiver, message_as_is
+from voucherify_ledger.webhooks.receiver import WebhookReceiver, message_as_is
+from voucherify_ledger.webhooks.routes import REDEMPTION_ROLLBACK_SUCCEEDED
 
 logger = Logger(json_deserializer=message_as_is)  # log messages are sentences, not JSON
 metrics = Metrics()

@@ -219,8 +219,8 @@ def register_rollback(commands: Any, parent: argparse.ArgumentParser) -> None:
 
 # --- quarantine: deliveries that were authentic but failed validation --------------------------------
 EXIT_STILL_INVALID = 4  # quarantine replay: some deliveries still fail today's checks (they are kept)
-# The names of ``voucherify_ledger.webhooks.ROUTES``, for the help (written out so that building the parser does not
-# import the webhook models; a test holds them equal). ``--route`` is checked against ROUTES itself.
+# The names of ``voucherify_ledger.webhooks.routes.ROUTES``, for the help (written out so that building the parser
+# does not import the webhook models; a test holds them equal). ``--route`` is checked against ROUTES itself.
 ROUTE_NAMES = ("redemption-rollback-succeeded", "redemption-succeeded")
 
 
@@ -246,7 +246,7 @@ def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
 
 def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
     from redemption_ledger_cli.replay import Replayer, summarize, unknown_route
-    from voucherify_ledger.webhooks import ROUTES
+    from voucherify_ledger.webhooks.routes import ROUTES
 
     route: str | None = args.route
     if route is not None:  # checked before the ledger is looked for: a typo touches nothing

@@ -3,11 +3,11 @@
 A delivery is quarantined when it was authentic but failed validation (or came to the wrong URL). Its record
 (``QUARANTINE#q_…``) keeps the raw body as received (base64 already decoded) and the name of the route that
 received it: all the receiver needs after authentication, which the delivery passed when it arrived. Replay
-runs the body through ``WebhookReceiver.replay`` of the route it belongs to — the same checks as a live
+runs the body through ``RouteReplay.replay`` of the route it belongs to — the same checks as a live
 delivery, with today's models. Which route, in this order (the result's ``routed_by``, with ``route_evidence``):
 
 - ``operator``: the route the operator named (``quarantine replay ID --route NAME``);
-- ``content``: the route the body names by what it is (``voucherify_ledger.routing``: an envelope's
+- ``content``: the route the body names by what it is (``voucherify_ledger.webhooks.routes``: an envelope's
   ``event.type``, a bare body's shape), so a delivery that reached the wrong URL is recorded where it belongs;
 - ``received_route``: the route that received it, when the body does not say.
 
@@ -32,8 +32,8 @@ from typing import Any
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.dynamo import decompress
 from voucherify_ledger.ledger.keys import iso
-from voucherify_ledger.routing import route_by_content
-from voucherify_ledger.webhooks import ROUTES, WebhookReceiver
+from voucherify_ledger.webhooks.replay import RouteReplay
+from voucherify_ledger.webhooks.routes import ROUTES, route_by_content
 
 OUTCOMES = ("recorded", "duplicate", "still_invalid", "not_found", "gone", "error")
 ROUTED_BY = ("operator", "content", "received_route")
@@ -77,27 +77,20 @@ def choose_route(raw: bytes, received_route: str, operator_route: str | None = N
     )
 
 
-class _QuietLogger:
-    """The receiver's logger in the CLI: stdout carries the JSON summary only."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
 class Replayer:
     """Replays quarantine records of one ledger; one receiver per route, built on first use."""
 
     def __init__(self, ledger: Ledger, *, now: datetime | None = None) -> None:
         self.ledger = ledger
         self.now = now
-        self._receivers: dict[str, WebhookReceiver] = {}
+        self._receivers: dict[str, RouteReplay] = {}
 
-    def _receiver(self, route_name: str) -> WebhookReceiver | None:
+    def _receiver(self, route_name: str) -> RouteReplay | None:
         route = ROUTES.get(route_name)
         if route is None:
             return None
         if route_name not in self._receivers:
-            self._receivers[route_name] = WebhookReceiver.for_replay(route, self.ledger, logger=_QuietLogger())
+            self._receivers[route_name] = RouteReplay(route, self.ledger)
         return self._receivers[route_name]
 
     def replay(self, quarantine_id: str, *, route: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Settings of the webhook functions, read once from the environment and validated.
+"""Settings of the bundle's functions (the webhooks' and the rollback worker's), read once from the environment and
+validated.
 
 Every setting is an environment variable named as the field in upper case; the same names appear in
 ``template.yaml``, ``events/env.json`` and the README's configuration table.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -90,14 +91,7 @@ class WebhookSettings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
         env = os.environ if env is None else env
-        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper(), "") != ""}
-        try:
-            settings = cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
-            )
-            raise SettingsError(f"invalid function configuration: {problems}") from None
+        settings = _from_env(cls, env)
         if settings.allow_unauthenticated_webhooks and not embedded_aws(env):
             raise SettingsError(
                 "ALLOW_UNAUTHENTICATED_WEBHOOKS=true is a local-only setting: it is honoured only with "
@@ -107,10 +101,6 @@ class WebhookSettings(BaseModel):
 
 
 # --- the rollback worker ----------------------------------------------------------------------------
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors())
-
-
 class WorkerSettings(BaseModel):
     """Settings of the rollback worker (``RollbackWorkerFunction``), same conventions as ``WebhookSettings``."""
 
@@ -165,8 +155,20 @@ class WorkerSettings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         env = os.environ if env is None else env
-        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper(), "") != ""}
-        try:
-            return cls.model_validate(values, context={"local": embedded_aws(env)})
-        except ValidationError as exc:
-            raise SettingsError(f"invalid function configuration: {_problems(exc)}") from None
+        return _from_env(cls, env, context={"local": embedded_aws(env)})
+
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def _from_env(cls: type[Settings], env: Mapping[str, str], context: dict[str, Any] | None = None) -> Settings:
+    """``cls`` from the variables named as its fields in upper case (an empty one counts as unset), or
+    SettingsError naming each variable that is wrong and what was expected."""
+    values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper(), "") != ""}
+    try:
+        return cls.model_validate(values, context=context)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"invalid function configuration: {problems}") from None

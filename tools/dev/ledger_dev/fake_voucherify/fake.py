@@ -16,7 +16,8 @@
 - every call is counted per redemption (``calls()``), every request kept (``requests``, tokens left out);
 - after each successful rollback, like Voucherify a few moments later, it POSTs the signed webhook
   ``redemption.rollback.succeeded`` (v2024-01-01 envelope, ``x-voucherify-signature`` made with
-  ``voucherify_ledger.auth.sign``) to ``webhook_url`` — the bundle's ``/webhooks/redemption-rollback-succeeded``.
+  ``voucherify_ledger.webhooks.auth.sign``) to ``webhook_url`` — the bundle's
+  ``/webhooks/redemption-rollback-succeeded``.
 
 Control endpoint (no authentication; loopback only): ``GET /_fake/state``, ``POST|DELETE /_fake/faults``,
 ``POST /_fake/redemptions``, ``POST /_fake/webhooks/deliver``, ``POST /_fake/reset``.

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from ledger_dev.fake_voucherify.documents import ROLLBACK_EVENT
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
 log = logging.getLogger("ledger_dev.fake_voucherify")
 

@@ -29,7 +29,7 @@ from ledger_dev.payloads.corpus import (
     CorpusDelivery,
     build_corpus,
 )
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
 
 def _window(result: SendResult, within: tuple[float, float] | None = None) -> list[Attempt]:

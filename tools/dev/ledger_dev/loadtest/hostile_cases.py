@@ -21,9 +21,9 @@ from ledger_dev.payloads.corpus import (
     load_openapi_webhooks,
 )
 from ledger_dev.payloads.schema_payloads import dumps
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
 from voucherify_ledger.ledger.quarantine import quarantine_id_for
-from voucherify_ledger.webhooks import ROUTES as WEBHOOK_ROUTES
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
+from voucherify_ledger.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 # A string scan restarted at every quote ran in quadratic time on these (issue 10, defect 1): a quote, then an
 # escaped quote repeated, never closed. 262,143 bytes is the largest under MAX_BODY_BYTES (256 KiB).

@@ -22,7 +22,7 @@ from ledger_dev.payloads.corpus import (
     Corpus,
     CorpusDelivery,
 )
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
 if TYPE_CHECKING:
     from ledger_dev.loadtest.hostile_cases import HostileCase

@@ -101,7 +101,7 @@ def webhook_kind(document: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def route_for_event(event_type: str, routes: Sequence[HttpRoute]) -> HttpRoute | None:
     """The template route whose receiver accepts ``event_type`` (``/webhooks/<receiver route name>``)."""
-    from voucherify_ledger.webhooks import REDEMPTION_ROLLBACK_SUCCEEDED, REDEMPTION_SUCCEEDED
+    from voucherify_ledger.webhooks.routes import REDEMPTION_ROLLBACK_SUCCEEDED, REDEMPTION_SUCCEEDED
 
     for receiver in (REDEMPTION_SUCCEEDED, REDEMPTION_ROLLBACK_SUCCEEDED):
         if event_type in receiver.event_types:
@@ -122,7 +122,7 @@ def curl_examples(
     api_url: str, signing_secret: str, routes: Sequence[HttpRoute], payloads_dir: Path = PAYLOADS_DIR
 ) -> list[CurlExample]:
     """A ready-to-paste curl command per payload file, signed over the file's exact bytes."""
-    from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+    from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
     examples: list[tuple[int, CurlExample]] = []
     for path in sorted(payloads_dir.glob("*.json")) if payloads_dir.is_dir() else []:

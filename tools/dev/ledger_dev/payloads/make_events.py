@@ -32,7 +32,7 @@ from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.queues import local_queue_name
 from ledger_dev.harness.template import PROJECT_ROOT, function_environment, http_routes, load_template, resources
 from ledger_dev.local_stack import config
-from voucherify_ledger.auth import SIGNATURE_HEADER, sign
+from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 PAYLOADS_DIR = EVENTS_DIR / "payloads"

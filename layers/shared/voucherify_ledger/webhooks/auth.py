@@ -10,7 +10,8 @@ Two credentials, and per route a deployment setting (``WEBHOOK_AUTH``) says whic
 token, ``either`` a valid signature or, on a delivery that carries no signature, the token: a signature that is
 present must be right, whatever token comes with it.
 
-The secrets live in AWS Secrets Manager, fetched through Powertools parameters and cached.
+The secrets live in AWS Secrets Manager, read through ``voucherify_ledger.secrets`` (cached, re-read at most once a
+minute after a refused credential).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from voucherify_ledger.secrets import CachedSecret, SecretFetcher, SecretUnavailableError, SecretValue, secret_fetcher
 
 SIGNATURE_HEADER = "x-voucherify-signature"
 AuthMethods = Literal["signature", "token", "either"]
@@ -32,10 +35,6 @@ _SHA256_HEX_LENGTH = 64
 # backtracking), then the closing quote. A failed match has scanned to the end of the body exactly once.
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _WHITESPACE = re.compile(rb"[ \t\n\r]+")
-
-
-class SecretUnavailableError(RuntimeError):
-    """The webhook secret could not be read: the delivery cannot be checked now, so it must be retried."""
 
 
 def sign(secret: str, payload: bytes) -> str:
@@ -93,7 +92,7 @@ class WebhookSecrets:
     header_token: str | None = None
 
     @classmethod
-    def parse(cls, value: str | bytes | dict | None) -> WebhookSecrets:
+    def parse(cls, value: SecretValue) -> WebhookSecrets:
         """A JSON object ``{"signing_secret", "header_token"}``, or a plain string used as the signing secret."""
         if isinstance(value, bytes):
             value = value.decode("utf-8")
@@ -121,52 +120,13 @@ class AuthResult:
     reason: str = ""
 
 
-SecretFetcher = Callable[[str, bool], "str | bytes | dict | None"]
-
-
-def secrets_client() -> Any:
-    """The Secrets Manager client of a webhook function, with timeouts that fit its few seconds: a stalled
-    call ends in a clean 503. Created once, during init, like the DynamoDB client."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "secretsmanager",
-        config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"}),
-    )
-
-
-def powertools_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher:
-    """Reads the secret through Powertools parameters (cached for ``max_age`` seconds) with ``client`` (made
-    now, so the first delivery does not pay for it), or with ``secrets_client()`` made on the first read."""
-    provider: Any = None
-    if client is not None:
-        from aws_lambda_powertools.utilities import parameters
-
-        provider = parameters.SecretsProvider(boto3_client=client)
-
-    def fetch(secret_id: str, force: bool) -> str | bytes | dict | None:
-        nonlocal provider
-        from aws_lambda_powertools.utilities import parameters
-
-        if provider is None:
-            provider = parameters.SecretsProvider(boto3_client=secrets_client())
-        try:
-            return provider.get(secret_id, max_age=max_age, force_fetch=force)
-        except parameters.exceptions.GetParameterError as exc:
-            raise SecretUnavailableError(f"cannot read webhook secret: {type(exc.__cause__ or exc).__name__}") from exc
-
-    return fetch
-
-
 class WebhookAuthenticator:
     """Accepts a delivery whose credential (as ``methods`` allows) matches the secret; refuses anything else.
 
-    On a failed check the secret is re-read at most once a minute, so a rotated secret is picked up
-    without letting a flood of bad requests hammer Secrets Manager.
+    On a failed check the secret is re-read at most once a minute (``CachedSecret``), so a rotated secret is picked
+    up without letting a flood of bad requests hammer Secrets Manager. Without ``secret_id`` (unauthenticated, a local
+    run only) nothing is read.
     """
-
-    REFRESH_INTERVAL_SECONDS = 60.0
 
     def __init__(
         self,
@@ -183,14 +143,13 @@ class WebhookAuthenticator:
         self.token_header = token_header.lower()
         self.methods = methods
         self.allow_unauthenticated = allow_unauthenticated
-        self._fetch = fetch or powertools_secret_fetcher(max_age)
-        self._clock = clock
-        self._last_forced = float("-inf")
+        fetch = fetch or secret_fetcher(max_age, what="webhook secret")
+        self._secret = CachedSecret(secret_id or "", fetch, clock=clock)
         self._parsed: tuple[str | bytes, WebhookSecrets] | None = None
 
     def _secrets(self, force: bool = False) -> WebhookSecrets:
         assert self.secret_id
-        value = self._fetch(self.secret_id, force)
+        value = self._secret.read(force=force)
         # The fetcher answers the very object it cached until the secret is read again (max_age, or a forced
         # refresh): the parse of that immutable string is kept with it, not redone on every delivery.
         if self._parsed is not None and self._parsed[0] is value:
@@ -233,9 +192,7 @@ class WebhookAuthenticator:
         kind, value = credential
         if self._matches(self._secrets(), kind, value, body):
             return AuthResult(True, kind)
-        if self._clock() - self._last_forced >= self.REFRESH_INTERVAL_SECONDS:
-            self._last_forced = self._clock()
-            if self._matches(self._secrets(force=True), kind, value, body):
-                return AuthResult(True, kind)
+        if self._secret.may_refresh() and self._matches(self._secrets(force=True), kind, value, body):
+            return AuthResult(True, kind)
         what = SIGNATURE_HEADER if kind == "signature" else f"{self.token_header} token"
         return AuthResult(False, "", f"{what} does not match the webhook secret")

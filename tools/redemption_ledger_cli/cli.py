@@ -16,10 +16,11 @@
 Where the ledger is (one of): ``--local`` (the moto server of ``make run``, 127.0.0.1:$LOCAL_AWS_PORT,
 dummy credentials), ``--stack NAME`` (CloudFormation output ``LedgerTableName``), ``--table NAME``;
 without any, ``$LEDGER_TABLE_NAME``. AWS credentials and region come from the usual AWS configuration
-(``--region`` overrides the region).
+(``--region`` overrides the region). ``where`` finds them; ``local`` holds the conventions ``make run`` follows.
 
 Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read.
-Each subcommand is a ``register_*`` function in ``COMMANDS``: add one to add a command.
+Each subcommand is a ``register_*`` function in ``COMMANDS``: add one to add a command. It may import the layer
+package, boto3 and the standard library, nothing else (``tests/test_cli_standalone.py``).
 """
 
 from __future__ import annotations

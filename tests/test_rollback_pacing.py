@@ -7,9 +7,11 @@ import random
 import pytest
 
 from ledger_dev.harness.template import function_environment, load_template
-from voucherify_ledger.rollbacks import RollbackWorker, TokenBucket, classify
+from voucherify_ledger.rollbacks.answers import classify
+from voucherify_ledger.rollbacks.client import ApiResponse
+from voucherify_ledger.rollbacks.pacing import TokenBucket
+from voucherify_ledger.rollbacks.worker import RollbackWorker
 from voucherify_ledger.settings import SettingsError, WorkerSettings
-from voucherify_ledger.voucherify_client import ApiResponse
 
 REQUIRED = {
     "LEDGER_TABLE_NAME": "ledger",

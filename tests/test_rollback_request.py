@@ -17,8 +17,9 @@ from voucherify_ledger.models.rollback_request import (
     is_rollback_target,
     rollback_request_schema,
     schema_document,
+    validation_errors,
 )
-from voucherify_ledger.rollbacks import enqueue_rollback, validation_errors
+from voucherify_ledger.rollbacks.queue import enqueue_rollback
 
 SCHEMA_FILE = PROJECT_ROOT / "rollback-request.schema.json"
 VALID = [

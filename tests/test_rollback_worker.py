@@ -34,7 +34,7 @@ from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
 from voucherify_ledger.models.rollback_request import RollbackRequest
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
-from voucherify_ledger.rollbacks import enqueue_rollback
+from voucherify_ledger.rollbacks.queue import enqueue_rollback
 
 API_SECRET_ID = "voucherify-ledger/api"
 EMAIL = "annie@lemon.com"

@@ -15,7 +15,7 @@ from conftest import Aws
 
 from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.template import PROJECT_ROOT
-from voucherify_ledger.voucherify_client import (
+from voucherify_ledger.rollbacks.client import (
     CLIENT_VERSION,
     USER_AGENT,
     ApiCredentials,

@@ -111,8 +111,7 @@ TERMINAL_STATES = ("SUCCEEDED", "ALREADY_ROLLED_BACK", "FAILED")
 
 
 def _rollback_request(args: argparse.Namespace) -> Any:
-    from voucherify_ledger.models.rollback_request import RollbackRequest
-    from voucherify_ledger.rollbacks import validation_errors
+    from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
 
     fields: dict[str, Any] = {
         "redemption_id": args.redemption_id,
@@ -161,7 +160,7 @@ def run_rollback(args: argparse.Namespace, out: TextIO) -> int:
             "--wait reads the ledger: also say where it is (--local, --stack NAME or --table NAME)", EXIT_USAGE
         )
     queue = resolve_queue(args)
-    from voucherify_ledger.rollbacks import enqueue_rollback
+    from voucherify_ledger.rollbacks.queue import enqueue_rollback
 
     try:
         message_id = enqueue_rollback(queue.client, queue.url, request)

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
 
+from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.models import ids
-from voucherify_ledger.voucherify_client import RollbackBody
+from voucherify_ledger.rollbacks.client import RollbackBody
 
 SCHEMA_ID = "rollback-request.schema.json"
 # The redemption and order ids are the shapes of voucherify_ledger.models.ids, which the webhooks use too.
@@ -139,6 +140,13 @@ def child_request_id(parent_request_id: str, redemption_id: str) -> str:
         return plain
     digest = hashlib.sha256(parent_request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{CHILD_ID_DIGEST_PREFIX}{digest}:{redemption_id}"
+
+
+def validation_errors(exc: ValidationError) -> list[str]:
+    """What is wrong with a message that is not a ``RollbackRequest``, as the ledger records it: ``field.path: what
+    was expected``, never the values, nor an unexpected key that does not look like a field name
+    (``{"annie@lemon.com": …}``)."""
+    return describe_errors(exc, whole="message", mask_keys=True)
 
 
 if __name__ == "__main__":  # python -m voucherify_ledger.models.rollback_request > rollback-request.schema.json

@@ -8,11 +8,11 @@ library of its own; Voucherify's generated SDK costs seconds and ~120 MB at impo
 
 ``reason`` and ``tracking_id`` travel as query parameters, ``customer``, ``order`` and ``metadata`` as the
 JSON body. Authentication is ``X-App-Id`` / ``X-App-Token`` from a Secrets Manager secret
-``{"app_id": ..., "app_token": ...}`` read through Powertools parameters (cached).
+``{"app_id": ..., "app_token": ...}`` read through ``voucherify_ledger.secrets`` (cached).
 
 The client makes exactly one HTTP request per call and never retries: every answer — 2xx, 4xx or 5xx — comes
 back as an ``ApiResponse``; a timeout or a broken connection raises ``VoucherifyUnavailableError``. What to
-do about an answer is the caller's decision (see ``voucherify_ledger.rollbacks``). Nothing here logs.
+do about an answer is the caller's decision (``voucherify_ledger.rollbacks.answers``). Nothing here logs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import urllib3
+
+from voucherify_ledger.secrets import CachedSecret, SecretFetcher, SecretUnavailableError, secret_fetcher
 
 CLIENT_VERSION = "0.1.0"  # the project's version (pyproject.toml); a test keeps them equal
 USER_AGENT = f"voucherify-redemption-ledger/{CLIENT_VERSION}"
@@ -45,7 +47,7 @@ KEPT_HEADERS = (*RATE_LIMIT_HEADERS, "content-type", "x-request-id")
 _EPOCH_THRESHOLD = 1_000_000_000  # a larger X-Rate-Limit-Retry is an epoch time, a smaller one a delay
 
 
-class CredentialsUnavailableError(RuntimeError):
+class CredentialsUnavailableError(SecretUnavailableError):
     """The API keys could not be read from Secrets Manager (or the secret is malformed): retry later."""
 
 
@@ -80,37 +82,12 @@ class ApiCredentials:
         return cls(app_id, app_token)
 
 
-SecretFetcher = Callable[[str, bool], Any]
-
-
-def powertools_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher:
-    """Reads the secret through Powertools parameters, cached ``max_age`` seconds: with ``client`` (the worker
-    creates it during init, with its other clients), or Powertools' default provider, made on the first read."""
-    from aws_lambda_powertools.utilities import parameters
-
-    provider: Any = parameters.SecretsProvider(boto3_client=client) if client is not None else None
-
-    def fetch(secret_id: str, force: bool) -> Any:
-        try:
-            if provider is not None:
-                return provider.get(secret_id, max_age=max_age, force_fetch=force)
-            return parameters.get_secret(secret_id, max_age=max_age, force_fetch=force)
-        except parameters.exceptions.GetParameterError as exc:
-            raise CredentialsUnavailableError(
-                f"cannot read the Voucherify API secret: {type(exc.__cause__ or exc).__name__}"
-            ) from exc
-
-    return fetch
-
-
 class SecretCredentials:
     """The API keys of a Secrets Manager secret, cached ``max_age`` seconds.
 
-    After a 401/403 the caller calls ``refresh()``: the secret is re-read at most once a minute, so a
-    rotated key is picked up without a redeploy and a wrong key does not hammer Secrets Manager.
+    After a 401/403 the caller calls ``refresh()``: the secret is re-read at most once a minute (``CachedSecret``),
+    so a rotated key is picked up without a redeploy and a wrong key does not hammer Secrets Manager.
     """
-
-    REFRESH_INTERVAL_SECONDS = 60.0
 
     def __init__(
         self,
@@ -121,20 +98,24 @@ class SecretCredentials:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret_id = secret_id
-        self._fetch = fetch or powertools_secret_fetcher(max_age)
-        self._clock = clock
-        self._last_forced = float("-inf")
+        fetch = fetch or api_secret_fetcher(max_age)
+        self._secret = CachedSecret(secret_id, fetch, clock=clock)
 
     def get(self) -> ApiCredentials:
-        return ApiCredentials.parse(self._fetch(self.secret_id, False))
+        return ApiCredentials.parse(self._secret.read())
 
     def refresh(self) -> bool:
         """Re-reads the secret unless that was done less than a minute ago; True when the keys changed."""
-        if self._clock() - self._last_forced < self.REFRESH_INTERVAL_SECONDS:
+        if not self._secret.may_refresh():
             return False
-        self._last_forced = self._clock()
         before = self.get()
-        return ApiCredentials.parse(self._fetch(self.secret_id, True)) != before
+        return ApiCredentials.parse(self._secret.read(force=True)) != before
+
+
+def api_secret_fetcher(max_age: int, client: Any = None) -> SecretFetcher:
+    """The API keys' secret, read as ``secret_fetcher`` reads every secret; a failed read is a
+    CredentialsUnavailableError."""
+    return secret_fetcher(max_age, client, what="the Voucherify API secret", error=CredentialsUnavailableError)
 
 
 class StaticCredentials:

@@ -1,0 +1,219 @@
+"""The rollback worker's call to Voucherify for one redemption: idempotent on the redemption id (Powertools
+Idempotency, records in the ledger's table), paced to the API budget, with quick in-process retries. It answers
+``Answered`` (a final answer) or ``Transient`` (retry the message later), never raises for what Voucherify did.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
+    IdempotencyPersistenceLayerError,
+)
+
+from voucherify_ledger.ledger.keys import IDEMPOTENCY_KEY_PREFIX
+from voucherify_ledger.models.rollback_request import RollbackRequest
+from voucherify_ledger.rollbacks.answers import Problem, classify, decode_answer, encode_answer, problem_of
+from voucherify_ledger.rollbacks.client import (
+    ApiResponse,
+    CredentialsUnavailableError,
+    VoucherifyClient,
+    VoucherifyUnavailableError,
+)
+from voucherify_ledger.rollbacks.pacing import TokenBucket
+
+SAFETY_SECONDS = 1.0  # kept free before the invocation's deadline
+IN_PROCESS_BASE_SECONDS = 0.1
+IN_PROCESS_MAX_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A final answer of Voucherify (the goal reached, or a permanent failure), after ``calls`` API calls."""
+
+    response: ApiResponse
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class Transient:
+    """No final answer: the message is retried, no sooner than ``retry_after`` seconds when that is known."""
+
+    problem: Problem
+    retry_after: float | None = None
+    calls: int = 0
+
+
+class NotKept(Exception):
+    """Leaves Powertools' idempotent section with a ``result`` that must not stand in for a later call (a permanent
+    failure a corrected request may retry, or no answer at all): Powertools keeps whatever the function returns, and
+    a raise is its only way to delete the in-progress record instead. Caught by ``RollbackCaller.call``, which
+    returns the result; never seen outside this module."""
+
+    def __init__(self, result: Answered | Transient) -> None:
+        super().__init__("result not kept")
+        self.result = result
+
+
+@dataclass
+class _Attempt:
+    calls: int = 0  # API calls made by this attempt, whatever became of it
+
+
+class RollbackCaller:
+    """Calls the rollback API for one redemption at a time; thread-safe (one batch's records call at once)."""
+
+    def __init__(
+        self,
+        *,
+        api: VoucherifyClient,
+        pacer: TokenBucket,
+        persistence: Any,
+        expires_after_seconds: int,
+        in_process_retries: int,
+        metric: Callable[[str, float], None],
+        logger: Any,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api = api
+        self.pacer = pacer
+        self.in_process_retries = in_process_retries
+        self._metric = metric
+        self.logger = logger
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._context: Any = None
+        self._invocation_started = time.monotonic()
+        self._config = IdempotencyConfig(
+            event_key_jmespath="redemption_id",
+            expires_after_seconds=expires_after_seconds,
+            response_hook=lambda response, _record: {**response, "replayed": True},
+        )
+        self._once = idempotent_function(
+            data_keyword_argument="target",
+            persistence_store=persistence,
+            config=self._config,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )(self._call_api)
+
+    def start_invocation(self, context: Any) -> None:
+        """Call once per invocation: the deadline (and the idempotency records' timeout) come from ``context``."""
+        self._context = context
+        self._invocation_started = time.monotonic()
+        if context is not None:
+            self._config.register_lambda_context(context)
+
+    def _time_left(self) -> float:
+        context = self._context
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            return context.get_remaining_time_in_millis() / 1000.0
+        return 30.0 - (time.monotonic() - self._invocation_started)
+
+    def call(self, redemption_id: str, request: RollbackRequest) -> Answered | Transient:
+        """The rollback of ``redemption_id``: a kept answer that reached the goal (no call made), or one call (two
+        for a stacked redemption), each paced and quickly retried. A concurrent call for the same redemption is a
+        ``Transient`` ``in_progress``."""
+        attempt = _Attempt()
+        try:
+            record = self._once(target={"redemption_id": redemption_id}, request=request, attempt=attempt)
+            result: Answered | Transient = Answered(decode_answer(record))
+        except NotKept as not_kept:
+            result = not_kept.result
+        except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
+            return Transient(Problem(None, "in_progress", "another worker is rolling this redemption back"))
+        except IdempotencyPersistenceLayerError as exc:
+            result = Transient(Problem(None, "storage", f"idempotency record: {type(exc.__cause__).__name__}"))
+        finally:
+            if attempt.calls:
+                self._metric("VoucherifyApiCalls", attempt.calls)
+        return replace(result, calls=attempt.calls)
+
+    def _call_api(self, *, target: dict[str, str], request: RollbackRequest, attempt: _Attempt) -> dict[str, Any]:
+        """The idempotent section: the answer record when it reached the goal, else ``NotKept``."""
+        redemption_id = target["redemption_id"]
+        body = request.api_body()
+        sent = self._send(
+            lambda deadline: self.api.rollback_redemption(redemption_id, body, deadline_seconds=deadline), attempt
+        )
+        if isinstance(sent, ApiResponse) and sent.status == 400 and sent.error_key == "invalid_redemption":
+            # A stacked (parent) redemption: the stack has its own endpoint, which rolls back every child.
+            sent = self._send(
+                lambda deadline: self.api.rollback_stacked_redemptions(redemption_id, body, deadline_seconds=deadline),
+                attempt,
+            )
+        if isinstance(sent, Transient):
+            raise NotKept(sent)
+        record = encode_answer(sent)
+        if classify(sent) == "goal":
+            return record
+        raise NotKept(Answered(decode_answer(record)))
+
+    def _send(self, call: Callable[[float], ApiResponse], attempt: _Attempt) -> ApiResponse | Transient:
+        """One API request, paced; quick in-process retries of 5xx/timeouts/broken connections while the
+        invocation has time. A final answer, or ``Transient``."""
+        retries = 0
+        refreshed = False
+        per_call = self.api.max_request_seconds + SAFETY_SECONDS
+        while True:
+            wait = self.pacer.reserve(max_wait=max(0.0, self._time_left() - per_call))
+            if wait is None:
+                problem = Problem(None, "paced", "the API budget has no room left in this invocation")
+                return Transient(problem, retry_after=self.pacer.estimated_wait())
+            if wait > 0:
+                self._sleep(wait)
+            attempt.calls += 1
+            try:
+                response = call(self._time_left() - SAFETY_SECONDS)
+            except VoucherifyUnavailableError as exc:
+                problem = Problem(None, exc.kind, f"no answer from Voucherify ({exc.detail})")
+            except CredentialsUnavailableError as exc:
+                attempt.calls -= 1
+                return Transient(Problem(None, "credentials", str(exc)))
+            else:
+                kind = classify(response)
+                if kind == "auth":
+                    if self._refused_keys(response, may_refresh=not refreshed):
+                        refreshed = True
+                        continue
+                    return Transient(problem_of(response))
+                if kind == "rate_limited":
+                    return self._rate_limited(response)
+                if kind != "transient":
+                    return response
+                problem = problem_of(response)
+            retries += 1
+            delay = min(IN_PROCESS_MAX_SECONDS, IN_PROCESS_BASE_SECONDS * 2 ** (retries - 1))
+            delay *= 1 + self._rng.random()
+            if retries > self.in_process_retries or self._time_left() - delay < per_call:
+                return Transient(problem)
+            self._sleep(delay)
+
+    def _refused_keys(self, response: ApiResponse, *, may_refresh: bool) -> bool:
+        """A 401/403: counted and logged; True when the keys were re-read (``may_refresh``) and changed, so that one
+        more call is worth making."""
+        self._metric("VoucherifyAuthFailures", 1)
+        self.logger.error("Voucherify refused the API keys", status=response.status, key=response.error_key)
+        if not may_refresh:
+            return False
+        try:
+            return self.api.credentials.refresh()
+        except CredentialsUnavailableError:
+            return False
+
+    def _rate_limited(self, response: ApiResponse) -> Transient:
+        """A 429: every call of this execution pauses until the time Voucherify gave."""
+        retry_after = response.retry_after(self._clock())
+        if retry_after is not None:
+            self.pacer.pause(retry_after)
+        self._metric("VoucherifyRateLimited", 1)
+        return Transient(problem_of(response), retry_after=retry_after)

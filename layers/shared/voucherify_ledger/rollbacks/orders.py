@@ -1,0 +1,152 @@
+"""An order's rollback request: every redemption of the order the ledger holds as SUCCEEDED is queued as a request
+of its own (a stack child: its parent, which rolls back the whole stack), one API call per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, FANNED_OUT, ROLLED_BACK, SUCCEEDED
+from voucherify_ledger.models import ids
+from voucherify_ledger.models.rollback_request import (
+    RollbackRequest,
+    child_request_id,
+    is_request_id,
+    is_rollback_target,
+)
+from voucherify_ledger.rollbacks.answers import Outcome
+from voucherify_ledger.rollbacks.queue import QueueMessage, RollbackQueue
+
+MAX_LISTED_INVALID_IDS = 100  # invalid redemption ids listed on an order request (all of them are counted)
+
+
+@dataclass
+class OrderTargets:
+    """What an order's redemptions come to: the ids to queue, those already rolled back, those that cannot be sent."""
+
+    targets: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+
+class OrderFanOut:
+    """Fans an order request out onto the queue; never raises on what the ledger holds."""
+
+    def __init__(
+        self, *, ledger: Ledger, queue: RollbackQueue, logger: Any, metric: Callable[[str, float], None]
+    ) -> None:
+        self.ledger = ledger
+        self.queue = queue
+        self.logger = logger
+        self._metric = metric
+
+    def targets(self, order_id: str) -> OrderTargets:
+        """The order's redemptions by what becomes of them. Ids the request model refuses (stored by an earlier
+        version) are not queued but listed; a stack child goes with its parent, once."""
+        listed = [
+            r["redemption_id"] for r in self.ledger.redemptions.list_by("order", order_id) if r.get("redemption_id")
+        ]
+        valid = [r for r in listed if is_rollback_target(r)]
+        found = OrderTargets(invalid=[r for r in listed if not is_rollback_target(r)])
+        states = self.ledger.redemptions.states(valid)
+        for redemption_id in valid:
+            state = states.get(redemption_id) or {}
+            parent = state.get("parent_redemption_id") or None
+            parent_valid = parent is None or is_rollback_target(parent)
+            parent_done = (
+                parent is not None and parent_valid and (states.get(parent) or {}).get("status") == ROLLED_BACK
+            )
+            if state.get("status") == ROLLED_BACK or parent_done:
+                found.already.append(redemption_id)
+            elif state.get("status") == SUCCEEDED:
+                if not parent_valid:
+                    found.invalid.append(str(parent))  # a stack child goes with its parent, whose id cannot be sent
+                    continue
+                # A stack child is rolled back with its parent, by the stack endpoint, once.
+                target = parent or redemption_id
+                if target not in found.targets:
+                    found.targets.append(target)
+        return found
+
+    def fan_out(self, request: RollbackRequest, request_id: str, message: QueueMessage, now: datetime) -> Outcome:
+        """Queues the order's requests and records the order request: FANNED_OUT, ALREADY_ROLLED_BACK, or FAILED
+        (nothing of the order in the ledger, or only ids that cannot be sent)."""
+        order_id = request.order_id or ""
+        found = self.targets(order_id)
+        common = self._common_fields(request, request_id, message, found)
+        if not found.targets:
+            return self._nothing_to_roll_back(order_id, request_id, found, common, now)
+        child_ids = [child_request_id(request_id, target) for target in found.targets]
+        parent_request_id = request_id if is_request_id(request_id) else None  # a message id may not be
+        base = request.model_dump(exclude_none=True, exclude={"order_id", "request_id", "parent_request_id"})
+        children = [
+            RollbackRequest.model_validate(
+                {**base, "redemption_id": target, "request_id": child_id, "parent_request_id": parent_request_id}
+            ).to_message()
+            for target, child_id in zip(found.targets, child_ids, strict=True)
+        ]
+        self.queue.send(children)
+        fields = {
+            **common,
+            "redemption_ids": found.targets,
+            "child_request_ids": child_ids,
+            "already_rolled_back_ids": found.already,
+        }
+        self.ledger.requests.record_order(order_id, request_id, FANNED_OUT, now=now, fields=fields)
+        self._metric("RollbackOrdersFannedOut", 1)
+        self.logger.info(
+            "order rollback request fanned out", request_id=request_id, order_id=order_id, redemption_ids=found.targets
+        )
+        return Outcome(FANNED_OUT, request_id, order_id=order_id, detail=f"{len(found.targets)} redemption(s) queued")
+
+    def _common_fields(
+        self, request: RollbackRequest, request_id: str, message: QueueMessage, found: OrderTargets
+    ) -> dict[str, Any]:
+        """The order request's fields whatever its state, with the ids that cannot be sent (counted and logged)."""
+        invalid_ids = sorted({str(r) for r in found.invalid})
+        common: dict[str, Any] = {
+            "message_id": message.message_id,
+            "receive_count": message.receive_count,
+            "reason": request.reason,
+            "invalid_redemption_ids": invalid_ids[:MAX_LISTED_INVALID_IDS] or None,
+            "invalid_redemption_count": len(invalid_ids) or None,
+            "error": None,
+        }
+        if invalid_ids:
+            common["error"] = {
+                "key": "invalid_redemption_ids",
+                "message": f"{len(invalid_ids)} redemption id(s) of the order are not r_ followed by "
+                f"1-{ids.MAX_ID_TAIL} letters or digits: not rolled back",
+            }
+            self._metric("RollbackRedemptionIdsInvalid", len(invalid_ids))
+            self.logger.warning(
+                "order rollback request: redemption ids of the ledger that are not r_… ids are not rolled back",
+                request_id=request_id,
+                order_id=request.order_id,
+                invalid_redemption_count=len(invalid_ids),
+            )
+        return common
+
+    def _nothing_to_roll_back(
+        self, order_id: str, request_id: str, found: OrderTargets, common: dict[str, Any], now: datetime
+    ) -> Outcome:
+        if found.invalid:
+            state = FAILED
+        elif found.already:
+            state = ALREADY_ROLLED_BACK
+        else:
+            state = FAILED
+            common["error"] = {
+                "key": "order_not_in_ledger",
+                "message": f"the ledger holds no redemption of order {order_id}",
+            }
+        fields = {**common, "already_rolled_back_ids": found.already}
+        self.ledger.requests.record_order(order_id, request_id, state, now=now, fields=fields)
+        self._metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack", 1)
+        self.logger.info("order rollback request: nothing to roll back", request_id=request_id, order_id=order_id)
+        error_key = common["error"]["key"] if common["error"] else None
+        return Outcome(state, request_id, order_id=order_id, error_key=error_key)

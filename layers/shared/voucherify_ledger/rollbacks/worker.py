@@ -1,0 +1,372 @@
+"""The rollback worker: what becomes of each message of the rollback queue (the outcome table is in
+``docs/ARCHITECTURE.md`` and the README). Nothing here knows about Lambda events: the entry point hands over
+``QueueMessage``s (``rollbacks.batch``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from voucherify_ledger.aws import worker_clients
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
+from voucherify_ledger.ledger.idempotency import idempotency_store
+from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BACK, SUCCEEDED
+from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
+from voucherify_ledger.rollbacks.answers import (
+    Outcome,
+    Problem,
+    RetryLater,
+    classify,
+    parse_rollback,
+    problem_of,
+    worker_problem,
+)
+from voucherify_ledger.rollbacks.calls import RollbackCaller, Transient
+from voucherify_ledger.rollbacks.client import ApiResponse, SecretCredentials, VoucherifyClient, api_secret_fetcher
+from voucherify_ledger.rollbacks.orders import OrderFanOut
+from voucherify_ledger.rollbacks.pacing import TokenBucket
+from voucherify_ledger.rollbacks.queue import QueueError, QueueMessage, RollbackQueue, SqsRollbackQueue
+from voucherify_ledger.rollbacks.retries import Retries, backoff_seconds
+from voucherify_ledger.settings import WorkerSettings
+
+MAX_LOGGED_FRAMES = 20
+DONE_METRICS = {
+    SUCCEEDED: "RollbacksSucceeded",
+    ALREADY_ROLLED_BACK: "RollbacksAlreadyRolledBack",
+    FAILED: "RollbacksFailed",
+}
+
+
+def _frames(exc: BaseException) -> list[str]:
+    """Where an exception was raised (``file:line function``, innermost last), without its message."""
+    frames = traceback.extract_tb(exc.__traceback__)[-MAX_LOGGED_FRAMES:]
+    return [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames]
+
+
+class RollbackWorker:
+    """Processes rollback messages; safe to call from several threads at once (one batch's records)."""
+
+    def __init__(
+        self,
+        *,
+        settings: WorkerSettings,
+        ledger: Ledger,
+        api: VoucherifyClient,
+        queue: RollbackQueue,
+        pacer: TokenBucket,
+        logger: Any,
+        metrics: Any,
+        dynamodb: Any,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.api = api
+        self.queue = queue
+        self.pacer = pacer
+        self.logger = logger
+        self.metrics = metrics
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._metrics_lock = threading.Lock()
+        self.caller = RollbackCaller(
+            api=api,
+            pacer=pacer,
+            persistence=idempotency_store(settings.ledger_table_name, dynamodb),
+            expires_after_seconds=settings.idempotency_expires_after_seconds,
+            in_process_retries=settings.rollback_in_process_retries,
+            metric=self._metric,
+            logger=logger,
+            clock=clock,
+            sleep=sleep,
+            rng=self._rng,
+        )
+        self.orders = OrderFanOut(ledger=ledger, queue=queue, logger=logger, metric=self._metric)
+        self.retries = Retries(
+            settings=settings,
+            ledger=ledger,
+            queue=queue,
+            logger=logger,
+            metric=self._metric,
+            now=self._now,
+            rng=self._rng,
+        )
+
+    @classmethod
+    def from_env(
+        cls, *, logger: Any, metrics: Any, dynamodb: Any = None, sqs: Any = None, secrets: Any = None
+    ) -> RollbackWorker:
+        settings = WorkerSettings.from_env()
+        if dynamodb is None or sqs is None:
+            # Every client during init, the API keys' one too (not on the first record).
+            made = worker_clients(settings.rollback_batch_threads)
+            dynamodb, sqs, secrets = dynamodb or made[0], sqs or made[1], secrets or made[2]
+        credentials = SecretCredentials(
+            settings.voucherify_api_secret_id,
+            max_age=settings.secret_max_age_seconds,
+            fetch=api_secret_fetcher(settings.secret_max_age_seconds, secrets) if secrets else None,
+        )
+        api = VoucherifyClient(
+            settings.voucherify_api_url,
+            credentials,
+            connect_timeout=settings.voucherify_connect_timeout_seconds,
+            read_timeout=settings.voucherify_read_timeout_seconds,
+            max_connections=settings.rollback_batch_threads,
+        )
+        return cls(
+            settings=settings,
+            ledger=Ledger(settings.ledger_table_name, dynamodb),
+            api=api,
+            queue=SqsRollbackQueue(sqs, settings.rollback_queue_url),
+            pacer=TokenBucket(settings.requests_per_minute_per_execution),
+            logger=logger,
+            metrics=metrics,
+            dynamodb=dynamodb,
+        )
+
+    def start_invocation(self, context: Any) -> None:
+        """Call once per invocation, before the records: the deadline comes from the Lambda context."""
+        self.caller.start_invocation(context)
+
+    def backoff_seconds(self, receive_count: int) -> int:
+        """How long a message of its ``receive_count``-th receive is hidden before the next (``retries``)."""
+        return backoff_seconds(self.settings, receive_count, self._rng)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _metric(self, name: str, value: float = 1) -> None:
+        with self._metrics_lock:
+            self.metrics.add_metric(name=name, unit="Count", value=value)
+
+    # --- one message ------------------------------------------------------------------------------
+    def handle(self, message: QueueMessage) -> Outcome:
+        """The outcome of a message, or ``RetryLater`` (the message was hidden for the backoff) to leave it
+        on the queue; nothing else, whatever the message holds. An unexpected exception (a bug) is counted
+        (``RollbackWorkerErrors``), logged without its message, and retried like a transient problem: the
+        request is recorded RETRYING with ``error.key`` ``worker_error``, and after the last receive FAILED with
+        ``dead_lettered``. One raised before the request was read is recorded under ``REQUEST#<message id>``
+        when the message goes to the dead-letter queue."""
+        try:
+            return self._handle(message)
+        except RetryLater:
+            raise
+        except Exception as exc:  # reading the message, rejecting it, or recording a retry went wrong
+            self._worker_error(message, message.message_id, exc)
+            self.retries.retry(message, None, message.message_id, worker_problem(exc))
+
+    def _handle(self, message: QueueMessage) -> Outcome:
+        now = self._now()
+        try:
+            request = RollbackRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            return self._reject(message, exc, now)
+        request_id = request.request_id or message.message_id
+        try:
+            if request.order_id is not None:
+                return self.orders.fan_out(request, request_id, message, now)
+            return self._roll_back(request, request.redemption_id or "", request_id, message, now)
+        except (StorageError, QueueError) as exc:
+            self.retries.retry(message, request, request_id, Problem(None, "storage", str(exc)))
+        except StorageRefusedError as refused:  # DynamoDB will refuse it on every retry: end it now, saying why
+            return self._refused(message, request, request_id, refused, now)
+        except RetryLater:
+            raise
+        except Exception as exc:  # a bug: retried, and recorded on the request, like a transient problem
+            self._worker_error(message, request_id, exc)
+            self.retries.retry(message, request, request_id, worker_problem(exc))
+
+    def _refused(
+        self,
+        message: QueueMessage,
+        request: RollbackRequest,
+        request_id: str,
+        refused: StorageRefusedError,
+        now: datetime,
+    ) -> Outcome:
+        """The ledger refused a write of this request for good (e.g. a redemption item already at DynamoDB's 400 KB):
+        the request ends FAILED with ``ledger_refused`` and the reason. Voucherify may have rolled the redemption
+        back (its answer is kept by the idempotency record), so the message says to check it there."""
+        error = {
+            "key": "ledger_refused",
+            "message": f"{refused.reason}; the rollback may have been made in Voucherify: check the redemption there",
+        }
+        fields = {"error": error, "message_id": message.message_id, "receive_count": message.receive_count}
+        if request.redemption_id:
+            self.ledger.requests.update(request.redemption_id, request_id, FAILED, now=now, fields=fields)
+        elif request.order_id:
+            self.ledger.requests.record_order(request.order_id, request_id, FAILED, now=now, fields=fields)
+        outcome = Outcome(
+            FAILED, request_id, request.redemption_id, order_id=request.order_id, error_key="ledger_refused"
+        )
+        return self._done(outcome)
+
+    def _worker_error(self, message: QueueMessage, request_id: str, exc: Exception) -> None:
+        self._metric("RollbackWorkerErrors")
+        # The exception's message may carry what the message or the ledger held: its type and where it was
+        # raised are logged, never its text (exc_info=False). Logged through .exception, at ERROR, as crashes were.
+        self.logger.exception(
+            "unexpected error in the rollback worker",
+            exc_info=False,
+            message_id=message.message_id,
+            request_id=request_id,
+            receive_count=message.receive_count,
+            error=type(exc).__name__,
+            traceback=_frames(exc),
+        )
+
+    def _reject(self, message: QueueMessage, exc: ValidationError, now: datetime) -> Outcome:
+        errors = validation_errors(exc)
+        try:
+            self.ledger.requests.record_rejected(
+                message.message_id,
+                errors=errors,
+                now=now,
+                message_id=message.message_id,
+                receive_count=message.receive_count,
+            )
+        except StorageError as storage:
+            self.retries.retry(message, None, message.message_id, Problem(None, "storage", str(storage)))
+        self._metric("RollbackRequestsRejected")
+        self.logger.warning(
+            "rollback request rejected: not a valid RollbackRequest",
+            message_id=message.message_id,
+            errors=errors,
+        )
+        return Outcome(FAILED, message.message_id, error_key="invalid_request", detail="; ".join(errors))
+
+    def _roll_back(
+        self, request: RollbackRequest, redemption_id: str, request_id: str, message: QueueMessage, now: datetime
+    ) -> Outcome:
+        start = self.ledger.requests.begin(
+            redemption_id,
+            request_id,
+            now=now,
+            message_id=message.message_id,
+            receive_count=message.receive_count,
+            reason=request.reason,
+            parent_request_id=request.parent_request_id,
+        )
+        if not start.proceed:  # a finished request delivered again
+            state = str(start.item.get("state"))
+            self._metric("RollbackDuplicates")
+            self.logger.info(
+                "rollback request already finished", request_id=request_id, redemption_id=redemption_id, state=state
+            )
+            error = start.item.get("error") or {}
+            rollback_id = start.item.get("rollback_id")
+            return Outcome(
+                state,
+                request_id,
+                redemption_id,
+                rollback_id=rollback_id,
+                error_key=error.get("key"),
+                detail="already finished",
+            )
+        known = self.ledger.redemptions.state(redemption_id)
+        if known and known.get("status") == ROLLED_BACK:
+            rollback_ids = known.get("rollback_ids") or []
+            self.ledger.requests.record_already_rolled_back(
+                redemption_id, request_id, now=now, confirmed_by="ledger", fields={"rollback_ids": rollback_ids}
+            )
+            return self._done(
+                Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
+            )
+        result = self.caller.call(redemption_id, request)
+        if isinstance(result, Transient):
+            self.retries.retry(message, request, request_id, result.problem, result.retry_after, calls=result.calls)
+        return self._record(redemption_id, request_id, result.response, result.calls, self._now())
+
+    # --- recording --------------------------------------------------------------------------------
+    def _record(self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime) -> Outcome:
+        if classify(response) == "goal" and response.status == 400:  # already_rolled_back
+            body = response.body if isinstance(response.body, dict) else {}
+            self.ledger.requests.record_already_rolled_back(
+                redemption_id,
+                request_id,
+                now=now,
+                confirmed_by="api",
+                fields={
+                    "api_calls": calls,
+                    "voucherify_request_id": body.get("request_id"),
+                    "voucherify_resource_id": body.get("resource_id"),
+                },
+            )
+            return self._done(
+                Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, api_calls=calls, detail="already_rolled_back")
+            )
+        if response.status == 200:
+            return self._record_rollbacks(redemption_id, request_id, response, calls, now)
+        problem = problem_of(response)
+        body = response.body if isinstance(response.body, dict) else {}
+        error = {**problem.as_dict(), **({"details": body["details"]} if body.get("details") else {})}
+        fields = {"api_calls": calls, "error": error}
+        self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields=fields)
+        return self._done(Outcome(FAILED, request_id, redemption_id, error_key=problem.key, api_calls=calls))
+
+    def _record_rollbacks(
+        self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime
+    ) -> Outcome:
+        body = response.body
+        fields: dict[str, Any] = {"api_calls": calls}
+        document = body
+        if response.endpoint == "rollbacks":
+            child_ids = self._record_stack_children(redemption_id, body.get("rollbacks") or [], now)
+            fields.update(stacked=True, child_rollback_ids=child_ids)
+            document = body["parent_rollback"]
+        rollback = parse_rollback(document, redemption_id, now)
+        outcome = self.ledger.requests.record_worker_rollback(
+            redemption_id, rollback, raw=response.raw, received_at=now, request_id=request_id, request_fields=fields
+        )
+        if rollback.result == "FAILURE" or rollback.status == "FAILED":
+            error_key = rollback.failure_code or "rollback_failed"
+            return self._done(
+                Outcome(
+                    FAILED, request_id, redemption_id, rollback_id=rollback.id, error_key=error_key, api_calls=calls
+                )
+            )
+        detail = "recorded first by the webhook" if outcome.status == "duplicate" else None
+        return self._done(
+            Outcome(SUCCEEDED, request_id, redemption_id, rollback_id=rollback.id, api_calls=calls, detail=detail)
+        )
+
+    def _record_stack_children(self, redemption_id: str, children: list[Any], now: datetime) -> list[str]:
+        """The rollbacks of a stack's children (the stack endpoint's ``rollbacks``), each recorded; their ids."""
+        child_ids = []
+        for child in children:
+            if not isinstance(child, dict) or not child.get("id"):
+                continue
+            rollback = parse_rollback(child, child.get("redemption") or redemption_id, now)
+            if rollback.redemption == redemption_id:
+                continue  # the parent's own rollback comes as parent_rollback
+            raw = json.dumps(child, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            self.ledger.requests.record_worker_rollback(rollback.redemption or "", rollback, raw=raw, received_at=now)
+            child_ids.append(rollback.id)
+        return child_ids
+
+    def _done(self, outcome: Outcome) -> Outcome:
+        metric = DONE_METRICS.get(outcome.state)
+        if metric:
+            self._metric(metric)
+        log = self.logger.warning if outcome.state == FAILED else self.logger.info
+        log(
+            f"rollback request {outcome.state}",
+            request_id=outcome.request_id,
+            redemption_id=outcome.redemption_id,
+            rollback_id=outcome.rollback_id,
+            error_key=outcome.error_key,
+            api_calls=outcome.api_calls,
+        )
+        return outcome

@@ -12,14 +12,14 @@ import pytest
 from conftest import PAYLOADS, WEBHOOK_EVENTS, openapi_examples, openapi_webhooks, seed_documents
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
-from schema_payloads import (
+
+from ledger_dev.payloads.schema_payloads import (
     CUSTOMER_ROLLBACK_SUCCEEDED,
     REDEMPTION_SUCCEEDED,
     ROLLBACK_SUCCEEDED,
     SchemaPayloads,
     json_schema,
 )
-
 from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.models.objects import (
     DiscountAmount,

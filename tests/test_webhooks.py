@@ -27,11 +27,11 @@ from conftest import (
     openapi_webhooks,
     seed_documents,
 )
-from schema_payloads import SchemaPayloads, dumps
 
 from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.functions import load_handler
 from ledger_dev.harness.template import http_routes
+from ledger_dev.payloads.schema_payloads import SchemaPayloads, dumps
 from voucherify_ledger.settings import SettingsError
 from voucherify_ledger.webhooks.auth import sign
 

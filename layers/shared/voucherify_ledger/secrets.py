@@ -4,6 +4,7 @@ redeploy, and a flood of refused credentials does not hammer Secrets Manager."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,27 @@ from typing import Any
 # (secret id, force a re-read) → the secret's value as Powertools returns it: a string, bytes or a parsed object.
 SecretValue = str | bytes | dict[str, Any] | None
 SecretFetcher = Callable[[str, bool], SecretValue]
+
+
+def secret_text(value: SecretValue) -> str | None:
+    """A secret's value as text (bytes are UTF-8), or None when it is not text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value if isinstance(value, str) else None
+
+
+def json_object(value: SecretValue) -> dict[str, Any] | None:
+    """A secret's value as a JSON object: a parsed one as it is, text holding one parsed; else None."""
+    if isinstance(value, dict):
+        return value
+    text = secret_text(value)
+    if text is None:
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 class SecretUnavailableError(RuntimeError):

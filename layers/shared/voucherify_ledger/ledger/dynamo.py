@@ -291,20 +291,19 @@ class Table:
         return item(found) if found else None
 
     def query(self, **params: Any) -> Iterator[dict[str, Any]]:
-        try:
-            for page in self.client.get_paginator("query").paginate(TableName=self.table_name, **params):
-                for found in page.get("Items", []):
-                    yield item(found)
-        except (ClientError, BotoCoreError) as exc:
-            raise storage_failure(exc, action="query") from exc
+        return self._pages("query", params)
 
     def scan(self, **params: Any) -> Iterator[dict[str, Any]]:
+        return self._pages("scan", params)
+
+    def _pages(self, action: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a Query or Scan, page after page."""
         try:
-            for page in self.client.get_paginator("scan").paginate(TableName=self.table_name, **params):
+            for page in self.client.get_paginator(action).paginate(TableName=self.table_name, **params):
                 for found in page.get("Items", []):
                     yield item(found)
         except (ClientError, BotoCoreError) as exc:
-            raise storage_failure(exc, action="scan") from exc
+            raise storage_failure(exc, action=action) from exc
 
     def batch_get(self, keys: Sequence[Mapping[str, Any]], projection: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The items of ``keys`` that exist (BatchGetItem, strongly consistent, 100 keys a request)."""

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from voucherify_ledger.secrets import CachedSecret, SecretFetcher, SecretUnavailableError, secret_fetcher
+from voucherify_ledger.secrets import CachedSecret, SecretFetcher, SecretUnavailableError, json_object, secret_fetcher
 
 CLIENT_VERSION = "0.1.0"  # the project's version (pyproject.toml); a test keeps them equal
 USER_AGENT = f"voucherify-redemption-ledger/{CLIENT_VERSION}"
@@ -67,16 +67,10 @@ class ApiCredentials:
 
     @classmethod
     def parse(cls, value: Any) -> ApiCredentials:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise CredentialsUnavailableError("the API secret is not a JSON object") from None
-        if not isinstance(value, dict):
+        found = json_object(value)
+        if found is None:
             raise CredentialsUnavailableError("the API secret is not a JSON object")
-        app_id, app_token = value.get("app_id"), value.get("app_token")
+        app_id, app_token = found.get("app_id"), found.get("app_token")
         if not (isinstance(app_id, str) and app_id and isinstance(app_token, str) and app_token):
             raise CredentialsUnavailableError('the API secret needs "app_id" and "app_token"')
         return cls(app_id, app_token)
@@ -131,6 +125,11 @@ class StaticCredentials:
         return False
 
 
+def _error_property(name: str) -> Any:
+    """A read-only attribute of ``ApiResponse``: its ``error_field(name)``."""
+    return property(lambda response: response.error_field(name))
+
+
 @dataclass(frozen=True)
 class ApiResponse:
     """One HTTP answer of the API: status, parsed JSON (``None`` if the body is not JSON), the useful headers."""
@@ -145,28 +144,18 @@ class ApiResponse:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
-    def _error_field(self, name: str) -> str | None:
+    def error_field(self, name: str) -> str | None:
+        """A field of a Voucherify error object (``key``, ``message``, ``details``, ``request_id`` …) as text, or None
+        for an answer that is not an error."""
         if self.ok or not isinstance(self.body, dict):
             return None
         value = self.body.get(name)
         return str(value) if value is not None else None
 
-    @property
-    def error_key(self) -> str | None:
-        """``key`` of a Voucherify error object (``already_rolled_back``, ``not_found``, …)."""
-        return self._error_field("key")
-
-    @property
-    def error_message(self) -> str | None:
-        return self._error_field("message")
-
-    @property
-    def error_details(self) -> str | None:
-        return self._error_field("details")
-
-    @property
-    def request_id(self) -> str | None:
-        return self._error_field("request_id")
+    error_key = _error_property("key")  # already_rolled_back, not_found, …
+    error_message = _error_property("message")
+    error_details = _error_property("details")
+    request_id = _error_property("request_id")
 
     @property
     def rate_limit_remaining(self) -> int | None:

@@ -33,16 +33,14 @@ class OrderTargets:
     invalid: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class OrderFanOut:
     """Fans an order request out onto the queue; never raises on what the ledger holds."""
 
-    def __init__(
-        self, *, ledger: Ledger, queue: RollbackQueue, logger: Any, metric: Callable[[str, float], None]
-    ) -> None:
-        self.ledger = ledger
-        self.queue = queue
-        self.logger = logger
-        self._metric = metric
+    ledger: Ledger
+    queue: RollbackQueue
+    logger: Any
+    metric: Callable[[str, float], None]
 
     def targets(self, order_id: str) -> OrderTargets:
         """The order's redemptions by what becomes of them. Ids the request model refuses (stored by an earlier
@@ -97,7 +95,7 @@ class OrderFanOut:
             "already_rolled_back_ids": found.already,
         }
         self.ledger.requests.record_order(order_id, request_id, FANNED_OUT, now=now, fields=fields)
-        self._metric("RollbackOrdersFannedOut", 1)
+        self.metric("RollbackOrdersFannedOut", 1)
         self.logger.info(
             "order rollback request fanned out", request_id=request_id, order_id=order_id, redemption_ids=found.targets
         )
@@ -122,7 +120,7 @@ class OrderFanOut:
                 "message": f"{len(invalid_ids)} redemption id(s) of the order are not r_ followed by "
                 f"1-{ids.MAX_ID_TAIL} letters or digits: not rolled back",
             }
-            self._metric("RollbackRedemptionIdsInvalid", len(invalid_ids))
+            self.metric("RollbackRedemptionIdsInvalid", len(invalid_ids))
             self.logger.warning(
                 "order rollback request: redemption ids of the ledger that are not r_… ids are not rolled back",
                 request_id=request_id,
@@ -146,7 +144,7 @@ class OrderFanOut:
             }
         fields = {**common, "already_rolled_back_ids": found.already}
         self.ledger.requests.record_order(order_id, request_id, state, now=now, fields=fields)
-        self._metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack", 1)
+        self.metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack", 1)
         self.logger.info("order rollback request: nothing to roll back", request_id=request_id, order_id=order_id)
         error_key = common["error"]["key"] if common["error"] else None
         return Outcome(state, request_id, order_id=order_id, error_key=error_key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -29,33 +30,23 @@ def backoff_seconds(settings: WorkerSettings, receive_count: int, rng: random.Ra
     return math.ceil(ceiling / 2 + rng.uniform(0, ceiling / 2))
 
 
+@dataclass(frozen=True)
 class Retries:
     """Sends messages back to the queue for a later attempt, saying why in the ledger."""
 
-    def __init__(
-        self,
-        *,
-        settings: WorkerSettings,
-        ledger: Ledger,
-        queue: RollbackQueue,
-        logger: Any,
-        metric: Callable[[str, float], None],
-        now: Callable[[], datetime],
-        rng: random.Random,
-    ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.queue = queue
-        self.logger = logger
-        self._metric = metric
-        self._now = now
-        self._rng = rng
+    settings: WorkerSettings
+    ledger: Ledger
+    queue: RollbackQueue
+    logger: Any
+    metric: Callable[[str, float], None]
+    now: Callable[[], datetime]
+    rng: random.Random
 
     def delay_seconds(self, message: QueueMessage, retry_after: float | None) -> int:
         if retry_after is not None:  # never sooner than Voucherify (or the pacer) said
-            delay = math.ceil(retry_after + self._rng.uniform(0, 1))
+            delay = math.ceil(retry_after + self.rng.uniform(0, 1))
         else:
-            delay = backoff_seconds(self.settings, message.receive_count, self._rng)
+            delay = backoff_seconds(self.settings, message.receive_count, self.rng)
         return max(0, min(delay, MAX_VISIBILITY_SECONDS))
 
     def retry(
@@ -72,7 +63,7 @@ class Retries:
         raises RetryLater; a record or a delay that fails is logged, and the message is retried all the same."""
         delay = self.delay_seconds(message, retry_after)
         last = message.receive_count >= self.settings.rollback_max_receive_count
-        now = self._now()
+        now = self.now()
         fields: dict[str, Any] = {
             "error": problem.as_dict(),
             "message_id": message.message_id,
@@ -93,7 +84,7 @@ class Retries:
                 self.queue.delay(message.receipt_handle, delay)
             except Exception as exc:  # the message then comes back after the queue's visibility timeout
                 self.logger.warning("could not delay the message", request_id=request_id, error=type(exc).__name__)
-        self._metric("RollbacksDeadLettered" if last else "RollbackRetries", 1)
+        self.metric("RollbacksDeadLettered" if last else "RollbackRetries", 1)
         self.logger.warning(
             "rollback request will be retried" if not last else "rollback request goes to the dead-letter queue",
             request_id=request_id,

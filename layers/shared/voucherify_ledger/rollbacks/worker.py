@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,31 +18,19 @@ from voucherify_ledger.aws import worker_clients
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
 from voucherify_ledger.ledger.idempotency import idempotency_store
-from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BACK, SUCCEEDED
+from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BACK
 from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
-from voucherify_ledger.rollbacks.answers import (
-    Outcome,
-    Problem,
-    RetryLater,
-    classify,
-    parse_rollback,
-    problem_of,
-    worker_problem,
-)
+from voucherify_ledger.rollbacks.answers import Outcome, Problem, RetryLater, worker_problem
 from voucherify_ledger.rollbacks.calls import RollbackCaller, Transient
-from voucherify_ledger.rollbacks.client import ApiResponse, SecretCredentials, VoucherifyClient, api_secret_fetcher
+from voucherify_ledger.rollbacks.client import SecretCredentials, VoucherifyClient, api_secret_fetcher
 from voucherify_ledger.rollbacks.orders import OrderFanOut
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.rollbacks.queue import QueueError, QueueMessage, RollbackQueue, SqsRollbackQueue
+from voucherify_ledger.rollbacks.recording import AnswerRecording
 from voucherify_ledger.rollbacks.retries import Retries, backoff_seconds
 from voucherify_ledger.settings import WorkerSettings
 
 MAX_LOGGED_FRAMES = 20
-DONE_METRICS = {
-    SUCCEEDED: "RollbacksSucceeded",
-    ALREADY_ROLLED_BACK: "RollbacksAlreadyRolledBack",
-    FAILED: "RollbacksFailed",
-}
 
 
 def _frames(exc: BaseException) -> list[str]:
@@ -67,18 +53,10 @@ class RollbackWorker:
         logger: Any,
         metrics: Any,
         dynamodb: Any,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.api = api
-        self.queue = queue
-        self.pacer = pacer
-        self.logger = logger
-        self.metrics = metrics
-        self._clock = clock
+        self.settings, self.ledger, self.queue, self.pacer = settings, ledger, queue, pacer
+        self.logger, self.metrics = logger, metrics
         self._rng = rng or random.Random()
         self._metrics_lock = threading.Lock()
         self.caller = RollbackCaller(
@@ -89,10 +67,9 @@ class RollbackWorker:
             in_process_retries=settings.rollback_in_process_retries,
             metric=self._metric,
             logger=logger,
-            clock=clock,
-            sleep=sleep,
             rng=self._rng,
         )
+        self.recording = AnswerRecording(ledger=ledger, logger=logger, metric=self._metric)
         self.orders = OrderFanOut(ledger=ledger, queue=queue, logger=logger, metric=self._metric)
         self.retries = Retries(
             settings=settings,
@@ -145,7 +122,7 @@ class RollbackWorker:
         return backoff_seconds(self.settings, receive_count, self._rng)
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
+        return datetime.fromtimestamp(time.time(), UTC)
 
     def _metric(self, name: str, value: float = 1) -> None:
         with self._metrics_lock:
@@ -211,7 +188,7 @@ class RollbackWorker:
         outcome = Outcome(
             FAILED, request_id, request.redemption_id, order_id=request.order_id, error_key="ledger_refused"
         )
-        return self._done(outcome)
+        return self.recording.done(outcome)
 
     def _worker_error(self, message: QueueMessage, request_id: str, exc: Exception) -> None:
         self._metric("RollbackWorkerErrors")
@@ -281,92 +258,10 @@ class RollbackWorker:
             self.ledger.requests.record_already_rolled_back(
                 redemption_id, request_id, now=now, confirmed_by="ledger", fields={"rollback_ids": rollback_ids}
             )
-            return self._done(
+            return self.recording.done(
                 Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
             )
         result = self.caller.call(redemption_id, request)
         if isinstance(result, Transient):
             self.retries.retry(message, request, request_id, result.problem, result.retry_after, calls=result.calls)
-        return self._record(redemption_id, request_id, result.response, result.calls, self._now())
-
-    # --- recording --------------------------------------------------------------------------------
-    def _record(self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime) -> Outcome:
-        if classify(response) == "goal" and response.status == 400:  # already_rolled_back
-            body = response.body if isinstance(response.body, dict) else {}
-            self.ledger.requests.record_already_rolled_back(
-                redemption_id,
-                request_id,
-                now=now,
-                confirmed_by="api",
-                fields={
-                    "api_calls": calls,
-                    "voucherify_request_id": body.get("request_id"),
-                    "voucherify_resource_id": body.get("resource_id"),
-                },
-            )
-            return self._done(
-                Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, api_calls=calls, detail="already_rolled_back")
-            )
-        if response.status == 200:
-            return self._record_rollbacks(redemption_id, request_id, response, calls, now)
-        problem = problem_of(response)
-        body = response.body if isinstance(response.body, dict) else {}
-        error = {**problem.as_dict(), **({"details": body["details"]} if body.get("details") else {})}
-        fields = {"api_calls": calls, "error": error}
-        self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields=fields)
-        return self._done(Outcome(FAILED, request_id, redemption_id, error_key=problem.key, api_calls=calls))
-
-    def _record_rollbacks(
-        self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime
-    ) -> Outcome:
-        body = response.body
-        fields: dict[str, Any] = {"api_calls": calls}
-        document = body
-        if response.endpoint == "rollbacks":
-            child_ids = self._record_stack_children(redemption_id, body.get("rollbacks") or [], now)
-            fields.update(stacked=True, child_rollback_ids=child_ids)
-            document = body["parent_rollback"]
-        rollback = parse_rollback(document, redemption_id, now)
-        outcome = self.ledger.requests.record_worker_rollback(
-            redemption_id, rollback, raw=response.raw, received_at=now, request_id=request_id, request_fields=fields
-        )
-        if rollback.result == "FAILURE" or rollback.status == "FAILED":
-            error_key = rollback.failure_code or "rollback_failed"
-            return self._done(
-                Outcome(
-                    FAILED, request_id, redemption_id, rollback_id=rollback.id, error_key=error_key, api_calls=calls
-                )
-            )
-        detail = "recorded first by the webhook" if outcome.status == "duplicate" else None
-        return self._done(
-            Outcome(SUCCEEDED, request_id, redemption_id, rollback_id=rollback.id, api_calls=calls, detail=detail)
-        )
-
-    def _record_stack_children(self, redemption_id: str, children: list[Any], now: datetime) -> list[str]:
-        """The rollbacks of a stack's children (the stack endpoint's ``rollbacks``), each recorded; their ids."""
-        child_ids = []
-        for child in children:
-            if not isinstance(child, dict) or not child.get("id"):
-                continue
-            rollback = parse_rollback(child, child.get("redemption") or redemption_id, now)
-            if rollback.redemption == redemption_id:
-                continue  # the parent's own rollback comes as parent_rollback
-            raw = json.dumps(child, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-            self.ledger.requests.record_worker_rollback(rollback.redemption or "", rollback, raw=raw, received_at=now)
-            child_ids.append(rollback.id)
-        return child_ids
-
-    def _done(self, outcome: Outcome) -> Outcome:
-        metric = DONE_METRICS.get(outcome.state)
-        if metric:
-            self._metric(metric)
-        log = self.logger.warning if outcome.state == FAILED else self.logger.info
-        log(
-            f"rollback request {outcome.state}",
-            request_id=outcome.request_id,
-            redemption_id=outcome.redemption_id,
-            rollback_id=outcome.rollback_id,
-            error_key=outcome.error_key,
-            api_calls=outcome.api_calls,
-        )
-        return outcome
+        return self.recording.record(redemption_id, request_id, result.response, result.calls, self._now())

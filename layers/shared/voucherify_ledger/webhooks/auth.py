@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from voucherify_ledger.secrets import CachedSecret, SecretFetcher, SecretUnavailableError, SecretValue, secret_fetcher
+from voucherify_ledger.secrets import (
+    CachedSecret,
+    SecretFetcher,
+    SecretUnavailableError,
+    SecretValue,
+    json_object,
+    secret_fetcher,
+    secret_text,
+)
 
 SIGNATURE_HEADER = "x-voucherify-signature"
 AuthMethods = Literal["signature", "token", "either"]
@@ -94,19 +101,15 @@ class WebhookSecrets:
     @classmethod
     def parse(cls, value: SecretValue) -> WebhookSecrets:
         """A JSON object ``{"signing_secret", "header_token"}``, or a plain string used as the signing secret."""
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        if isinstance(value, str):
-            try:
-                decoded = json.loads(value)
-            except ValueError:
-                decoded = None
-            value = decoded if isinstance(decoded, dict) else {"signing_secret": value.strip()}
-        if not isinstance(value, dict):
+        text = secret_text(value)
+        found = json_object(value)
+        if found is None and text is not None:
+            found = {"signing_secret": text.strip()}
+        if found is None:
             raise SecretUnavailableError("the webhook secret is empty")
         secrets = cls(
-            signing_secret=str(value.get("signing_secret") or "") or None,
-            header_token=str(value.get("header_token") or "") or None,
+            signing_secret=str(found.get("signing_secret") or "") or None,
+            header_token=str(found.get("header_token") or "") or None,
         )
         if not (secrets.signing_secret or secrets.header_token):
             raise SecretUnavailableError("the webhook secret has neither signing_secret nor header_token")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,20 +170,20 @@ class WebhookReceiver:
         if outcome.conflict_id:
             # The first record stands; the delivery that says otherwise is kept beside it for a person to judge.
             self.metrics.add_metric(name="ConflictingDuplicates", unit="Count", value=1)
-            self.logger.warning(
+            self._log(
+                self.logger.warning,
                 "duplicate delivery differs from the recorded redemption",
-                route=self.route.name,
+                delivery,
                 redemption_id=outcome.redemption_id,
                 conflict_id=outcome.conflict_id,
                 conflicting_fields=list(outcome.conflicting_fields),
             )
-        self.logger.info(
+        self._log(
+            self.logger.info,
             f"delivery {outcome.status}",
-            route=self.route.name,
+            delivery,
             auth=auth.method,
-            delivery_id=delivery.delivery_id,
             event_id=delivery.event_id,
-            event_type=delivery.event_type,
             redemption_id=outcome.redemption_id,
             rollback_id=outcome.rollback_id,
             ledger_status=outcome.ledger_status,
@@ -200,17 +200,14 @@ class WebhookReceiver:
             self.logger.exception("quarantine write failed", route=self.route.name)
             return self._unavailable(f"the delivery failed validation and could not be quarantined ({exc})")
         self.metrics.add_metric(name="Quarantined", unit="Count", value=1)
-        self.logger.warning(
-            "delivery quarantined",
-            route=self.route.name,
-            quarantine_id=outcome.quarantine_id,
-            delivery_id=delivery.delivery_id,
-            event_type=delivery.event_type,
-            reason=invalid.reason,
-            errors=invalid.errors,
-        )
+        fields = {"quarantine_id": outcome.quarantine_id, "reason": invalid.reason, "errors": invalid.errors}
+        self._log(self.logger.warning, "delivery quarantined", delivery, **fields)
         answer = {"status": "quarantined", "quarantine_id": outcome.quarantine_id, "reason": invalid.reason}
         return respond(202, {**answer, "errors": invalid.errors})
+
+    def _log(self, log: Callable[..., Any], message: str, delivery: Delivery, **fields: Any) -> None:
+        """A structured log line of this route about ``delivery``: its ids and event type (never its content)."""
+        log(message, route=self.route.name, delivery_id=delivery.delivery_id, event_type=delivery.event_type, **fields)
 
     def _reject(self, status_code: int, status: str, message: str, **log_context: Any) -> dict[str, Any]:
         self.metrics.add_metric(name="Rejected", unit="Count", value=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,16 @@ class Route:
     schema: str  # the event whose data schema the route validates
     event_types: frozenset[str]
     model: type[BaseModel]
-    record: Callable[[Ledger, Any, Delivery], WriteOutcome]
 
     @property
     def envelope_model(self) -> type[WebhookEnvelope]:
         return envelope_of(self.model)
+
+    def record(self, ledger: Ledger, data: Any, delivery: Delivery) -> WriteOutcome:
+        """The ledger write of a valid delivery of this route (``data``: an instance of its ``model``)."""
+        if isinstance(data, EventRedemptionRollbackSucceededData):
+            return ledger.redemptions.record_rollback(data, delivery)
+        return ledger.redemptions.record(data, delivery)
 
 
 REDEMPTION_SUCCEEDED = Route(
@@ -48,7 +53,6 @@ REDEMPTION_SUCCEEDED = Route(
     # customer.redemption.succeeded is the distribution twin of redemption.succeeded, with the same data.
     event_types=frozenset({"redemption.succeeded", "customer.redemption.succeeded"}),
     model=EventRedemptionSucceededData,
-    record=lambda ledger, data, delivery: ledger.redemptions.record(data, delivery),
 )
 
 REDEMPTION_ROLLBACK_SUCCEEDED = Route(
@@ -56,7 +60,6 @@ REDEMPTION_ROLLBACK_SUCCEEDED = Route(
     schema="redemption.rollback.succeeded",
     event_types=frozenset({"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded"}),
     model=EventRedemptionRollbackSucceededData,
-    record=lambda ledger, data, delivery: ledger.redemptions.record_rollback(data, delivery),
 )
 
 # Route.name → route: a quarantine record names the route that received it (``redemption-ledger quarantine replay``).

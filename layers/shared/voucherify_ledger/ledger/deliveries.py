@@ -8,10 +8,13 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voucherify_ledger.ledger.dynamo import StorageRefusedError, Table, Update, compact, compress, decompress
 from voucherify_ledger.ledger.keys import RAW_SK_PREFIX, iso, redemption_item_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # A raw delivery whose compressed copy is larger than this is kept in an item of its own (``RAW#<sha256>`` beside the
 # redemption), so a redemption item holding its delivery and many rollbacks stays far below 400 KB. Voucherify's
@@ -60,7 +63,7 @@ def write_with_delivery(
     build: BuildUpdate,
     *,
     what: str,
-    also: Sequence[Mapping[str, Any]] = (),
+    also: Sequence[TransactWriteItemTypeDef] = (),
     return_new: bool = False,
 ) -> tuple[bool, dict[str, Any] | None]:
     """Applies ``build(audit)`` (an update and its condition) to ``key``: ``(True, the new item if asked)``, or
@@ -98,7 +101,7 @@ def write_with_delivery(
 
 def _raw_copy(
     table: Table, key: Mapping[str, Any], delivery: Delivery, compressed: bytes, audit: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> TransactWriteItemTypeDef:
     """The transaction item that keeps a raw delivery beside its redemption: same bytes, same item. An Update
     (which creates the item) rather than a Put, so the functions need no PutItem permission."""
     update = Update()

@@ -9,12 +9,13 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, UpdateTypeDef
 else:
     DynamoDBClient = Any
 
@@ -136,6 +137,14 @@ def compact(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- update expressions ---------------------------------------------------------------------------------------
+class UpdateParams(TypedDict):
+    """``Update.params()``: the expression parameters of an UpdateItem or of a transaction's Update."""
+
+    UpdateExpression: str
+    ExpressionAttributeNames: dict[str, str]
+    ExpressionAttributeValues: dict[str, Any]
+
+
 class Update:
     """Builds an UpdateItem expression from named assignments; every value is checked as ``key_value`` checks it."""
 
@@ -185,7 +194,7 @@ class Update:
         self.names[placeholder] = attribute
         return placeholder
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> UpdateParams:
         expression = "SET " + ", ".join(self.sets)
         if self.adds:
             expression += " ADD " + ", ".join(self.adds)
@@ -251,9 +260,12 @@ def _condition_failed(exc: ClientError) -> bool:
 
 def _old_item(exc: ClientError) -> dict[str, Any] | None:
     """The item a failed condition found (``ReturnValuesOnConditionCheckFailure: ALL_OLD``), if DynamoDB sent it."""
-    found = exc.response.get("Item")
+    # The answer as the plain mapping it is: botocore's stubs know no top-level "Item" and type a cancellation
+    # reason's "Item" as {"key", "value"}, not as DynamoDB's attribute map.
+    response: Mapping[str, Any] = exc.response
+    found = response.get("Item")
     if not found:
-        for reason in exc.response.get("CancellationReasons") or []:
+        for reason in response.get("CancellationReasons") or []:
             found = reason.get("Item")
             break
     return item(found) if found else None
@@ -296,7 +308,7 @@ class Table:
     def scan(self, **params: Any) -> Iterator[dict[str, Any]]:
         return self._pages("scan", params)
 
-    def _pages(self, action: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def _pages(self, action: Literal["query", "scan"], params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a Query or Scan, page after page."""
         try:
             for page in self.client.get_paginator(action).paginate(TableName=self.table_name, **params):
@@ -360,7 +372,7 @@ class Table:
         attributes = answer.get("Attributes")
         return Written(True, item(attributes) if attributes else None)
 
-    def transact(self, items: Sequence[Mapping[str, Any]], *, what: str, refusable: bool = False) -> Written:
+    def transact(self, items: Sequence[TransactWriteItemTypeDef], *, what: str, refusable: bool = False) -> Written:
         """One TransactWriteItems; ``Written(False, the item its condition found)`` when the first item's condition
         fails (the first item is the one the write is about; the others go with it)."""
         try:
@@ -387,11 +399,18 @@ class Table:
 
     def update_item(
         self, key: Mapping[str, Any], update: Update, condition: str | None = None, *, old_on_failure: bool = False
-    ) -> dict[str, Any]:
+    ) -> TransactWriteItemTypeDef:
         """The ``TransactItems`` entry of an update."""
-        write: dict[str, Any] = {"TableName": self.table_name, "Key": key}
+        params = update.params()
+        write: UpdateTypeDef = {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": params["UpdateExpression"],
+            "ExpressionAttributeNames": params["ExpressionAttributeNames"],
+            "ExpressionAttributeValues": params["ExpressionAttributeValues"],
+        }
         if condition:
             write["ConditionExpression"] = condition
         if old_on_failure:
             write["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        return {"Update": {**write, **update.params()}}
+        return {"Update": write}

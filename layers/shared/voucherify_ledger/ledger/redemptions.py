@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from voucherify_ledger.ledger.deliveries import Delivery, delivery_audit, read_raw, write_with_delivery
 from voucherify_ledger.ledger.dynamo import StorageError, Table, Update, av, compact, compress
@@ -36,6 +36,9 @@ from voucherify_ledger.models.webhooks import (
     EventRedemptionSucceededData,
     SimpleRedemption,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
 HIDDEN = frozenset({"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"})
@@ -205,7 +208,7 @@ class RedemptionStore:
         delivery: Delivery,
         *,
         source: str = "webhook",
-        also: Sequence[Mapping[str, Any]] = (),
+        also: Sequence[TransactWriteItemTypeDef] = (),
     ) -> WriteOutcome:
         """The one write path of a rollback (``rr_…``), whoever reports it first — the webhook or the worker.
 

@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, model_validator
+from pydantic.config import JsonDict
 
 from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.models import ids
@@ -21,7 +22,7 @@ MAX_REQUEST_ID = 256
 REQUEST_ID_PATTERN = rf"^[0-9A-Za-z._:@+=-]{{1,{MAX_REQUEST_ID}}}$"
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 
-_EXACTLY_ONE_TARGET = {
+_EXACTLY_ONE_TARGET: JsonDict = {
     "oneOf": [
         {"required": ["redemption_id"], "properties": {"redemption_id": {"type": "string"}}},
         {"required": ["order_id"], "properties": {"order_id": {"type": "string"}}},

@@ -116,7 +116,8 @@ class RollbackCaller:
     def _time_left(self) -> float:
         context = self._context
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-            return context.get_remaining_time_in_millis() / 1000.0
+            seconds: float = context.get_remaining_time_in_millis() / 1000.0
+            return seconds
         return 30.0 - (time.monotonic() - self._invocation_started)
 
     def call(self, redemption_id: str, request: RollbackRequest) -> Answered | Transient:

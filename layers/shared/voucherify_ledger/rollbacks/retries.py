@@ -23,7 +23,7 @@ MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit
 
 def backoff_seconds(settings: WorkerSettings, receive_count: int, rng: random.Random) -> int:
     """base × 2^(receive_count − 1), capped, with "equal jitter" (half fixed, half random)."""
-    ceiling = min(
+    ceiling: float = min(
         float(settings.rollback_retry_max_seconds),
         settings.rollback_retry_base_seconds * 2 ** max(0, min(receive_count, 30) - 1),
     )

@@ -1,120 +1,42 @@
-"""Shared fixtures: AWS emulated by moto (the table built from template.yaml), handlers loaded as Lambda loads them."""
+"""Fixtures every tier may use: AWS emulated by moto in-process (the table built from template.yaml), the functions
+loaded as Lambda loads them, the rollback worker's harness. Helpers that are not fixtures live in ``tests/support``;
+each tier's own fixtures in its own conftest.py."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+from samtranslator.translator.transform import transform
+from support.functions import (
+    API_SECRET_ID,
+    HEADER_TOKEN,
+    ROUTES,
+    SECRET_ID,
+    SIGNING_SECRET,
+    TABLE_NAME,
+    Answer,
+    Aws,
+    LambdaApp,
+)
+from support.template import ManagedPolicyLoader, sam_source, with_s3_artifacts
+from support.worker import Harness, template_refs
 
+from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.functions import load_handler
-from ledger_dev.harness.template import PROJECT_ROOT, create_table, function_environment
+from ledger_dev.harness.queues import create_queues
+from ledger_dev.harness.sqs_poller import SqsPoller
+from ledger_dev.harness.template import create_table, function_environment, resources
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.webhooks.auth import sign
-
-SHARED_DIR = Path(os.environ.get("VOUCHERIFY_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
-PAYLOADS = PROJECT_ROOT / "events" / "payloads"
-
-SIGNING_SECRET = "test-signing-secret"
-HEADER_TOKEN = "test-header-token"
-TABLE_NAME = "voucherify-ledger-test"
-SECRET_ID = "voucherify-ledger/webhook"
-ROUTES = {
-    "RedemptionSucceededFunction": "/webhooks/redemption-succeeded",
-    "RedemptionRollbackSucceededFunction": "/webhooks/redemption-rollback-succeeded",
-}
-
-
-def compact(document: Any) -> bytes:
-    """JSON as Voucherify sends it: compact, UTF-8."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def payload(name: str) -> dict[str, Any]:
-    return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
-
-
-# --- Voucherify's published documents (the shared folder beside the repository) -------------------------
-SEEDS_DIR = SHARED_DIR / "seeds"
-OPENAPI_WEBHOOKS = SHARED_DIR / "reference" / "voucherify" / "OpenAPIWebhooks.json"
-# OpenAPI webhook name → event name (event.type) and the function whose URL receives it.
-WEBHOOK_EVENTS = {
-    "EVENTS.REDEMPTION.SUCCEEDED": ("redemption.succeeded", "RedemptionSucceededFunction"),
-    "EVENTS.CUSTOMER.REDEMPTION.SUCCEEDED": ("customer.redemption.succeeded", "RedemptionSucceededFunction"),
-    "EVENTS.REDEMPTION.ROLLBACK.SUCCEEDED": ("redemption.rollback.succeeded", "RedemptionRollbackSucceededFunction"),
-    "EVENTS.CUSTOMER.REDEMPTION.ROLLBACK.SUCCEEDED": (
-        "customer.redemption.rollback.succeeded",
-        "RedemptionRollbackSucceededFunction",
-    ),
-}
-
-
-def seed_documents(prefix: str) -> list[Any]:
-    """The JSON documents embedded in the text of seed page ``seeds/<prefix>_….txt``, in page order."""
-    (path,) = SEEDS_DIR.glob(f"{prefix}_*.txt")
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    found: list[Any] = []
-    start = text.find("{")
-    while start >= 0:
-        try:
-            document, length = decoder.raw_decode(text, start)
-        except ValueError:
-            start = text.find("{", start + 1)
-            continue
-        found.append(document)
-        start = text.find("{", length)
-    return found
-
-
-@functools.cache
-def _openapi_webhooks_text() -> str:
-    return OPENAPI_WEBHOOKS.read_text(encoding="utf-8")
-
-
-def openapi_webhooks() -> dict[str, Any]:
-    """A fresh copy of ``OpenAPIWebhooks.json`` (callers may change it)."""
-    return json.loads(_openapi_webhooks_text())
-
-
-def openapi_examples(webhook: str) -> list[tuple[str, Any]]:
-    """``(name, value)`` of every request-body example of ``webhooks[webhook]``."""
-    content = openapi_webhooks()["webhooks"][webhook]["post"]["requestBody"]["content"]
-    found = []
-    for media in content.values():
-        if "example" in media:
-            found.append((f"{webhook}:example", media["example"]))
-        for name, example in (media.get("examples") or {}).items():
-            found.append((f"{webhook}:{name}", example["value"]))
-    return found
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-@dataclass
-class Aws:
-    dynamodb: Any
-    secrets: Any
-    table_name: str
-    ledger: Ledger
-
-    def items(self) -> list[dict[str, Any]]:
-        return self.dynamodb.scan(TableName=self.table_name, ConsistentRead=True)["Items"]
 
 
 @pytest.fixture
@@ -182,42 +104,6 @@ def invoke(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Callable[..
     return call
 
 
-@dataclass
-class LambdaApp:
-    """One function imported as Lambda imports it, with its module (and so its receiver) within reach."""
-
-    logical_id: str
-    module: ModuleType
-
-    @property
-    def receiver(self) -> Any:
-        return self.module.receiver
-
-    def send(self, event: dict[str, Any]) -> Answer:
-        result = self.module.lambda_handler(event, LambdaContext(function_name=self.logical_id))
-        status, headers, body = response_parts(result)
-        return Answer(status, headers, json.loads(body))
-
-    def post(
-        self,
-        body: bytes | str,
-        *,
-        secret: str | None = SIGNING_SECRET,
-        signed_body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        base64_encoded: bool | None = None,
-    ) -> Answer:
-        """POSTs ``body`` to the function's route, signed with ``secret`` over ``signed_body`` (default: body)."""
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        all_headers = {"content-type": "application/json", "user-agent": "Voucherify-Webhooks"}
-        if secret is not None:
-            all_headers["x-voucherify-signature"] = sign(secret, raw if signed_body is None else signed_body)
-        all_headers.update(headers or {})
-        return self.send(
-            http_api_event("POST", ROUTES[self.logical_id], raw, all_headers, base64_encoded=base64_encoded)
-        )
-
-
 @pytest.fixture
 def lambda_app(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., LambdaApp]]:
     """Loads a function after setting its environment from template.yaml (plus keyword overrides)."""
@@ -234,8 +120,96 @@ def lambda_app(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Iterato
     parameters.clear_caches()
 
 
-# --- hostile-input case counts (tests/test_hostile.py), shown at the end of every run -------------------------
+@pytest.fixture(scope="session")
+def cfn() -> Iterator[dict[str, Any]]:
+    """The CloudFormation template that the SAM transform makes of template.yaml."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        env.delenv("AWS_PROFILE", raising=False)
+        yield transform(with_s3_artifacts(sam_source()), {}, ManagedPolicyLoader())
+
+
+# --- the rollback worker ---------------------------------------------------------------------------
+@pytest.fixture
+def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each request atomically (a conditional write is a compare-and-set); moto does not
+    lock, so concurrency tests serialise its backend calls to get DynamoDB's guarantee, not moto's races."""
+    lock = threading.RLock()
+    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items", "query"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def make_harness(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, serialized_dynamodb: None
+) -> Iterator[Callable[..., Harness]]:
+    """Builds the queues from template.yaml, the API secret, a fake Voucherify and the worker."""
+    from aws_lambda_powertools.utilities import parameters
+
+    fakes: list[FakeVoucherify] = []
+
+    def build(*, env: dict[str, str] | None = None, **fake_options: Any) -> Harness:
+        parameters.clear_caches()
+        sqs = boto3.client("sqs")
+        aws.secrets.create_secret(Name=API_SECRET_ID, SecretString=api_secret_value())
+        refs = template_refs(LedgerTable=TABLE_NAME)
+        queues = {q.logical_id: q for q in create_queues(sqs, resources("AWS::SQS::Queue"), refs)}
+        fake = FakeVoucherify(**{"webhook_delay": None, **fake_options}).start()
+        fakes.append(fake)
+        environment = function_environment("RollbackWorkerFunction", refs)
+        environment.update(
+            VOUCHERIFY_API_URL=fake.url,
+            ROLLBACK_RETRY_BASE_SECONDS="0",  # a retried message is visible again at once
+            VOUCHERIFY_READ_TIMEOUT_SECONDS="0.5",
+            VOUCHERIFY_REQUESTS_PER_MINUTE="6000",  # pacing has its own test
+            POWERTOOLS_METRICS_NAMESPACE="VoucherifyLedger",
+        )
+        environment.update(env or {})
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        handler = load_handler("RollbackWorkerFunction")
+        poller = SqsPoller(sqs, queues["RollbackQueue"].url, handler, wait_time_seconds=0, timeout_seconds=30)
+        return Harness(
+            aws,
+            sqs,
+            queues["RollbackQueue"].url,
+            queues["RollbackDeadLetterQueue"].url,
+            fake,
+            handler,
+            poller,
+            environment,
+        )
+
+    yield build
+    for fake in fakes:
+        fake.stop()
+
+
+@pytest.fixture
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()
+
+
+# --- hostile-input case counts (the property tests), shown at the end of every run ----------------------------
 HOSTILE_CASES = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.fixture
+def count_cases(request: pytest.FixtureRequest) -> Callable[[], None]:
+    """Counts the examples a test tried, for the summary line of ``pytest_terminal_summary``."""
+    counts = request.config.stash.setdefault(HOSTILE_CASES, {})
+    name = request.node.name
+
+    def tried() -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    return tried
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -245,19 +219,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"hostile input: {sum(counts.values())} cases tried in {len(counts)} property tests "
             f"({', '.join(f'{name} {n}' for name, n in sorted(counts.items()))})"
         )
-
-
-def emitted_metrics(output: str) -> dict[str, float]:
-    """The total of each metric in the Embedded Metric Format lines of a function's output."""
-    totals: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"_aws"' not in line:
-            continue
-        document = json.loads(line)
-        for directive in document["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                value = document[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
-                    value if isinstance(value, list) else [value]
-                )
-    return totals

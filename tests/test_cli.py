@@ -7,7 +7,8 @@ import json
 import socket
 
 import pytest
-from conftest import TABLE_NAME, compact, payload
+from support.documents import compact, payload
+from support.functions import TABLE_NAME
 
 from ledger_dev import local_stack
 from redemption_ledger_cli import cli

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SECRET_ID, SIGNING_SECRET
+from support.functions import SECRET_ID, SIGNING_SECRET
 
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.functions import load_handler

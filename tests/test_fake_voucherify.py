@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import SHARED_DIR
+from support.documents import SHARED_DIR
 
 from ledger_dev.fake_voucherify import ERRORS, FakeVoucherify
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope

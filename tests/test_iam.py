@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rollback_worker import make_harness, serialized_dynamodb  # noqa: F401 (fixtures)
-from test_template import cfn, of_type, sam_source  # noqa: F401 (the expanded template fixture)
+from support.template import of_type, sam_source
 
 from ledger_dev.harness.template import PROJECT_ROOT, TEMPLATE_PATH
 
@@ -138,26 +137,26 @@ def grants(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_function_is_in_the_allow_list(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_every_function_is_in_the_allow_list(cfn: dict[str, Any]) -> None:
     assert set(of_type(cfn, "AWS::Lambda::Function")) == set(ALLOWED)
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: str) -> None:
     held = grants(cfn, function)
     assert sorted(held - ALLOWED[function]) == [], "beyond what the function uses"
     assert sorted(ALLOWED[function] - held) == [], "allow-listed but not granted: update the allow-list"
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_no_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_no_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:
     """Not even log writes: "*" would let a function write into any log group of the account."""
     wildcard = {(action, resource) for action, resource in grants(cfn, function) if resource == "*"}
     assert wildcard == set(), sorted(wildcard)
     assert not [action for action, _ in grants(cfn, function) if "*" in action]
 
 
-def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:
     """SAM attaches AWSLambdaBasicExecutionRole (logs on "*") to every role it generates, and its `Events: SQS`
     AWSLambdaSQSQueueExecutionRole (SQS on "*"): each role is the template's own, and the worker's queue is wired
     by an explicit event source mapping and a statement scoped to the queue."""
@@ -170,7 +169,7 @@ def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:  # noqa: F
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_each_role_is_the_templates_own_not_generated_by_sam(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_each_role_is_the_templates_own_not_generated_by_sam(cfn: dict[str, Any], function: str) -> None:
     source = sam_source()["Resources"]
     role = source[function]["Properties"]["Role"]
     assert role == {"Fn::GetAtt": [f"{function}Role", "Arn"]}, function
@@ -179,7 +178,7 @@ def test_each_role_is_the_templates_own_not_generated_by_sam(cfn: dict[str, Any]
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_each_role_writes_only_the_log_group_its_function_logs_to(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_each_role_writes_only_the_log_group_its_function_logs_to(cfn: dict[str, Any], function: str) -> None:
     """The log group in the function's LoggingConfig, created by the stack, is the one place it may write logs."""
     group = cfn["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]
     assert group == {"Ref": f"{function}Logs"}
@@ -191,7 +190,7 @@ def test_each_role_writes_only_the_log_group_its_function_logs_to(cfn: dict[str,
     assert not [grant for grant in grants(cfn, function) if grant[1] in others]
 
 
-def test_allow_list_check_catches_log_writes_beyond_the_functions_own_group(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_allow_list_check_catches_log_writes_beyond_the_functions_own_group(cfn: dict[str, Any]) -> None:
     import copy
 
     broken = copy.deepcopy(cfn)
@@ -213,14 +212,14 @@ def test_allow_list_check_catches_log_writes_beyond_the_functions_own_group(cfn:
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))
-def test_roles_are_assumed_by_lambda_alone(cfn: dict[str, Any], function: str) -> None:  # noqa: F811
+def test_roles_are_assumed_by_lambda_alone(cfn: dict[str, Any], function: str) -> None:
     role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
     (statement,) = cfn["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}
     assert statement["Action"] == ["sts:AssumeRole"]
 
 
-def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None:
     import copy
 
     broken = copy.deepcopy(cfn)
@@ -265,12 +264,12 @@ class Recorder:
         return call
 
 
-def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_harness: Callable[..., Any]) -> None:  # noqa: F811
+def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_harness: Callable[..., Any]) -> None:
     """Rollback by redemption and by order (fan-out, index query), a retry (visibility change), a duplicate: the
     calls the worker's code makes, mapped to IAM actions, are all granted (the poller stands in for the mapping)."""
     import sys
 
-    from test_rollback_worker import R1, record_redemption
+    from support.worker import R1, record_redemption
 
     harness = make_harness()
     module = sys.modules["functions.RollbackWorkerFunction.app"]
@@ -293,7 +292,7 @@ def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_
 
 
 # --- the API stage ------------------------------------------------------------------------------------------
-def test_the_api_stage_is_throttled_by_parameters(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_the_api_stage_is_throttled_by_parameters(cfn: dict[str, Any]) -> None:
     (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
     routes = stage["Properties"]["DefaultRouteSettings"]
     assert routes["ThrottlingRateLimit"] == {"Ref": "WebhookThrottlingRateLimit"}
@@ -303,7 +302,7 @@ def test_the_api_stage_is_throttled_by_parameters(cfn: dict[str, Any]) -> None: 
     assert parameters["WebhookThrottlingBurstLimit"]["Default"] >= parameters["WebhookThrottlingRateLimit"]["Default"]
 
 
-def test_the_access_log_records_no_headers_or_bodies(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_the_access_log_records_no_headers_or_bodies(cfn: dict[str, Any]) -> None:
     (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["AccessLogSettings"]
     assert resource_name(settings["DestinationArn"]) == "WebhookAccessLogs"
@@ -315,7 +314,7 @@ def test_the_access_log_records_no_headers_or_bodies(cfn: dict[str, Any]) -> Non
     assert log_group["RetentionInDays"] == {"Ref": "WebhookAccessLogRetentionDays"}
 
 
-def test_the_source_ip_allow_list_reaches_every_webhook_function(cfn: dict[str, Any]) -> None:  # noqa: F811
+def test_the_source_ip_allow_list_reaches_every_webhook_function(cfn: dict[str, Any]) -> None:
     parameter = sam_source()["Parameters"]["AllowedSourceCidrs"]
     assert parameter["Default"] == ""
     pattern = re.compile(parameter["AllowedPattern"])
@@ -402,7 +401,7 @@ def test_checkov_passes_on_the_sam_template(checkov: Callable[[Path], dict[str, 
 
 def test_checkov_passes_on_the_expanded_template(
     checkov: Callable[[Path], dict[str, Any]],
-    cfn: dict[str, Any],  # noqa: F811
+    cfn: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     """The roles, stage and permissions SAM generates are scanned too (the IAM checks see them only here)."""

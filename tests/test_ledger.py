@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
-from conftest import Aws, compact, openapi_examples, seed_documents
+from support.documents import compact, openapi_examples, seed_redemption, seed_rollback
+from support.functions import Aws
 
 from ledger_dev import bench
 from ledger_dev.harness.template import create_table, resources
@@ -26,15 +27,6 @@ from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededDa
 T0 = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
 SPRING_REDEMPTION = "r_0e6ff48b91cfa02e97"
 SPRING_ROLLBACK = "rr_0e70cac29fee95aa7b"
-
-
-def seed_redemption() -> dict[str, Any]:
-    return copy.deepcopy(seed_documents("002")[0])
-
-
-def seed_rollback() -> dict[str, Any]:
-    """customer.redemption.rollback.succeeded of r_0e6ff48b91cfa02e97 (seed page 000)."""
-    return copy.deepcopy(seed_documents("000")[0])
 
 
 def spring_redemption() -> dict[str, Any]:

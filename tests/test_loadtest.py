@@ -18,7 +18,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from conftest import Aws, payload
+from support.documents import payload
+from support.functions import Aws
 
 from ledger_dev import loadtest
 from ledger_dev.fake_voucherify import FakeVoucherify

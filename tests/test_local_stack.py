@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compact, payload
+from support.documents import compact, payload
 
 from ledger_dev import local_stack
 from ledger_dev.harness import api_emulator

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import PAYLOADS, WEBHOOK_EVENTS, openapi_examples, openapi_webhooks, seed_documents
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
+from support.documents import PAYLOADS, WEBHOOK_EVENTS, openapi_examples, openapi_webhooks, seed_documents
 
 from ledger_dev.payloads.schema_payloads import (
     CUSTOMER_ROLLBACK_SUCCEEDED,

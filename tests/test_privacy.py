@@ -17,17 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import (
-    HEADER_TOKEN,
-    PAYLOADS,
-    ROUTES,
-    SIGNING_SECRET,
-    LambdaApp,
-    compact,
-    seed_documents,
-)
-from test_hostile import envelope_body
-from test_rollback_worker import R1, Harness, make_harness, record_redemption, serialized_dynamodb  # noqa: F401
+from support.damage import envelope_body
+from support.documents import PAYLOADS, compact, seed_documents
+from support.functions import HEADER_TOKEN, ROUTES, SIGNING_SECRET, LambdaApp
+from support.worker import R1, Harness, record_redemption
 
 from ledger_dev.fake_voucherify import api_secret_value
 from ledger_dev.harness.apigw import http_api_event
@@ -203,7 +196,7 @@ def test_a_refused_caller_is_logged_without_personal_data(
 
 
 def test_worker_logs_carry_no_personal_data_or_api_key(
-    make_harness: Callable[..., Harness],  # noqa: F811
+    make_harness: Callable[..., Harness],
     printed: Callable[[], list[str]],
 ) -> None:
     harness = make_harness(env={"POWERTOOLS_LOG_LEVEL": "DEBUG"})

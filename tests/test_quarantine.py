@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import TABLE_NAME, Aws, LambdaApp, compact, payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.documents import compact, payload
+from support.functions import TABLE_NAME, Aws, LambdaApp
 
 from ledger_dev.harness.template import PROJECT_ROOT, load_template, resources
 from redemption_ledger_cli import cli

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import compact, payload
+from support.documents import compact, payload
 
 from ledger_dev import local_stack
 from ledger_dev.harness.template import PROJECT_ROOT

@@ -8,65 +8,24 @@ its own keys). Retry delays are shortened through the worker's settings so that 
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import compact, payload
+from support.local import SEED_REDEMPTION, cli_json, deliver_seed, start_stack
 
 from ledger_dev import local_stack
 from ledger_dev.fake_voucherify import FakeVoucherify
-from ledger_dev.local_stack import LocalConfig, LocalStack
+from ledger_dev.local_stack import LocalStack
 from redemption_ledger_cli import cli
-from voucherify_ledger.webhooks.auth import sign
 
-SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
-SEED_REDEMPTION = "r_0e2500291ae016adea"
 APP_ID, APP_TOKEN = "0b9f3c1e-e2e-app", "e2e-secret-token"
-FAST_RETRIES = {
-    "ROLLBACK_RETRY_BASE_SECONDS": "0.5",
-    "ROLLBACK_RETRY_MAX_SECONDS": "2",
-    "VOUCHERIFY_READ_TIMEOUT_SECONDS": "3",
-}
-
-
-def _deliver_seed(stack: LocalStack) -> None:
-    import urllib.request
-
-    raw = compact(payload("redemption_succeeded"))
-    request = urllib.request.Request(
-        stack.api_url + SUCCEEDED_PATH,
-        data=raw,
-        headers={"content-type": "application/json", "x-voucherify-signature": sign(stack.config.signing_secret, raw)},
-        method="POST",
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=10) as answer:
-        assert answer.status == 200
-
-
-def _cli(*argv: str) -> tuple[int, dict[str, Any]]:
-    out = io.StringIO()
-    code = cli.main(list(argv), out=out)
-    return code, json.loads(out.getvalue() or "null")
-
-
-def _stack(monkeypatch: pytest.MonkeyPatch, **config: Any) -> LocalStack:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SAM_LOCAL", "VOUCHERIFY_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in FAST_RETRIES.items():
-        monkeypatch.setenv(name, value)
-    stack = LocalStack(LocalConfig(aws_port=0, api_port=0, voucherify_port=0, **config)).start()
-    monkeypatch.setenv(local_stack.AWS_PORT_ENV, str(stack.config.aws_port))  # what --local reads
-    return stack
 
 
 @pytest.fixture
 def with_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    stack = _stack(monkeypatch)
+    stack = start_stack(monkeypatch)
     try:
         yield stack
     finally:
@@ -81,7 +40,7 @@ def external_api() -> Iterator[FakeVoucherify]:
 
 @pytest.fixture
 def with_api_url(monkeypatch: pytest.MonkeyPatch, external_api: FakeVoucherify) -> Iterator[LocalStack]:
-    stack = _stack(
+    stack = start_stack(
         monkeypatch, voucherify_api_url=external_api.url, voucherify_app_id=APP_ID, voucherify_app_token=APP_TOKEN
     )
     try:
@@ -93,9 +52,9 @@ def with_api_url(monkeypatch: pytest.MonkeyPatch, external_api: FakeVoucherify) 
 def test_make_run_rolls_back_through_its_fake_and_the_webhook_closes_the_loop(with_fake: LocalStack) -> None:
     fake = with_fake.fake_voucherify
     assert fake is not None and with_fake.rollback_poller is not None
-    _deliver_seed(with_fake)
+    deliver_seed(with_fake)
 
-    code, queued = _cli("rollback", SEED_REDEMPTION, "--reason", "Order cancelled", "--local", "--wait", "30")
+    code, queued = cli_json("rollback", SEED_REDEMPTION, "--reason", "Order cancelled", "--local", "--wait", "30")
 
     assert code == cli.EXIT_OK, queued
     (request,) = queued["requests"]
@@ -108,7 +67,7 @@ def test_make_run_rolls_back_through_its_fake_and_the_webhook_closes_the_loop(wi
 
     assert fake.wait_for_webhooks(10)  # Voucherify's redemption.rollback.succeeded webhook, signed, to the API
     assert [w.status for w in fake.webhooks] == [200]
-    code, view = _cli("show", SEED_REDEMPTION, "--local")
+    code, view = cli_json("show", SEED_REDEMPTION, "--local")
     assert code == cli.EXIT_OK
     assert (view["status"], view["rollback_ids"]) == ("ROLLED_BACK", [rollback_id])
     assert [r["state"] for r in view["rollback_requests"]] == ["SUCCEEDED"]
@@ -139,12 +98,12 @@ def test_with_voucherify_api_url_each_answer_ends_in_its_state_within_a_minute(
     attempts: int,
 ) -> None:
     assert with_api_url.fake_voucherify is None  # the worker calls VOUCHERIFY_API_URL, not a fake of its own
-    _deliver_seed(with_api_url)
+    deliver_seed(with_api_url)
     if fault is not None:
         external_api.fail(**fault)
     started = time.monotonic()
 
-    code, queued = _cli("rollback", SEED_REDEMPTION, "--reason", "Refund 1842", "--local", "--wait", "60")
+    code, queued = cli_json("rollback", SEED_REDEMPTION, "--reason", "Refund 1842", "--local", "--wait", "60")
 
     took = time.monotonic() - started
     assert code == exit_code, queued
@@ -157,7 +116,7 @@ def test_with_voucherify_api_url_each_answer_ends_in_its_state_within_a_minute(
     assert all(r.query.get("reason") == "Refund 1842" for r in external_api.requests)
     successes = [r for r in external_api.requests if r.status == 200]
     assert len(successes) == (1 if state == "SUCCEEDED" else 0)
-    _, view = _cli("show", SEED_REDEMPTION, "--local")
+    _, view = cli_json("show", SEED_REDEMPTION, "--local")
     rolled_back = state in ("SUCCEEDED", "ALREADY_ROLLED_BACK")
     assert view["status"] == ("ROLLED_BACK" if rolled_back else "SUCCEEDED")
     if state == "SUCCEEDED":
@@ -169,10 +128,10 @@ def test_with_voucherify_api_url_each_answer_ends_in_its_state_within_a_minute(
 def test_a_second_request_for_a_rolled_back_redemption_makes_no_call(
     with_api_url: LocalStack, external_api: FakeVoucherify
 ) -> None:
-    _deliver_seed(with_api_url)
-    assert _cli("rollback", SEED_REDEMPTION, "--local", "--wait", "30")[0] == cli.EXIT_OK
+    deliver_seed(with_api_url)
+    assert cli_json("rollback", SEED_REDEMPTION, "--local", "--wait", "30")[0] == cli.EXIT_OK
 
-    code, again = _cli("rollback", SEED_REDEMPTION, "--local", "--wait", "30")
+    code, again = cli_json("rollback", SEED_REDEMPTION, "--local", "--wait", "30")
 
     assert code == cli.EXIT_OK
     assert again["requests"][0]["state"] == "ALREADY_ROLLED_BACK"
@@ -205,4 +164,4 @@ def test_the_banner_says_where_rollbacks_go_and_never_prints_the_token(
 
 def test_api_url_without_keys_is_a_clear_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(local_stack.StartupError, match="also set VOUCHERIFY_APP_ID and VOUCHERIFY_APP_TOKEN"):
-        _stack(monkeypatch, voucherify_api_url="http://127.0.0.1:9")
+        start_stack(monkeypatch, voucherify_api_url="http://127.0.0.1:9")

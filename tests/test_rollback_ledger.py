@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from conftest import Aws, payload
+from support.documents import payload
+from support.functions import Aws
 
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, PENDING, RETRYING, SUCCEEDED

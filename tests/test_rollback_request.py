@@ -7,8 +7,8 @@ import json
 import boto3
 import jsonschema
 import pytest
-from conftest import Aws
 from pydantic import ValidationError
+from support.functions import Aws
 
 from ledger_dev.harness.template import PROJECT_ROOT
 from voucherify_ledger.models import ids

@@ -13,196 +13,24 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
-from conftest import PAYLOADS, SIGNING_SECRET, TABLE_NAME, Aws, payload
-from moto.dynamodb.models import DynamoDBBackend
+from support.documents import PAYLOADS, payload
+from support.functions import SIGNING_SECRET, Aws, emitted_metrics
+from support.worker import R1, R2, Harness, metrics_emitted, record_redemption
 
-from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.functions import load_handler
-from ledger_dev.harness.queues import create_queues
-from ledger_dev.harness.sqs_poller import PollResult, SqsPoller
-from ledger_dev.harness.template import function_environment, load_template, resources
-from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
 from voucherify_ledger.models.rollback_request import RollbackRequest
-from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
-from voucherify_ledger.rollbacks.queue import enqueue_rollback
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
 
-API_SECRET_ID = "voucherify-ledger/api"
 EMAIL = "annie@lemon.com"
-
-
-# --- harness --------------------------------------------------------------------------------------
-@pytest.fixture
-def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each request atomically (a conditional write is a compare-and-set); moto does not
-    lock, so concurrency tests serialise its backend calls to get DynamoDB's guarantee, not moto's races."""
-    lock = threading.RLock()
-    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items", "query"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-@dataclass
-class Harness:
-    aws: Aws
-    sqs: Any
-    queue_url: str
-    dlq_url: str
-    fake: FakeVoucherify
-    handler: Callable[[dict[str, Any], Any], Any]
-    poller: SqsPoller
-    env: dict[str, str]
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.aws.ledger
-
-    def send(self, **request: Any) -> str:
-        return enqueue_rollback(self.sqs, self.queue_url, request)
-
-    def send_raw(self, body: str) -> str:
-        return self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)["MessageId"]
-
-    def poll(self) -> PollResult:
-        return self.poller.poll_once(wait_time_seconds=0)
-
-    def drain(self, max_polls: int = 20) -> list[PollResult]:
-        return self.poller.drain(max_polls)
-
-    def queue_depth(self, url: str | None = None) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-    def request(self, redemption_id: str, request_id: str) -> dict[str, Any]:
-        view = self.ledger.redemptions.get(redemption_id) or {}
-        found = [r for r in view.get("rollback_requests", []) if r["request_id"] == request_id]
-        assert found, f"no request {request_id} under {redemption_id}: {view}"
-        return found[0]
-
-    def rollback_items(self) -> list[dict[str, Any]]:
-        """The recorded rollbacks: each the attribute ``rollback#<rr_…>`` of its redemption's item (its map)."""
-        return [value["M"] for i in self.aws.items() for name, value in i.items() if name.startswith("rollback#")]
-
-
-def template_refs(**extra: str) -> dict[str, str]:
-    refs = {name: str(p.get("Default", "")) for name, p in load_template()["Parameters"].items()}
-    refs.update({"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"})
-    refs.update({"AWS::StackName": "rollback-test", "AWS::URLSuffix": "amazonaws.com"})
-    refs.update(extra)
-    return refs
-
-
-@pytest.fixture
-def make_harness(
-    aws: Aws, monkeypatch: pytest.MonkeyPatch, serialized_dynamodb: None
-) -> Iterator[Callable[..., Harness]]:
-    """Builds the queues from template.yaml, the API secret, a fake Voucherify and the worker."""
-    from aws_lambda_powertools.utilities import parameters
-
-    fakes: list[FakeVoucherify] = []
-
-    def build(*, env: dict[str, str] | None = None, **fake_options: Any) -> Harness:
-        parameters.clear_caches()
-        sqs = boto3.client("sqs")
-        aws.secrets.create_secret(Name=API_SECRET_ID, SecretString=api_secret_value())
-        refs = template_refs(LedgerTable=TABLE_NAME)
-        queues = {q.logical_id: q for q in create_queues(sqs, resources("AWS::SQS::Queue"), refs)}
-        fake = FakeVoucherify(**{"webhook_delay": None, **fake_options}).start()
-        fakes.append(fake)
-        environment = function_environment("RollbackWorkerFunction", refs)
-        environment.update(
-            VOUCHERIFY_API_URL=fake.url,
-            ROLLBACK_RETRY_BASE_SECONDS="0",  # a retried message is visible again at once
-            VOUCHERIFY_READ_TIMEOUT_SECONDS="0.5",
-            VOUCHERIFY_REQUESTS_PER_MINUTE="6000",  # pacing has its own test
-            POWERTOOLS_METRICS_NAMESPACE="VoucherifyLedger",
-        )
-        environment.update(env or {})
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
-        handler = load_handler("RollbackWorkerFunction")
-        poller = SqsPoller(sqs, queues["RollbackQueue"].url, handler, wait_time_seconds=0, timeout_seconds=30)
-        return Harness(
-            aws,
-            sqs,
-            queues["RollbackQueue"].url,
-            queues["RollbackDeadLetterQueue"].url,
-            fake,
-            handler,
-            poller,
-            environment,
-        )
-
-    yield build
-    for fake in fakes:
-        fake.stop()
-
-
-@pytest.fixture
-def harness(make_harness: Callable[..., Harness]) -> Harness:
-    return make_harness()
-
-
-def redemption_data(
-    redemption_id: str, *, order_id: str | None = None, parent_id: str | None = None
-) -> EventRedemptionSucceededData:
-    """The seed redemption.succeeded payload, re-identified."""
-    data = payload("redemption_succeeded")
-    data["redemption"]["id"] = redemption_id
-    data["redemption"]["redemption"] = parent_id
-    if order_id:
-        data["order"]["id"] = order_id
-        data["redemption"]["order"]["id"] = order_id
-    return EventRedemptionSucceededData.model_validate(data)
-
-
-def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> None:
-    from datetime import UTC, datetime
-
-    delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=datetime.now(UTC))
-    assert ledger.redemptions.record(redemption_data(redemption_id, **options), delivery).status == "recorded"
-
-
-def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
-    """Sum of every metric the functions flushed (Powertools EMF lines on stdout)."""
-    return metrics_emitted_in(capsys.readouterr().out)
-
-
-def metrics_emitted_in(out: str) -> dict[str, float]:
-    """Sum of every metric in ``out`` (the captured stdout: Powertools EMF lines)."""
-    totals: dict[str, float] = {}
-    for line in out.splitlines():
-        if '"_aws"' not in line:
-            continue
-        document = json.loads(line)
-        for directive in document["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                values = document[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
-                    values if isinstance(values, list) else [values]
-                )
-    return totals
-
-
-R1 = "r_0e2500291ae016adea"
-R2 = "r_0e6ff48b91cfa02e97"
 
 
 # --- outcomes -------------------------------------------------------------------------------------
@@ -960,8 +788,8 @@ def test_an_unexpected_error_on_a_middle_receive_is_recorded_retrying_and_retrie
         "error": {"key": "worker_error", "message": "unexpected KeyError in the worker"},
     }
     out = capsys.readouterr().out
-    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == 1
-    assert metrics_emitted_in(out).get("RollbackRetries") == 1
+    assert emitted_metrics(out).get("RollbackWorkerErrors") == 1
+    assert emitted_metrics(out).get("RollbackRetries") == 1
     (logged,) = [r for r in caplog.records if r.getMessage() == "unexpected error in the rollback worker"]
     assert (logged.levelname, logged.error, logged.request_id) == ("ERROR", "KeyError", "req-bug")
     assert not logged.exc_info and any("broken" in frame for frame in logged.traceback)  # where, not what
@@ -1018,8 +846,8 @@ def test_an_unexpected_error_on_the_last_receive_ends_failed_and_dead_lettered(
         },
     }
     out = capsys.readouterr().out
-    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == max_receive
-    assert metrics_emitted_in(out).get("RollbacksDeadLettered") == 1
+    assert emitted_metrics(out).get("RollbackWorkerErrors") == max_receive
+    assert emitted_metrics(out).get("RollbacksDeadLettered") == 1
     assert EMAIL not in out + logged_text(caplog)
     assert harness.fake.calls() == 0 and harness.queue_depth() == 0
     dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
@@ -1056,7 +884,7 @@ def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_me
     assert "next_attempt_at" not in request
     assert set(request_items(harness.aws)) == {(f"REQUEST#{message_id}", "REQUEST")}
     out = capsys.readouterr().out
-    assert metrics_emitted_in(out).get("RollbackWorkerErrors") == max_receive
+    assert emitted_metrics(out).get("RollbackWorkerErrors") == max_receive
     assert EMAIL not in out + logged_text(caplog)
     assert harness.queue_depth() == 0
     dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_rollback_e2e import SEED_REDEMPTION, _cli, _deliver_seed, _stack
+from support.local import SEED_REDEMPTION, cli_json, deliver_seed, start_stack
 
 from ledger_dev.local_stack import LocalStack
 from redemption_ledger_cli import cli
@@ -26,7 +26,7 @@ TOO_LONG = "r_" + "a" * 170
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    running = _stack(monkeypatch)
+    running = start_stack(monkeypatch)
     try:
         yield running
     finally:
@@ -57,7 +57,7 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
 ) -> None:
     fake = stack.fake_voucherify
     assert fake is not None and stack.rollback_poller is not None
-    _deliver_seed(stack)
+    deliver_seed(stack)
     for bad in (DOTTED, TOO_LONG):
         _store_as_an_earlier_version_did(stack, bad, like=SEED_REDEMPTION)
     ledger = _ledger(stack)
@@ -65,7 +65,7 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
         [SEED_REDEMPTION, DOTTED, TOO_LONG]
     )
 
-    code, queued = _cli("rollback", "--order", SEED_ORDER, "--reason", "Order cancelled", "--local", "--wait", "30")
+    code, queued = cli_json("rollback", "--order", SEED_ORDER, "--reason", "Order cancelled", "--local", "--wait", "30")
 
     assert queued["finished"] is True, (code, queued)
     order_request, child = queued["requests"]
@@ -89,7 +89,7 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
         view = ledger.redemptions.get(bad) or {}
         assert (view.get("status"), "rollback_requests" in view) == ("SUCCEEDED", False)
     assert fake.wait_for_webhooks(10) and [w.status for w in fake.webhooks] == [200]
-    code, view = _cli("show", SEED_REDEMPTION, "--local")
+    code, view = cli_json("show", SEED_REDEMPTION, "--local")
     assert (code, view["status"], view["rollback_ids"]) == (cli.EXIT_OK, "ROLLED_BACK", [child["rollback_id"]])
     assert _dead_letters(stack) == []
 
@@ -100,11 +100,11 @@ def test_a_bug_on_every_receive_ends_the_request_failed_and_dead_lettered_with_i
     def broken(self: RedemptionStore, *args: Any, **kwargs: Any) -> Any:
         raise KeyError("annie@lemon.com")  # a bug whose message carries data
 
-    _deliver_seed(stack)
+    deliver_seed(stack)
     monkeypatch.setattr(RedemptionStore, "state", broken)  # the worker runs in this process
     started = time.monotonic()
 
-    code, queued = _cli("rollback", SEED_REDEMPTION, "--request-id", "cancel-bug", "--local", "--wait", "60")
+    code, queued = cli_json("rollback", SEED_REDEMPTION, "--request-id", "cancel-bug", "--local", "--wait", "60")
 
     assert code == cli.EXIT_ROLLBACK_FAILED, queued
     (request,) = queued["requests"]

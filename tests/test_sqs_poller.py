@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
-from conftest import Aws
+from support.functions import Aws
 
 from ledger_dev.harness.queues import create_queues
 from ledger_dev.harness.sqs_poller import SqsPoller

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from conftest import Aws, LambdaApp, compact, emitted_metrics
-from test_webhooks import REDEMPTION_FN, ROLLBACK_FN, envelope, seed_redemption, seed_rollback, table
+from support.documents import compact, envelope, seed_redemption, seed_rollback
+from support.functions import REDEMPTION_FN, ROLLBACK_FN, Aws, LambdaApp, emitted_metrics
 
 from voucherify_ledger.ledger.deliveries import INLINE_RAW_BYTES
 from voucherify_ledger.ledger.dynamo import StorageRefusedError
@@ -23,11 +23,11 @@ from voucherify_ledger.ledger.dynamo import number as _number
 
 
 def redemption_items(aws: Aws) -> list[dict[str, Any]]:
-    return [item for item in table(aws) if item["pk"]["S"].startswith("REDEMPTION#")]
+    return [item for item in aws.table() if item["pk"]["S"].startswith("REDEMPTION#")]
 
 
 def quarantined(aws: Aws) -> list[dict[str, Any]]:
-    return [item for item in table(aws) if item["pk"]["S"].startswith("QUARANTINE#")]
+    return [item for item in aws.table() if item["pk"]["S"].startswith("QUARANTINE#")]
 
 
 def with_redemption_id(redemption_id: str) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cfnlint.api import lint
-from conftest import ROUTES, Aws, LambdaApp, compact, seed_documents
-from samtranslator.translator.transform import transform
+from support.documents import compact, seed_documents
+from support.functions import ROUTES, Aws, LambdaApp
+from support.template import of_type, sam_source
 
 from ledger_dev.harness.template import PROJECT_ROOT, TEMPLATE_PATH, load_template
 
@@ -30,47 +31,6 @@ DATA_SERVICES = {"dynamodb", "secretsmanager", "sqs", "sns", "s3", "kms", "ssm",
 # (AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole) grant logs or SQS actions on "*".
 ALLOWED_MANAGED_POLICIES = re.compile(r"(?!)")
 PERSONAL = re.compile(r"name|email|phone|address|birth", re.IGNORECASE)
-
-
-class ManagedPolicyLoader:
-    """Stands in for the IAM ListPolicies call the SAM transform makes for managed-policy names."""
-
-    def load(self) -> dict[str, str]:
-        return {
-            name: f"arn:aws:iam::aws:policy/{path}"
-            for name, path in {
-                "AWSLambdaBasicExecutionRole": "service-role/AWSLambdaBasicExecutionRole",
-                "AWSLambdaSQSQueueExecutionRole": "service-role/AWSLambdaSQSQueueExecutionRole",
-                "AWSXRayDaemonWriteAccess": "AWSXRayDaemonWriteAccess",
-            }.items()
-        }
-
-
-def sam_source() -> dict[str, Any]:
-    return copy.deepcopy(load_template(TEMPLATE_PATH))
-
-
-def with_s3_artifacts(template: dict[str, Any]) -> dict[str, Any]:
-    """Local CodeUri / ContentUri replaced with S3 locations, as cfn-lint and `sam package` do."""
-    for logical_id, resource in template["Resources"].items():
-        props = resource.get("Properties") or {}
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
-                props[key] = f"s3://artifacts-bucket/{logical_id}.zip"
-    return template
-
-
-@pytest.fixture(scope="module")
-def cfn() -> Iterator[dict[str, Any]]:
-    """The CloudFormation template that the SAM transform makes of template.yaml."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        yield transform(with_s3_artifacts(sam_source()), {}, ManagedPolicyLoader())
-
-
-def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
 
 
 def http_functions() -> dict[str, list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
-from conftest import Aws
+from support.functions import Aws
 
 from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.template import PROJECT_ROOT

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import ROUTES
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile import HOSTILE, damaged_payloads, seeds
+from support.damage import HOSTILE, damaged_payloads, seeds
+from support.functions import ROUTES
 
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.webhooks.reading import DeliveryReader, Invalid, Malformed

@@ -12,20 +12,26 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from conftest import (
+from support.documents import (
+    WEBHOOK_EVENTS,
+    compact,
+    envelope,
+    openapi_examples,
+    openapi_webhooks,
+    seed_redemption,
+    seed_rollback,
+)
+from support.functions import (
     HEADER_TOKEN,
+    REDEMPTION_FN,
+    ROLLBACK_FN,
     ROUTES,
     SECRET_ID,
     SIGNING_SECRET,
-    WEBHOOK_EVENTS,
     Answer,
     Aws,
     LambdaApp,
-    compact,
     emitted_metrics,
-    openapi_examples,
-    openapi_webhooks,
-    seed_documents,
 )
 
 from ledger_dev.harness.apigw import http_api_event
@@ -35,29 +41,11 @@ from ledger_dev.payloads.schema_payloads import SchemaPayloads, dumps
 from voucherify_ledger.settings import SettingsError
 from voucherify_ledger.webhooks.auth import sign
 
-REDEMPTION_FN = "RedemptionSucceededFunction"
-ROLLBACK_FN = "RedemptionRollbackSucceededFunction"
 SEED_REDEMPTION_ID = "r_0e2500291ae016adea"
 SPRING_REDEMPTION_ID = "r_0e6ff48b91cfa02e97"
 SPRING_ROLLBACK_ID = "rr_0e70cac29fee95aa7b"
 # Personal data and other values of the seed payloads that no answer may repeat.
 PAYLOAD_VALUES = ("Jane Doe", "jane@jane.io", "Jack Webhook", "Always-add-prods-5", "SPRING-2024-hOg", "jck-wbhk")
-
-
-def seed_redemption() -> dict[str, Any]:
-    return copy.deepcopy(seed_documents("002")[0])
-
-
-def seed_rollback() -> dict[str, Any]:
-    return copy.deepcopy(seed_documents("000")[0])
-
-
-def envelope(data: dict[str, Any], event_type: str, seed: int = 1, **kwargs: Any) -> dict[str, Any]:
-    return SchemaPayloads(openapi_webhooks(), seed).envelope(data, event_type, **kwargs)
-
-
-def table(aws: Aws) -> list[dict[str, Any]]:
-    return sorted(aws.items(), key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
 
 
 def assert_nothing_leaks(answer: Answer) -> None:
@@ -116,11 +104,11 @@ def test_redemption_then_duplicate(lambda_app: Callable[..., LambdaApp], aws: Aw
     redemptions = lambda_app(REDEMPTION_FN)
     body = compact(seed_redemption())
     first = redemptions.post(body)
-    before = table(aws)
+    before = aws.table()
     second = redemptions.post(body)
     assert (first.status, first.body["status"], first.body["ledger_status"]) == (200, "recorded", "SUCCEEDED")
     assert (second.status, second.body["status"], second.body["ledger_status"]) == (200, "duplicate", "SUCCEEDED")
-    assert table(aws) == before
+    assert aws.table() == before
 
 
 def test_rollback_before_redemption_over_http(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -152,7 +140,7 @@ def test_distribution_envelope_dispatches_on_event_type_and_audits_the_send_out(
     body["type"] = "redemption.succeeded"  # a user-chosen distribution name, even a misleading one
     answer = lambda_app(ROLLBACK_FN).post(compact(body))
     assert (answer.status, answer.body["status"]) == (200, "recorded")
-    (item,) = table(aws)  # the redemption, with the rollback as its attribute rollback#<rr_…>
+    (item,) = aws.table()  # the redemption, with the rollback as its attribute rollback#<rr_…>
     audit = item[f"rollback#{SPRING_ROLLBACK_ID}"]["M"]["delivery"]["M"]
     assert audit["delivery_id"]["S"] == body["id"]
     assert audit["event_id"]["S"] == body["event"]["id"]
@@ -184,7 +172,7 @@ def test_base64_flag_that_lies_is_a_bad_request(lambda_app: Callable[..., Lambda
     assert answer.status == 400
     assert "base64" in answer.body["error"]
     assert_nothing_leaks(answer)
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 def test_pretty_printed_body_signed_as_its_compact_form(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -217,7 +205,7 @@ def test_body_that_is_not_a_json_object_is_a_bad_request(
     assert answer.body["status"] == "bad_request"
     assert problem in answer.body["error"]
     assert "Jane" not in answer.body["error"] and "list" not in answer.body["error"]
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 def test_body_over_the_limit_is_refused_before_anything_else(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
@@ -264,7 +252,7 @@ def test_unauthenticated_delivery_is_refused_and_nothing_is_written(
         assert_nothing_leaks(answer)
         for value in headers.values():
             assert value not in answer.body["error"]
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 @pytest.mark.parametrize(
@@ -275,7 +263,7 @@ def test_unauthenticated_delivery_is_refused_and_nothing_is_written(
 def test_authentication_comes_before_parsing(lambda_app: Callable[..., LambdaApp], aws: Aws, body: bytes) -> None:
     answer = lambda_app(REDEMPTION_FN).post(body, secret="not the secret")
     assert answer.status == 401
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 def test_shared_token_authenticates_unsigned_distribution_webhooks(
@@ -300,7 +288,7 @@ def test_the_redemption_url_accepts_signed_deliveries_only(
         "missing x-voucherify-signature header (this URL accepts signed deliveries only)",
     )
     assert (forged.status, forged.body["error"]) == (401, "x-voucherify-signature does not match the webhook secret")
-    assert table(aws) == []
+    assert aws.table() == []
     assert emitted_metrics(capsys.readouterr().out)["Unauthorized"] == 2
     assert redemptions.post(body).status == 200
 
@@ -314,7 +302,7 @@ def test_a_forged_signature_beside_the_right_token_is_refused_on_the_rollback_ur
     body = compact(seed_rollback())
     forged = rollbacks.post(body, secret="forged", headers={"x-voucherify-token": HEADER_TOKEN})
     assert (forged.status, forged.body["error"]) == (401, "x-voucherify-signature does not match the webhook secret")
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 @pytest.mark.parametrize(
@@ -361,7 +349,7 @@ def test_unreadable_secret_answers_503_so_voucherify_retries(lambda_app: Callabl
     assert "cannot authenticate the delivery now" in answer.body["error"]
     assert "retry later" in answer.body["error"]
     assert_nothing_leaks(answer)
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 def test_unauthenticated_mode_is_refused_outside_local_emulation(
@@ -380,7 +368,7 @@ def test_unauthenticated_mode_under_sam_local(lambda_app: Callable[..., LambdaAp
 
 # --- quarantine ----------------------------------------------------------------------------------------
 def _only_quarantine(aws: Aws) -> dict[str, Any]:
-    (item,) = table(aws)
+    (item,) = aws.table()
     assert item["pk"]["S"].startswith("QUARANTINE#q_") and item["sk"]["S"] == "QUARANTINE"
     return item
 
@@ -500,7 +488,7 @@ def test_storage_failure_answers_503_then_the_retry_is_recorded(
 ) -> None:
     webhook = lambda_app(function)
     client = webhook.receiver.ledger.client
-    before = table(aws)
+    before = aws.table()
     body = compact(payload())
     with monkeypatch.context() as patch:
         patch.setattr(client, operation, failure)
@@ -510,7 +498,7 @@ def test_storage_failure_answers_503_then_the_retry_is_recorded(
     assert "the ledger could not be written" in answer.body["error"]
     assert "retry later" in answer.body["error"]
     assert_nothing_leaks(answer)
-    assert table(aws) == before
+    assert aws.table() == before
     retried = webhook.post(body)  # Voucherify retries; DynamoDB is back
     assert (retried.status, retried.body["status"]) == (200, "recorded")
 
@@ -527,7 +515,7 @@ def test_unreachable_dynamodb_answers_503(
     answer = webhook.post(compact(seed_redemption()))
     assert answer.status == 503
     assert "EndpointConnectionError" in answer.body["error"]
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 def test_quarantine_write_failure_answers_503(
@@ -538,7 +526,7 @@ def test_quarantine_write_failure_answers_503(
     answer = webhook.post(compact({"redemption": {"id": "r_1"}}))
     assert answer.status == 503
     assert "could not be quarantined" in answer.body["error"]
-    assert table(aws) == []
+    assert aws.table() == []
 
 
 # --- payloads generated from the OpenAPI schemas -------------------------------------------------------
@@ -581,7 +569,7 @@ def test_a_redemption_delivered_again_with_other_content_is_kept_as_a_conflict(
     kept beside it, where ``redemption-ledger show`` lists it. A plain redelivery is no conflict."""
     import io
 
-    from conftest import TABLE_NAME
+    from support.functions import TABLE_NAME
 
     from redemption_ledger_cli import cli
 

@@ -1,0 +1,64 @@
+"""template.yaml as the infrastructure tests read it: the SAM source, and the CloudFormation template the SAM
+transform makes of it (the ``cfn`` fixture of tests/infra/conftest.py)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ledger_dev.harness.template import TEMPLATE_PATH, load_template, resources
+
+
+class ManagedPolicyLoader:
+    """Stands in for the IAM ListPolicies call the SAM transform makes for managed-policy names."""
+
+    def load(self) -> dict[str, str]:
+        return {
+            name: f"arn:aws:iam::aws:policy/{path}"
+            for name, path in {
+                "AWSLambdaBasicExecutionRole": "service-role/AWSLambdaBasicExecutionRole",
+                "AWSLambdaSQSQueueExecutionRole": "service-role/AWSLambdaSQSQueueExecutionRole",
+                "AWSXRayDaemonWriteAccess": "AWSXRayDaemonWriteAccess",
+            }.items()
+        }
+
+
+def sam_source() -> dict[str, Any]:
+    return copy.deepcopy(load_template(TEMPLATE_PATH))
+
+
+def with_s3_artifacts(template: dict[str, Any]) -> dict[str, Any]:
+    """Local CodeUri / ContentUri replaced with S3 locations, as cfn-lint and `sam package` do."""
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://artifacts-bucket/{logical_id}.zip"
+    return template
+
+
+def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+WORKER = "RollbackWorkerFunction"
+WEBHOOK_FUNCTIONS = {
+    "RedemptionSucceededFunction": "/webhooks/redemption-succeeded",
+    "RedemptionRollbackSucceededFunction": "/webhooks/redemption-rollback-succeeded",
+}
+
+
+def worker() -> dict[str, Any]:
+    """The rollback worker's properties in the SAM source."""
+    return resources("AWS::Serverless::Function")[WORKER]["Properties"]
+
+
+def worker_statements() -> list[dict[str, Any]]:
+    """The worker role's statements (its own AWS::IAM::Role: tests/infra/test_iam_allow_lists.py says why)."""
+    role = worker()["Role"]["Fn::GetAtt"][0]
+    policies = resources("AWS::IAM::Role")[role]["Properties"]["Policies"]
+    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

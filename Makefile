@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean loadtest chaos bench
+.PHONY: install run test test-unit test-integration test-infra test-e2e typecheck schema lint clean loadtest chaos bench
 
 $(STAMP): pyproject.toml tools/dev/pyproject.toml layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml tools/dev/pyproject.toml layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' -e tools/dev
 	@touch $@
 
-# checkov (the template's security scan, tests/test_iam.py) lives in its own venv: it pins boto3, botocore and packaging
+# checkov (the template's security scan, tests/infra/test_checkov.py) lives in its own venv: it pins boto3, botocore and packaging
 # far below the project's, so installing it into .venv would break the functions' dependencies.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_VERSION := 3.3.30
@@ -24,7 +24,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
-test: $(CHECKOV_STAMP)
+test test-infra: $(CHECKOV_STAMP)
 clean: clean-checkov
 .PHONY: clean-checkov
 clean-checkov:
@@ -35,9 +35,29 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m ledger_dev.local_stack
 
-test: $(STAMP)
+# The tests by tier: unit (no AWS, no sockets: seconds), integration (moto and the fakes in-process), infra (the
+# template: SAM translator, cfn-lint, IAM, checkov), e2e (make run's stack over HTTP, the load test, the bench's
+# programs). `make test` runs every tier, after ruff and mypy; it is what .ci/run calls.
+PYTEST := $(BIN)/python -m pytest
+test: $(STAMP) typecheck
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(PYTEST) tests
+
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+test-integration: $(STAMP)
+	$(PYTEST) tests/integration
+
+test-infra: $(STAMP)
+	$(PYTEST) tests/infra
+
+test-e2e: $(STAMP)
+	$(PYTEST) tests/e2e
+
+# mypy --strict on the layer package (pyproject.toml [tool.mypy]).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # Load, fault and chaos runs against the local stack (127.0.0.1, ephemeral ports; bounded, stops itself).
 # Scale down with e.g. `make loadtest LOADTEST_ARGS="--deliveries 500 --chaos-requests 50"`.
@@ -54,10 +74,14 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m ledger_dev.bench $(BENCH_ARGS)
 
-lint: $(STAMP)
+# The rollback queue's message contract, written from the pydantic model (a unit test fails when it is stale).
+schema: $(STAMP)
+	$(BIN)/python -m voucherify_ledger.models.rollback_request > docs/rollback-request.schema.json
+
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache

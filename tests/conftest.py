@@ -14,7 +14,13 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
-from samtranslator.translator.transform import transform
+
+from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
+from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
+from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.queues import create_queues
+from ledger_dev.harness.sqs_poller import SqsPoller
+from ledger_dev.harness.template import create_table, function_environment, resources
 from support.functions import (
     API_SECRET_ID,
     HEADER_TOKEN,
@@ -26,15 +32,7 @@ from support.functions import (
     Aws,
     LambdaApp,
 )
-from support.template import ManagedPolicyLoader, sam_source, with_s3_artifacts
 from support.worker import Harness, template_refs
-
-from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
-from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
-from ledger_dev.harness.functions import load_handler
-from ledger_dev.harness.queues import create_queues
-from ledger_dev.harness.sqs_poller import SqsPoller
-from ledger_dev.harness.template import create_table, function_environment, resources
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.webhooks.auth import sign
 
@@ -118,15 +116,6 @@ def lambda_app(aws: Aws, function_env: Callable[..., dict[str, str]]) -> Iterato
 
     yield load
     parameters.clear_caches()
-
-
-@pytest.fixture(scope="session")
-def cfn() -> Iterator[dict[str, Any]]:
-    """The CloudFormation template that the SAM transform makes of template.yaml."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        yield transform(with_s3_artifacts(sam_source()), {}, ManagedPolicyLoader())
 
 
 # --- the rollback worker ---------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from support.documents import seed_documents
 
 from ledger_dev.harness.template import PROJECT_ROOT
+from support.documents import seed_documents
 from voucherify_ledger.webhooks.auth import sign
 
 # The moto table and the loaded handler are built once per test and shared by its examples on purpose (a fresh

@@ -14,6 +14,9 @@ from ledger_dev.payloads.schema_payloads import SchemaPayloads
 
 SHARED_DIR = Path(os.environ.get("VOUCHERIFY_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 PAYLOADS = PROJECT_ROOT / "events" / "payloads"
+# The seed redemption (events/payloads/redemption_succeeded.json) and its order.
+SEED_REDEMPTION_ID = "r_0e2500291ae016adea"
+SEED_ORDER_ID = "ord_3VYCHwdV0YOOch2nm1RsTKNI"
 
 
 def compact(document: Any) -> bytes:
@@ -93,3 +96,10 @@ def seed_rollback() -> dict[str, Any]:
 def envelope(data: dict[str, Any], event_type: str, seed: int = 1, **kwargs: Any) -> dict[str, Any]:
     """``data`` in a v2024 webhook envelope of ``event_type``, as OpenAPIWebhooks.json describes it."""
     return SchemaPayloads(openapi_webhooks(), seed).envelope(data, event_type, **kwargs)
+
+
+def with_redemption_id(redemption_id: str) -> dict[str, Any]:
+    """The seed redemption, re-identified."""
+    data = seed_redemption()
+    data["redemption"]["id"] = redemption_id
+    return data

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import json
 import urllib.request
 from typing import Any
 
 import pytest
-from support.documents import compact, payload
 
 from ledger_dev import local_stack
 from ledger_dev.local_stack import LocalConfig, LocalStack
-from redemption_ledger_cli import cli
+from support.documents import compact, payload
 from voucherify_ledger.webhooks.auth import sign
 
 SUCCEEDED_PATH = "/webhooks/redemption-succeeded"
-SEED_REDEMPTION = "r_0e2500291ae016adea"
 FAST_RETRIES = {
     "ROLLBACK_RETRY_BASE_SECONDS": "0.5",
     "ROLLBACK_RETRY_MAX_SECONDS": "2",
@@ -36,13 +32,6 @@ def deliver_seed(stack: LocalStack) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as answer:
         assert answer.status == 200
-
-
-def cli_json(*argv: str) -> tuple[int, Any]:
-    """``redemption-ledger ARGV``: its exit code and the JSON it printed."""
-    out = io.StringIO()
-    code = cli.main(list(argv), out=out)
-    return code, json.loads(out.getvalue() or "null")
 
 
 def start_stack(monkeypatch: pytest.MonkeyPatch, **config: Any) -> LocalStack:

@@ -4,6 +4,7 @@ transform makes of it (the ``cfn`` fixture of tests/infra/conftest.py)."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ledger_dev.harness.template import TEMPLATE_PATH, load_template, resources
@@ -62,3 +63,27 @@ def worker_statements() -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids and parameter names a CloudFormation value refers to (Ref, GetAtt, ${…} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= {ref.split(".")[0] for ref in re.findall(r"\$\{([^}!]+)\}", text)}
+                if isinstance(inner, list):
+                    found |= references(inner[1])
+            elif key == "Fn::If":
+                found |= references(inner[1]) | references(inner[2])
+            else:
+                found |= references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= references(inner)
+    return found - {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix", "AWS::NoValue"}

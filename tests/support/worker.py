@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from support.documents import payload
-from support.functions import Aws, emitted_metrics
 
 from ledger_dev.fake_voucherify import FakeVoucherify
 from ledger_dev.harness.sqs_poller import PollResult, SqsPoller
 from ledger_dev.harness.template import load_template
+from support.documents import payload
+from support.functions import Aws, emitted_metrics
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
@@ -22,6 +22,12 @@ from voucherify_ledger.rollbacks.queue import enqueue_rollback
 
 R1 = "r_0e2500291ae016adea"
 R2 = "r_0e6ff48b91cfa02e97"
+# The variables a worker cannot start without (the rest have defaults).
+WORKER_REQUIRED_ENV = {
+    "LEDGER_TABLE_NAME": "ledger",
+    "ROLLBACK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
+    "VOUCHERIFY_API_SECRET_ID": "voucherify-ledger/api",
+}
 
 
 @dataclass

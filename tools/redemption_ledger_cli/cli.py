@@ -9,7 +9,7 @@
     redemption-ledger quarantine replay --all --stack my-stack        # after a fix: record those that now pass
     redemption-ledger quarantine replay q_… --route redemption-succeeded --stack my-stack  # where q_… belongs
 
-``rollback`` puts a RollbackRequest (``rollback-request.schema.json``) on the rollback queue: the queue of
+``rollback`` puts a RollbackRequest (``docs/rollback-request.schema.json``) on the rollback queue: the queue of
 ``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
 ``$ROLLBACK_QUEUE_URL``. With ``--wait`` it then follows the request in the ledger until it ends.
 
@@ -20,7 +20,7 @@ without any, ``$LEDGER_TABLE_NAME``. AWS credentials and region come from the us
 
 Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read.
 Each subcommand is a ``register_*`` function in ``COMMANDS``: add one to add a command. It may import the layer
-package, boto3 and the standard library, nothing else (``tests/test_cli_standalone.py``).
+package, boto3 and the standard library, nothing else (``tests/e2e/test_cli_installs_alone.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rollback queue's message contract: ``RollbackRequest``, its published JSON Schema
-(``rollback-request.schema.json``, regenerated with ``python -m voucherify_ledger.models.rollback_request``) and
-the ids of the requests an order request queues.
+(``docs/rollback-request.schema.json``, written by ``make schema`` from this module) and the ids of the requests an
+order request queues.
 """
 
 from __future__ import annotations
@@ -150,5 +150,5 @@ def validation_errors(exc: ValidationError) -> list[str]:
     return describe_errors(exc, whole="message", mask_keys=True)
 
 
-if __name__ == "__main__":  # python -m voucherify_ledger.models.rollback_request > rollback-request.schema.json
+if __name__ == "__main__":  # make schema (> docs/rollback-request.schema.json)
     print(schema_document(), end="")

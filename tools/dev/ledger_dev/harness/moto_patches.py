@@ -1,5 +1,5 @@
 """moto as the embedded AWS of the local stack, and the fixes to moto's internals that standing in for DynamoDB
-under concurrent requests needs. Each fix is here, named, and held by ``tests/test_moto_patches.py``:
+under concurrent requests needs. Each fix is here, named, and held by ``tests/integration/test_moto_patches.py``:
 
 - ``serialize_moto_dynamodb()`` — **DynamoDB requests one at a time.** moto's server is threaded and its DynamoDB
   backend is not thread-safe: a failed ``TransactWriteItems`` puts back a copy of the whole table taken when it

@@ -1,0 +1,68 @@
+"""The benchmark's child programs run and report: the floor, a function answering the first seed event from
+its stubs, the worker stack serving moto and the fake from their own processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger_dev import bench
+
+
+@pytest.mark.parametrize("logical_id", [*bench.WEBHOOK_FUNCTIONS, bench.WORKER_FUNCTION])
+def test_the_floor_child_runs_and_reports(logical_id: str) -> None:
+    answer = bench.run_child(bench.child_script(logical_id, floor=True), bench.child_environment(logical_id))
+    assert answer["init_ms"] > 0 and answer["rss_kb"] > 0 and answer["first_ms"] is None
+
+
+def test_the_function_child_imports_the_handler_and_answers_the_first_seed_event_from_the_stubs() -> None:
+    logical_id = "RedemptionSucceededFunction"
+    event = next(s.event for s in bench.seed_events() if s.function == logical_id)
+    for floor in (False, True):
+        script = bench.child_script(logical_id, floor=floor, first_event=event)
+        answer = bench.run_child(script, bench.child_environment(logical_id))
+        assert answer["init_ms"] > 0 and answer["first_ms"] > 0  # the child asserts the handler answered 200
+
+
+def test_the_worker_stack_serves_moto_and_the_fake_from_their_own_processes() -> None:
+    """The worker's figures: the handler in this process, moto's server and the fake Voucherify in children."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from ledger_dev.harness.apigw import LambdaContext
+
+    with bench.worker_stack(600, 0.0) as (services, (sqs, queue_url), loader):
+        assert services.aws.url != services.url and services.url.startswith("http://127.0.0.1:")
+        assert sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        handler = loader()
+        before = services.cpu()
+        event = bench._sqs_event([json.dumps({"redemption_id": f"r_stack{i:04d}"}) for i in range(3)], 0)
+        with redirect_stdout(io.StringIO()):
+            answer = handler(event, LambdaContext(function_name=bench.WORKER_FUNCTION, timeout_seconds=30))
+        assert answer == {"batchItemFailures": []}
+        assert sorted((r.redemption_id, r.status) for r in services.requests) == [
+            (f"r_stack{i:04d}", 200) for i in range(3)
+        ]
+        after = services.cpu()
+        assert after[0] > before[0]  # moto's process did the DynamoDB work
+    assert services.aws._process.poll() is not None and services.fake._process.poll() is not None  # stopped
+
+
+def test_the_warm_section_reports_the_floor_and_the_reachable_floor_of_every_webhook_function() -> None:
+    report = bench.Report(repeat=1)
+    events = bench.seed_events()
+    bench.measure_warm(report, 1, events)
+    rows = {row.what: row for row in report.rows}
+    assert {row.section for row in report.rows} == {"warm"}
+    for function in bench.WEBHOOK_FUNCTIONS:
+        for seed in (s for s in events if s.function == function):
+            assert rows[seed.name].target == bench.TARGETS["warm"]
+        everything = rows[f"{function} (all seed events)"]
+        reachable = rows[f"{function} reachable floor"]
+        against_it = rows[f"{function} vs reachable floor"]
+        assert everything.target == bench.TARGETS["warm"]
+        assert "HMAC + validation" in everything.note
+        assert reachable.floor == everything.floor  # the same plain floor
+        assert against_it.value == everything.value and against_it.floor == reachable.value
+        assert reachable.target is None and against_it.target is None  # shown, not held to a target
+        assert all(v and v > 0 for v in (everything.value, everything.floor, reachable.value))

@@ -1,0 +1,329 @@
+"""Least privilege and the template's security posture, over template.yaml as CloudFormation receives it
+(expanded by aws-sam-translator): every IAM action each function's role holds, on which resource, against an
+explicit allow-list (log writes included: each function may write to its own log group only, which needs the
+template's own roles, as SAM's generated ones always carry AWSLambdaBasicExecutionRole on "*"); the API stage's
+throttling, access log and source-IP allow-list; checkov on the SAM source and on the expanded template, every
+suppression justified."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from support.template import of_type, sam_source
+
+# What the AWS managed policies SAM attaches to a role it generates grant (AWS's published policy documents). No role
+# holds one: each function has an explicit role (template.yaml, FunctionLogs); these are here so that a managed policy
+# that comes back is counted with its grants, and the allow-list fails on them.
+MANAGED_POLICIES: dict[str, list[tuple[str, str]]] = {
+    "AWSLambdaBasicExecutionRole": [
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    ],
+    "AWSLambdaSQSQueueExecutionRole": [
+        ("sqs:ReceiveMessage", "*"),
+        ("sqs:DeleteMessage", "*"),
+        ("sqs:GetQueueAttributes", "*"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    ],
+}
+
+
+def own_logs(function: str) -> set[tuple[str, str]]:
+    """Writing its own logs, in its own log group only. A role SAM generates gets AWSLambdaBasicExecutionRole (these
+    actions and logs:CreateLogGroup on "*", every log group of the account) and SAM cannot leave it out, hence the
+    explicit roles. No CreateLogGroup: the stack creates the group, before the function."""
+    group = f"log-group:{function}Logs"
+    return {("logs:CreateLogStream", group), ("logs:PutLogEvents", group)}
+
+
+LEDGER = "LedgerTable"
+
+
+WEBHOOK_SECRET = "secret:WebhookSecretId"
+
+
+API_SECRET = "secret:VoucherifyApiSecretId"
+
+
+# Every grant each function may hold: (action, resource), the resource by logical id or parameter. A grant that
+# is added to the template without being added here, or removed from it, fails the test.
+ALLOWED: dict[str, set[tuple[str, str]]] = {
+    "RedemptionSucceededFunction": own_logs("RedemptionSucceededFunction")
+    | {
+        ("dynamodb:GetItem", LEDGER),  # the existing redemption (idempotency, merge of early rollbacks)
+        ("dynamodb:UpdateItem", LEDGER),  # the redemption; quarantine records
+        ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
+    },
+    "RedemptionRollbackSucceededFunction": own_logs("RedemptionRollbackSucceededFunction")
+    | {
+        ("dynamodb:GetItem", LEDGER),
+        ("dynamodb:UpdateItem", LEDGER),  # the rollback, written into its redemption's item; quarantine records
+        ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
+    },
+    "RollbackWorkerFunction": own_logs("RollbackWorkerFunction")
+    | {
+        # the event source mapping, with the function's role, on the rollback queue only
+        ("sqs:ReceiveMessage", "RollbackQueue"),
+        ("sqs:DeleteMessage", "RollbackQueue"),
+        ("sqs:GetQueueAttributes", "RollbackQueue"),
+        # fan-out of order requests and retry delays
+        ("sqs:SendMessage", "RollbackQueue"),
+        ("sqs:ChangeMessageVisibility", "RollbackQueue"),
+        # requests, rollbacks, redemption status, Powertools idempotency records
+        ("dynamodb:GetItem", LEDGER),
+        ("dynamodb:BatchGetItem", LEDGER),
+        ("dynamodb:PutItem", LEDGER),
+        ("dynamodb:UpdateItem", LEDGER),
+        ("dynamodb:DeleteItem", LEDGER),
+        ("dynamodb:Query", f"{LEDGER}/index/ByOrder"),
+        ("secretsmanager:GetSecretValue", API_SECRET),
+    },
+}
+
+
+def resource_name(resource: Any) -> str:
+    """A policy resource as a short name: ``*``, a logical id, ``<id>/index/<name>``, ``secret:<parameter>`` or
+    ``log-group:<id>`` (the streams of a log group of the template)."""
+    if resource == "*" or (isinstance(resource, str) and re.fullmatch(r"arn:[^:]*:[^:]*:[^:]*:[^:]*:\*", resource)):
+        return "*"
+    if isinstance(resource, dict):
+        if "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn":
+            return resource["Fn::GetAtt"][0]
+        if "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], str):
+            text = resource["Fn::Sub"]
+            index = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/\w+)", text)
+            if index:
+                return index.group(1) + index.group(2)
+            region_account = re.escape("${AWS::Region}:${AWS::AccountId}")
+            log_group = re.fullmatch(
+                re.escape("arn:${AWS::Partition}:logs:") + region_account + r":log-group:\$\{(\w+)\}:\*", text
+            )
+            if log_group:
+                return f"log-group:{log_group.group(1)}"
+        if "Fn::If" in resource:
+            # the secret by ARN or by name: both branches must name the same parameter
+            _, by_arn, by_name = resource["Fn::If"]
+            parameter = by_arn.get("Ref") if isinstance(by_arn, dict) else None
+            region_account = "${AWS::Region}:${AWS::AccountId}"
+            expected = f"arn:${{AWS::Partition}}:secretsmanager:{region_account}:secret:${{{parameter}}}-??????"
+            if parameter and by_name == {"Fn::Sub": expected}:
+                return f"secret:{parameter}"
+    return f"<unrecognised {json.dumps(resource)}>"
+
+
+def grants(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the function's role allows: inline statements and managed policies."""
+    role_id = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    found: set[tuple[str, str]] = set()
+    for arn in role.get("ManagedPolicyArns", []):
+        name = str(arn).rsplit("/", 1)[-1]
+        assert name in MANAGED_POLICIES, f"{function}: managed policy {arn} whose grants this test does not know"
+        found |= set(MANAGED_POLICIES[name])
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+            assert "Condition" not in statement, statement  # none expected: a condition would need its own review
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            found |= {(action, resource_name(resource)) for action in actions for resource in resources}
+    return found
+
+
+def test_every_function_is_in_the_allow_list(cfn: dict[str, Any]) -> None:
+    assert set(of_type(cfn, "AWS::Lambda::Function")) == set(ALLOWED)
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: str) -> None:
+    held = grants(cfn, function)
+    assert sorted(held - ALLOWED[function]) == [], "beyond what the function uses"
+    assert sorted(ALLOWED[function] - held) == [], "allow-listed but not granted: update the allow-list"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_no_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:
+    """Not even log writes: "*" would let a function write into any log group of the account."""
+    wildcard = {(action, resource) for action, resource in grants(cfn, function) if resource == "*"}
+    assert wildcard == set(), sorted(wildcard)
+    assert not [action for action, _ in grants(cfn, function) if "*" in action]
+
+
+def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:
+    """SAM attaches AWSLambdaBasicExecutionRole (logs on "*") to every role it generates, and its `Events: SQS`
+    AWSLambdaSQSQueueExecutionRole (SQS on "*"): each role is the template's own, and the worker's queue is wired
+    by an explicit event source mapping and a statement scoped to the queue."""
+    for function in ALLOWED:
+        role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        assert "ManagedPolicyArns" not in cfn["Resources"][role_id]["Properties"], function
+    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "RollbackWorkerFunction"}
+    assert resource_name(mapping["Properties"]["EventSourceArn"]) == "RollbackQueue"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_is_the_templates_own_not_generated_by_sam(cfn: dict[str, Any], function: str) -> None:
+    source = sam_source()["Resources"]
+    role = source[function]["Properties"]["Role"]
+    assert role == {"Fn::GetAtt": [f"{function}Role", "Arn"]}, function
+    assert source[f"{function}Role"]["Type"] == "AWS::IAM::Role"
+    assert "Policies" not in source[function]["Properties"], "SAM ignores Policies when Role is set"
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_each_role_writes_only_the_log_group_its_function_logs_to(cfn: dict[str, Any], function: str) -> None:
+    """The log group in the function's LoggingConfig, created by the stack, is the one place it may write logs."""
+    group = cfn["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]
+    assert group == {"Ref": f"{function}Logs"}
+    assert cfn["Resources"][group["Ref"]]["Type"] == "AWS::Logs::LogGroup"
+    logs = {(action, resource) for action, resource in grants(cfn, function) if action.startswith("logs:")}
+    assert logs == own_logs(function)
+    # no other function's group
+    others = {f"log-group:{other}Logs" for other in ALLOWED if other != function}
+    assert not [grant for grant in grants(cfn, function) if grant[1] in others]
+
+
+def test_allow_list_check_catches_log_writes_beyond_the_functions_own_group(cfn: dict[str, Any]) -> None:
+    import copy
+
+    broken = copy.deepcopy(cfn)
+    role_id = broken["Resources"]["RedemptionSucceededFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    other = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RollbackWorkerFunctionLogs}:*"
+    statements.append({"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": {"Fn::Sub": other}})
+    statements.append({"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"})
+    broken["Resources"][role_id]["Properties"]["ManagedPolicyArns"] = [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    ]
+    extra = grants(broken, "RedemptionSucceededFunction") - ALLOWED["RedemptionSucceededFunction"]
+    assert extra == {
+        ("logs:PutLogEvents", "log-group:RollbackWorkerFunctionLogs"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    }
+
+
+@pytest.mark.parametrize("function", sorted(ALLOWED))
+def test_roles_are_assumed_by_lambda_alone(cfn: dict[str, Any], function: str) -> None:
+    role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (statement,) = cfn["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}
+    assert statement["Action"] == ["sts:AssumeRole"]
+
+
+def test_allow_list_check_catches_a_broader_grant(cfn: dict[str, Any]) -> None:
+    import copy
+
+    broken = copy.deepcopy(cfn)
+    role_id = broken["Resources"]["RollbackWorkerFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    broken["Resources"][role_id]["Properties"].setdefault("ManagedPolicyArns", []).append(
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+    )
+    statements = broken["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": {"Fn::GetAtt": [LEDGER, "Arn"]}})
+    extra = grants(broken, "RollbackWorkerFunction") - ALLOWED["RollbackWorkerFunction"]
+    assert extra == {
+        ("dynamodb:Scan", LEDGER),
+        ("sqs:ReceiveMessage", "*"),
+        ("sqs:DeleteMessage", "*"),
+        ("sqs:GetQueueAttributes", "*"),
+        ("logs:CreateLogGroup", "*"),
+        ("logs:CreateLogStream", "*"),
+        ("logs:PutLogEvents", "*"),
+    }
+
+
+# --- what the worker really calls is allowed ----------------------------------------------------------------
+class Recorder:
+    def __init__(self, client: Any, service: str, calls: set[str]) -> None:
+        self._client, self._service, self._calls = client, service, calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method) or name.startswith(("get_paginator", "get_waiter", "can_paginate", "meta")):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "transact_write_items":
+                kinds = {kind for item in kwargs["TransactItems"] for kind in item}
+                names = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "GetItem"}
+                self._calls.update(f"dynamodb:{names[kind]}" for kind in kinds)
+            else:
+                action = "".join(part.title() for part in name.split("_"))
+                self._calls.add(f"{self._service}:{action}")
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_harness: Callable[..., Any]) -> None:
+    """Rollback by redemption and by order (fan-out, index query), a retry (visibility change), a duplicate: the
+    calls the worker's code makes, mapped to IAM actions, are all granted (the poller stands in for the mapping)."""
+    import sys
+
+    from support.worker import R1, record_redemption
+
+    harness = make_harness()
+    module = sys.modules["functions.RollbackWorkerFunction.app"]
+    calls: set[str] = set()
+    worker = module.worker
+    worker.ledger.client = Recorder(worker.ledger.client, "dynamodb", calls)
+    if hasattr(worker, "queue") and hasattr(worker.queue, "client"):
+        worker.queue.client = Recorder(worker.queue.client, "sqs", calls)
+    record_redemption(harness.ledger, R1, order_id="ord_iamtest")
+    harness.send(order_id="ord_iamtest", reason="Refund")
+    harness.send(redemption_id=R1, reason="again")
+    harness.send_raw('{"not": "a request"}')
+    harness.drain()
+    calls = {
+        c.replace("SendMessageBatch", "SendMessage") for c in calls
+    }  # SendMessageBatch is authorised as SendMessage
+    allowed = {action for action, _ in grants(cfn, "RollbackWorkerFunction")}
+    assert calls, "nothing recorded"
+    assert calls <= allowed, sorted(calls - allowed)
+
+
+# --- the API stage ------------------------------------------------------------------------------------------
+def test_the_api_stage_is_throttled_by_parameters(cfn: dict[str, Any]) -> None:
+    (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    routes = stage["Properties"]["DefaultRouteSettings"]
+    assert routes["ThrottlingRateLimit"] == {"Ref": "WebhookThrottlingRateLimit"}
+    assert routes["ThrottlingBurstLimit"] == {"Ref": "WebhookThrottlingBurstLimit"}
+    parameters = sam_source()["Parameters"]
+    assert parameters["WebhookThrottlingRateLimit"]["Default"] >= 1
+    assert parameters["WebhookThrottlingBurstLimit"]["Default"] >= parameters["WebhookThrottlingRateLimit"]["Default"]
+
+
+def test_the_access_log_records_no_headers_or_bodies(cfn: dict[str, Any]) -> None:
+    (stage,) = of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert resource_name(settings["DestinationArn"]) == "WebhookAccessLogs"
+    variables = set(re.findall(r"\$context\.([\w.]+)", settings["Format"]))
+    assert "identity.sourceIp" in variables and "status" in variables
+    assert not [v for v in variables if re.search(r"header|body|authorizer|input|identity\.(?!sourceIp)", v, re.I)]
+    json.loads(re.sub(r"\$context\.[\w.]+", "x", settings["Format"]))  # one JSON object per request
+    log_group = cfn["Resources"]["WebhookAccessLogs"]["Properties"]
+    assert log_group["RetentionInDays"] == {"Ref": "WebhookAccessLogRetentionDays"}
+
+
+def test_the_source_ip_allow_list_reaches_every_webhook_function(cfn: dict[str, Any]) -> None:
+    parameter = sam_source()["Parameters"]["AllowedSourceCidrs"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    voucherify_eu = "34.247.197.22,63.32.191.141,52.215.148.84"
+    assert pattern.fullmatch("") and pattern.fullmatch(voucherify_eu) and pattern.fullmatch("10.0.0.0/8, 2001:db8::/32")
+    assert not pattern.fullmatch("*") and not pattern.fullmatch("any")
+    for function, resource in of_type(sam_source(), "AWS::Serverless::Function").items():
+        events = (resource["Properties"].get("Events") or {}).values()
+        if any(event["Type"] == "HttpApi" for event in events):
+            variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+            assert variables["ALLOWED_SOURCE_CIDRS"] == {"Ref": "AllowedSourceCidrs"}, function

@@ -1,0 +1,102 @@
+"""The benchmark's DynamoDB accounting: write units per started KB of the larger item, doubled in a
+transaction, index writes by projection, item sizes counted as DynamoDB counts them, rows against targets."""
+
+from __future__ import annotations
+
+from ledger_dev import bench
+
+
+def test_write_units_are_per_started_kb_of_the_larger_item_and_double_in_a_transaction() -> None:
+    assert bench.write_units(0, 1) == 1
+    assert bench.write_units(0, 1024) == 1
+    assert bench.write_units(0, 1025) == 2
+    assert bench.write_units(3000, 100) == 3  # an update is billed on the larger of old and new
+    assert bench.write_units(0, 0) == 1  # a write whose condition failed on a missing item still costs one
+    assert bench.write_units(1500, 1500, transactional=True) == 4
+
+
+def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
+    assert bench.item_size({"pk": {"S": "ab"}}) == 4
+    assert bench.item_size({"é": {"S": "é"}}) == 4  # UTF-8 bytes
+    assert bench.item_size({"b": {"B": b"\x00" * 10}, "t": {"BOOL": True}}) == 1 + 10 + 1 + 1
+    assert bench.attribute_size({"N": "12345"}) == 4  # (5 digits + 1) // 2 + 1
+    assert bench.attribute_size({"SS": ["ab", "c"]}) == 3
+    assert bench.attribute_size({"L": [{"S": "ab"}]}) == 3 + 1 + 2
+    assert bench.attribute_size({"M": {"k": {"S": "ab"}}}) == 3 + 1 + 1 + 2
+    assert bench.item_size(None) == 0
+
+
+def _item(pk: str, sk: str, size: int, **extra: str) -> dict[str, dict[str, str]]:
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, **{k: {"S": v} for k, v in extra.items()}}
+    filler = size - bench.item_size(item) - len("pad")
+    item["pad"] = {"S": "x" * filler}
+    assert bench.item_size(item) == size
+    return item
+
+
+def test_a_rollback_transaction_costs_both_items_twice() -> None:
+    redemption_before = _item("REDEMPTION#r_1", "REDEMPTION", 900)
+    redemption_after = _item("REDEMPTION#r_1", "REDEMPTION", 1100)
+    rollback = _item("REDEMPTION#r_1", "ROLLBACK#rr_1", 800)
+    calls = [
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"Put": {"Item": rollback}},
+                    {"Update": {"Key": {"pk": redemption_after["pk"], "sk": redemption_after["sk"]}}},
+                ]
+            },
+        )
+    ]
+    before = {bench._key(redemption_before): redemption_before}
+    after = {bench._key(redemption_after): redemption_after, bench._key(rollback): rollback}
+    capacity = bench.delivery_capacity("rollback", calls, before, after, [])
+    assert capacity.write_units == 2 * 1 + 2 * 2
+    assert capacity.items == 2
+    assert capacity.bytes_written == 800 + 1100
+
+
+def test_a_duplicate_whose_condition_failed_is_billed_without_writing() -> None:
+    item = _item("REDEMPTION#r_1", "REDEMPTION", 2000)
+    snapshot = {bench._key(item): item}
+    calls = [("UpdateItem", {"Key": {"pk": item["pk"], "sk": item["sk"]}})]
+    capacity = bench.delivery_capacity("dup", calls, snapshot, snapshot, [])
+    assert (capacity.write_units, capacity.items, capacity.bytes_written) == (2, 0, 0)
+
+
+def test_index_writes_follow_the_projection_and_the_key() -> None:
+    index = bench.IndexDefinition("ByOrder", ("order_id", "redeemed_at"), ("pk", "sk", "order_id", "redeemed_at", "s"))
+    new = {"pk": {"S": "a"}, "sk": {"S": "b"}, "order_id": {"S": "o"}, "redeemed_at": {"S": "t"}, "s": {"S": "x"}}
+    assert bench.index_write_units(None, new, [index]) == 1  # enters the index
+    assert bench.index_write_units(new, new, [index]) == 0  # nothing projected changed
+    assert bench.index_write_units(new, {**new, "other": {"S": "y"}}, [index]) == 0  # not projected
+    assert bench.index_write_units(new, {**new, "s": {"S": "y"}}, [index]) == 1  # projection changed
+    assert bench.index_write_units(new, {**new, "order_id": {"S": "p"}}, [index]) == 2  # key changed: delete + put
+    assert bench.index_write_units({"pk": {"S": "a"}, "sk": {"S": "b"}}, None, [index]) == 0  # never in it
+
+
+def test_the_template_indexes_are_read_with_their_projections() -> None:
+    indexes = {index.name: index for index in bench.table_indexes()}
+    assert indexes["ByOrder"].keys == ("order_id", "redeemed_at")
+    assert indexes["ByOrder"].projected is not None and "status" in indexes["ByOrder"].projected
+
+
+def test_seed_events_are_the_webhook_events_with_their_functions() -> None:
+    seeds = bench.seed_events()
+    assert {s.function for s in seeds} == set(bench.WEBHOOK_FUNCTIONS)
+    assert "redemption_succeeded" in {s.name for s in seeds}
+    assert all(bench.raw_body(s.event).startswith(b"{") for s in seeds)
+
+
+def test_rows_compare_ratios_or_values_with_their_targets() -> None:
+    assert bench.Row("cold", "x", 140, 100, "ms", 1.4).met is True
+    assert bench.Row("cold", "x", 141, 100, "ms", 1.4).met is False
+    assert bench.Row("capacity", "x", 6, None, "WU", 4).met is False
+    assert bench.Row("worker", "rate", 580, 600, "/min", 0.9, minimum=True).met is True
+    assert bench.Row("worker", "429s", 0, None, "", 0).met is True
+    assert bench.Row("size", "x", 1.0, None, "MB").met is None
+    assert "by +50 %" in bench.verdict(bench.Row("capacity", "x", 6, None, "WU", 4))
+    text = bench.markdown(bench.Report(3, [bench.Row("cold", "init", 150, 100, "ms", 1.4)]), "python -m x")
+    assert "| cold | init | 150 ms | 100 ms | 1.50× | MISSED" in text
+    assert "repetitions: 3" in text

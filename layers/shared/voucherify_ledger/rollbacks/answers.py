@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from voucherify_ledger.ledger.dynamo import compress, decompress
+from voucherify_ledger.models import ids
 from voucherify_ledger.models.webhooks import SimpleRedemption
 from voucherify_ledger.rollbacks.client import ApiResponse
 
@@ -37,16 +39,68 @@ class Outcome:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+# What of an error answer the ledger keeps to name it to Voucherify's support: its request id (``v-…``) and the
+# resource it names, by shape. A resource id of another shape (a customer's source_id may be an email address) is
+# withheld, and so is its text in ``details``: the ledger holds ids, never personal data.
+_VOUCHERIFY_REQUEST_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
+_VOUCHERIFY_RESOURCE_ID = re.compile(rf"(?:r|rf|rr|rrf|ord|cust|v|camp|promo)_[0-9A-Za-z]{{1,{ids.MAX_ID_TAIL}}}")
+_RESOURCE_TYPE = re.compile(r"[a-z][a-z_]{0,63}")
+WITHHELD = "<withheld>"
+
+
+@dataclass(frozen=True)
+class VoucherifyErrorIds:
+    """``request_id``, ``resource_id`` and ``resource_type`` of a Voucherify error answer, those of a known shape."""
+
+    request_id: str | None = None
+    resource_id: str | None = None
+    resource_type: str | None = None
+    withheld_resource_id: str | None = None  # the resource id not kept (never stored: only to scrub ``details``)
+
+    def as_dict(self) -> dict[str, str]:
+        found = {"request_id": self.request_id, "resource_id": self.resource_id, "resource_type": self.resource_type}
+        return {k: v for k, v in found.items() if v}
+
+    def scrub(self, text: str | None) -> str | None:
+        """``text`` without the withheld resource id."""
+        if text is None or not self.withheld_resource_id:
+            return text
+        return text.replace(self.withheld_resource_id, WITHHELD)
+
+
+def _shaped(pattern: re.Pattern[str], value: object) -> str | None:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
+
+
+def error_ids(response: ApiResponse) -> VoucherifyErrorIds:
+    """The ids of an error answer (its body's ``request_id``, else the ``x-request-id`` header), by shape."""
+    body = response.body if isinstance(response.body, dict) and not response.ok else {}
+    resource_id = body.get("resource_id")
+    kept = _shaped(_VOUCHERIFY_RESOURCE_ID, resource_id)
+    return VoucherifyErrorIds(
+        request_id=_shaped(_VOUCHERIFY_REQUEST_ID, body.get("request_id") or response.headers.get("x-request-id")),
+        resource_id=kept,
+        resource_type=_shaped(_RESOURCE_TYPE, body.get("resource_type")),
+        withheld_resource_id=str(resource_id) if resource_id and not kept else None,
+    )
+
+
 @dataclass(frozen=True)
 class Problem:
-    """Why a message is retried: the HTTP status (None without an answer), a key and a message."""
+    """Why a request failed or is retried: the HTTP status (None without an answer), a key and a message; from an
+    error answer of Voucherify also its ``details`` and the ids its support asks for (``VoucherifyErrorIds``)."""
 
     status: int | None
     key: str
     message: str
+    details: str | None = None
+    ids: VoucherifyErrorIds | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (("status", self.status), ("key", self.key), ("message", self.message)) if v}
+        """The request's ``error``: status, key, message, details, request_id, resource_id, resource_type (each when
+        known)."""
+        found = {"status": self.status, "key": self.key, "message": self.message, "details": self.details}
+        return {k: v for k, v in {**found, **(self.ids.as_dict() if self.ids else {})}.items() if v}
 
 
 class RetryLater(Exception):
@@ -64,12 +118,14 @@ def worker_problem(exc: BaseException) -> Problem:
 
 
 def problem_of(response: ApiResponse) -> Problem:
+    """An error answer as the request records it, with Voucherify's ``details`` and ids (``error_ids``)."""
     key = response.error_key
     if key is None:
         key = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}.get(response.status)
         key = key or ("server_error" if response.status >= 500 else f"http_{response.status}")
-    message = response.error_message or f"Voucherify answered HTTP {response.status}"
-    return Problem(response.status, key, message)
+    ids_of = error_ids(response)
+    message = ids_of.scrub(response.error_message) or f"Voucherify answered HTTP {response.status}"
+    return Problem(response.status, key, message, ids_of.scrub(response.error_details), ids_of)
 
 
 def classify(response: ApiResponse) -> Literal["goal", "permanent", "transient", "auth", "rate_limited"]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, SUCCEEDED
-from voucherify_ledger.rollbacks.answers import Outcome, classify, parse_rollback, problem_of
+from voucherify_ledger.rollbacks.answers import Outcome, classify, error_ids, parse_rollback, problem_of
 from voucherify_ledger.rollbacks.client import ApiResponse
 
 DONE_METRICS = {
@@ -34,7 +34,7 @@ class AnswerRecording:
         """What a final answer makes of the request: ALREADY_ROLLED_BACK, the rollback(s) recorded (SUCCEEDED, or
         FAILED for a rollback whose result is FAILURE), or FAILED with Voucherify's error."""
         if classify(response) == "goal" and response.status == 400:  # already_rolled_back
-            body = response.body if isinstance(response.body, dict) else {}
+            ids_of = error_ids(response)
             self.ledger.requests.record_already_rolled_back(
                 redemption_id,
                 request_id,
@@ -42,8 +42,8 @@ class AnswerRecording:
                 confirmed_by="api",
                 fields={
                     "api_calls": calls,
-                    "voucherify_request_id": body.get("request_id"),
-                    "voucherify_resource_id": body.get("resource_id"),
+                    "voucherify_request_id": ids_of.request_id,
+                    "voucherify_resource_id": ids_of.resource_id,
                 },
             )
             return self.done(
@@ -51,10 +51,8 @@ class AnswerRecording:
             )
         if response.status == 200:
             return self._record_rollbacks(redemption_id, request_id, response, calls, now)
-        problem = problem_of(response)
-        body = response.body if isinstance(response.body, dict) else {}
-        error = {**problem.as_dict(), **({"details": body["details"]} if body.get("details") else {})}
-        fields = {"api_calls": calls, "error": error}
+        problem = problem_of(response)  # with Voucherify's request_id / resource_id, for its support
+        fields = {"api_calls": calls, "error": problem.as_dict()}
         self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields=fields)
         return self.done(Outcome(FAILED, request_id, redemption_id, error_key=problem.key, api_calls=calls))
 

@@ -93,6 +93,7 @@ class Retries:
             status=problem.status,
             key=problem.key,
             error=problem.message,
+            voucherify_request_id=problem.ids.request_id if problem.ids else None,
             receive_count=message.receive_count,
             delay_seconds=delay,
         )

@@ -82,6 +82,7 @@ class RecordedRequest:
     app_id: str | None
     status: int | None  # None: no answer (timeout, dropped)
     arrived: float = 0.0  # time.monotonic() when the request came in (requests are kept in the order answered)
+    answer_request_id: str | None = None  # the request_id of an error answer, as Voucherify's errors carry one
 
 
 class FakeVoucherify:
@@ -316,6 +317,7 @@ class FakeVoucherify:
                     handler.headers.get("x-app-id"),
                     status,
                     arrived,
+                    payload.get("request_id") if isinstance(payload, dict) and status != 200 else None,
                 )
             )
         if status is None:
@@ -345,7 +347,10 @@ class FakeVoucherify:
                 key, message = ("server_error", "Internal server error") if fault.status >= 500 else ("error", "Error")
                 return fault.status, error_body(fault.status, key, message), headers
             if fault.kind == "error":
-                status, error, _ = self._error(fault.key or "not_found", redemption_id)
+                named = {"resource_id": fault.resource_id, "resource_type": fault.resource_type}
+                status, error, _ = self._error(
+                    fault.key or "not_found", redemption_id, **{k: v for k, v in named.items() if v}
+                )
                 return status, error, headers
             if fault.kind == "rate_limit":
                 return (
@@ -425,12 +430,16 @@ class FakeVoucherify:
         }
 
     def _error(self, key: str, redemption_id: str, **extra: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A documented error answer (redemptions.json's examples): ``code``, ``key``, ``message``, ``details`` and a
+        ``request_id``; ``not_found`` and ``already_rolled_back`` also name their resource (``extra`` may name
+        another, e.g. a customer that was not found)."""
         status, message, details = ERRORS[key]
         if key == "not_found":
             extra = {"resource_id": redemption_id, "resource_type": "redemption", **extra}
         if key == "already_rolled_back":
             extra = {"resource_id": _hex_id("rrf_"), "resource_type": "redemption_rollback", **extra}
-        return status, error_body(status, key, message, details.format(id=redemption_id), **extra), {}
+        named = details.format(id=extra.get("resource_id", redemption_id), type=extra.get("resource_type"))
+        return status, error_body(status, key, message, named, **extra), {}
 
     # --- the rollback itself ----------------------------------------------------------------------
     def _known(self, redemption_id: str) -> FakeRedemption | None:

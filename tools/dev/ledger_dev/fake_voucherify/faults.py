@@ -21,7 +21,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "invalid_order": (400, "Invalid order", "Order is not related with redemption."),
     "invalid_customer": (400, "Invalid customer", "Customer is not related with redemption."),
-    "not_found": (404, "Resource not found", "Cannot find redemption with id {id}"),
+    "not_found": (404, "Resource not found", "Cannot find {type} with id {id}"),
     "unauthorized": (401, "Unauthorized", "Invalid X-App-Id or X-App-Token."),
     "forbidden": (403, "Forbidden", "The API key may not roll back redemptions."),
 }
@@ -35,7 +35,8 @@ class Fault:
     """One injected misbehaviour. The first matching fault (other than ``latency``) decides the answer.
 
     - ``status``: answer ``status`` (e.g. 500, 502, 503) with a Voucherify-style error body;
-    - ``error``: the documented error ``key`` (``not_found``, ``invalid_order``, ``unauthorized``, …);
+    - ``error``: the documented error ``key`` (``not_found``, ``invalid_order``, ``unauthorized``, …), naming
+      ``resource_id`` / ``resource_type`` when given (``not_found``: the redemption unless told);
     - ``rate_limit``: 429 with ``Retry-After: retry_after`` and ``X-Rate-Limit-*``;
     - ``timeout``: hang ``seconds`` (past the client's read timeout), then close without answering;
     - ``drop``: close the connection without answering;
@@ -59,6 +60,8 @@ class Fault:
     apply: bool = False
     failure_code: str = "customer_rules_violated"
     failure_message: str = "Customer does not match the validation rules."
+    resource_id: str | None = None
+    resource_type: str | None = None
     hits: int = 0
     until: threading.Event | None = field(default=None, repr=False, compare=False)
 

@@ -17,6 +17,7 @@ from support.documents import payload
 from support.functions import Aws, emitted_metrics
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.keys import redemption_key
 from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
 from voucherify_ledger.rollbacks.queue import enqueue_rollback
 
@@ -99,6 +100,20 @@ def redemption_data(
 def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> None:
     delivery = Delivery(raw=b"{}", route="redemption-succeeded", received_at=datetime.now(UTC))
     assert ledger.redemptions.record(redemption_data(redemption_id, **options), delivery).status == "recorded"
+
+
+def set_stack_role(ledger: Ledger, redemption_id: str, role: str) -> None:
+    """Marks a recorded redemption as a stack's ``"parent"`` or ``"child"`` (``stack_role``) with one UpdateItem, as
+    the webhook path writes it on the redemption items of a stacked redemption; ``rollbacks.stacks`` and ``list
+    --order`` read it (``parent_redemption_id`` is written by ``record_redemption(..., parent_id=…)``)."""
+    ledger.client.update_item(
+        TableName=ledger.table_name,
+        Key=redemption_key(redemption_id),
+        UpdateExpression="SET #role = :role",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames={"#role": "stack_role"},
+        ExpressionAttributeValues={":role": {"S": role}},
+    )
 
 
 def metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:

@@ -120,13 +120,17 @@ class RollbackCaller:
             return seconds
         return 30.0 - (time.monotonic() - self._invocation_started)
 
-    def call(self, redemption_id: str, request: RollbackRequest) -> Answered | Transient:
-        """The rollback of ``redemption_id``: a kept answer that reached the goal (no call made), or one call (two
-        for a stacked redemption), each paced and quickly retried. A concurrent call for the same redemption is a
+    def call(self, redemption_id: str, request: RollbackRequest, *, stacked: bool = False) -> Answered | Transient:
+        """The rollback of ``redemption_id``: a kept answer that reached the goal (no call made), or one call, each
+        paced and quickly retried. A stack's parent the ledger knows as one (``stacked``) goes to the stack endpoint
+        at once; any other redemption to ``/rollback`` first, then, if Voucherify says it is a stack's parent
+        (``invalid_redemption``), to the stack endpoint: two calls. A concurrent call for the same redemption is a
         ``Transient`` ``in_progress``."""
         attempt = _Attempt()
         try:
-            record = self._once(target={"redemption_id": redemption_id}, request=request, attempt=attempt)
+            record = self._once(
+                target={"redemption_id": redemption_id}, request=request, attempt=attempt, stacked=stacked
+            )
             result: Answered | Transient = Answered(decode_answer(record))
         except NotKept as not_kept:
             result = not_kept.result
@@ -139,19 +143,24 @@ class RollbackCaller:
                 self._metric("VoucherifyApiCalls", attempt.calls)
         return replace(result, calls=attempt.calls)
 
-    def _call_api(self, *, target: dict[str, str], request: RollbackRequest, attempt: _Attempt) -> dict[str, Any]:
+    def _call_api(
+        self, *, target: dict[str, str], request: RollbackRequest, attempt: _Attempt, stacked: bool
+    ) -> dict[str, Any]:
         """The idempotent section: the answer record when it reached the goal, else ``NotKept``."""
         redemption_id = target["redemption_id"]
         body = request.api_body()
-        sent = self._send(
-            lambda deadline: self.api.rollback_redemption(redemption_id, body, deadline_seconds=deadline), attempt
-        )
-        if isinstance(sent, ApiResponse) and sent.status == 400 and sent.error_key == "invalid_redemption":
-            # A stacked (parent) redemption: the stack has its own endpoint, which rolls back every child.
+
+        def stack(deadline: float) -> ApiResponse:  # the stack's own endpoint, which rolls back every child
+            return self.api.rollback_stacked_redemptions(redemption_id, body, deadline_seconds=deadline)
+
+        if stacked:
+            sent = self._send(stack, attempt)
+        else:
             sent = self._send(
-                lambda deadline: self.api.rollback_stacked_redemptions(redemption_id, body, deadline_seconds=deadline),
-                attempt,
+                lambda deadline: self.api.rollback_redemption(redemption_id, body, deadline_seconds=deadline), attempt
             )
+            if isinstance(sent, ApiResponse) and sent.status == 400 and sent.error_key == "invalid_redemption":
+                sent = self._send(stack, attempt)  # a stack's parent the ledger did not know as one
         if isinstance(sent, Transient):
             raise NotKept(sent)
         record = encode_answer(sent)

@@ -28,6 +28,7 @@ from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.rollbacks.queue import QueueError, QueueMessage, RollbackQueue, SqsRollbackQueue
 from voucherify_ledger.rollbacks.recording import AnswerRecording
 from voucherify_ledger.rollbacks.retries import Retries, backoff_seconds
+from voucherify_ledger.rollbacks.stacks import StackChildren, StackPlace
 from voucherify_ledger.settings import WorkerSettings
 
 MAX_LOGGED_FRAMES = 20
@@ -71,6 +72,7 @@ class RollbackWorker:
         )
         self.recording = AnswerRecording(ledger=ledger, logger=logger, metric=self._metric)
         self.orders = OrderFanOut(ledger=ledger, queue=queue, logger=logger, metric=self._metric)
+        self.stack_children = StackChildren(ledger=ledger, recording=self.recording, metric=self._metric)
         self.retries = Retries(
             settings=settings,
             ledger=ledger,
@@ -261,7 +263,10 @@ class RollbackWorker:
             return self.recording.done(
                 Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
             )
-        result = self.caller.call(redemption_id, request)
+        place = StackPlace.of(known)
+        if place.role == "child" and place.parent_redemption_id:  # refused without a call: only its parent can
+            return self.stack_children.answer(redemption_id, request_id, place.parent_redemption_id, now)
+        result = self.caller.call(redemption_id, request, stacked=place.role == "parent")
         if isinstance(result, Transient):
             self.retries.retry(message, request, request_id, result.problem, result.retry_after, calls=result.calls)
         return self.recording.record(redemption_id, request_id, result.response, result.calls, self._now())

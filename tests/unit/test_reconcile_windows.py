@@ -1,0 +1,149 @@
+"""Walking Voucherify's list in windows: every object of the range is handed over, oldest first, in about one call
+per 100 objects plus one per window; a window over 9,900 objects is split; a walk stopped anywhere resumes from
+the last object it handed over and, together with the first part, covers the range."""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from voucherify_ledger.reconcile.windows import (
+    EDGE,
+    MAX_PER_QUERY,
+    PAGE_SIZE,
+    Page,
+    Window,
+    WindowWalk,
+    created_at,
+    parts_for,
+)
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+class History:
+    """An in-memory list endpoint: ``created_at[after]`` and ``[before]`` exclusive, ``order=created_at``, pages
+    of ``PAGE_SIZE`` up to page 99, and ``total`` the count of the whole query (as Voucherify answers)."""
+
+    def __init__(self, times: list[datetime]) -> None:
+        self.times = sorted(times)
+        self.objects = [
+            {"id": f"r_{i:08d}", "object": "redemption", "created_at": t.isoformat().replace("+00:00", "Z")}
+            for i, t in enumerate(self.times)
+        ]
+        self.calls: list[tuple[Window, int]] = []
+
+    def __call__(self, window: Window, page: int) -> Page:
+        assert 1 <= page <= 99
+        self.calls.append((window, page))
+        after = window.after - EDGE
+        lo = bisect.bisect_right(self.times, after)
+        hi = bisect.bisect_left(self.times, window.before)
+        start = lo + (page - 1) * PAGE_SIZE
+        return Page(self.objects[start : min(start + PAGE_SIZE, hi)], hi - lo)
+
+
+class CountedLister:
+    """A lister that counts its calls, and a ``should_stop`` that says stop after ``limit`` of them."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.calls = 0
+
+    def __call__(self, window: Window, page: int) -> Page:
+        self.calls += 1
+        return self.history(window, page)
+
+    def stop_after(self, limit: int) -> Any:
+        return lambda: self.calls >= limit
+
+
+def spread(n: int, days: int, seed: int, dense: tuple[int, int] | None = None) -> list[datetime]:
+    """``n`` creation times over ``days`` days, millisecond resolution; ``dense`` = (day, count) adds a busy day."""
+    rng = random.Random(seed)
+    times = [T0 + timedelta(milliseconds=rng.randrange(days * 86_400_000)) for _ in range(n)]
+    if dense:
+        day, count = dense
+        times += [T0 + timedelta(days=day, milliseconds=rng.randrange(86_400_000)) for _ in range(count)]
+    return times
+
+
+def walk_all(history: History, window: Window) -> tuple[list[Mapping[str, Any]], Any]:
+    seen: list[Mapping[str, Any]] = []
+    result = WindowWalk(history).run(window, seen.append)
+    return seen, result
+
+
+def test_a_small_range_is_one_window_paged_oldest_first() -> None:
+    history = History(spread(1_234, 90, seed=1))
+    seen, result = walk_all(history, Window(T0, T0 + timedelta(days=90)))
+    assert result.done and result.splits == 0 and result.windows == 1
+    assert [o["id"] for o in seen] == [o["id"] for o in history.objects]
+    assert result.calls == 13  # ceil(1,234 / 100)
+    assert result.resume_after == history.times[-1]
+
+
+def test_a_range_over_the_page_cap_is_split_and_every_object_comes_once() -> None:
+    history = History(spread(30_000, 90, seed=2, dense=(40, 15_000)))  # one day alone holds more than a query can
+    window = Window(T0, T0 + timedelta(days=90))
+    seen, result = walk_all(history, window)
+
+    counts = Counter(o["id"] for o in seen)
+    assert set(counts) == {o["id"] for o in history.objects}
+    assert max(counts.values()) == 1  # distinct millisecond times: no boundary is listed twice
+    times = [created_at(o) for o in seen]
+    assert times == sorted(times)  # oldest first across windows
+    assert result.splits >= 2 and result.truncated == []
+    # About one call per 100 objects, plus one per window and one wasted first page per split.
+    assert result.calls <= len(history.objects) / PAGE_SIZE + result.windows + result.splits
+    assert all(page <= 99 for _, page in history.calls)
+
+
+def test_a_walk_stopped_anywhere_resumes_from_the_last_object_and_misses_nothing() -> None:
+    history = History(spread(12_000, 30, seed=3))
+    window = Window(T0, T0 + timedelta(days=30))
+    for budget in (1, 7, 40, 95):
+        first: list[Mapping[str, Any]] = []
+        counted = CountedLister(history)
+        stop = counted.stop_after(budget)
+        stopped = WindowWalk(counted).run(window, first.append, stop)
+        assert not stopped.done and stopped.calls == budget
+        resumed_from = stopped.resume_after or window.after
+        rest: list[Mapping[str, Any]] = []
+        finished = WindowWalk(history).run(Window(resumed_from, window.before), rest.append)
+        assert finished.done
+        ids = [o["id"] for o in first + rest]
+        assert set(ids) == {o["id"] for o in history.objects}, budget
+        assert len(ids) - len(set(ids)) <= 1  # at most the object at the resume point, listed again
+
+
+def test_objects_created_at_a_boundary_are_listed() -> None:
+    edge = T0 + timedelta(days=1)
+    history = History([T0 + timedelta(hours=1), edge, edge, T0 + timedelta(days=2) - timedelta(milliseconds=1)])
+    seen, _ = walk_all(history, Window(edge, T0 + timedelta(days=2)))
+    assert [created_at(o) for o in seen] == [edge, edge, T0 + timedelta(days=2) - timedelta(milliseconds=1)]
+
+
+def test_a_window_too_short_to_split_is_paged_to_the_cap_and_reported() -> None:
+    instant = T0 + timedelta(hours=5)
+    history = History([instant] * (MAX_PER_QUERY + 50))
+    seen, result = walk_all(history, Window(instant, instant + timedelta(milliseconds=1)))
+    assert result.done and len(seen) == MAX_PER_QUERY
+    assert result.truncated == [Window(instant, instant + timedelta(milliseconds=1))]
+
+
+@pytest.mark.parametrize(("total", "parts"), [(9_901, 2), (15_840, 2), (15_841, 3), (100_000, 13)])
+def test_a_split_aims_below_the_cap(total: int, parts: int) -> None:
+    assert parts_for(total) == parts
+
+
+def test_calls_grow_linearly_with_the_objects() -> None:
+    small = walk_all(History(spread(20_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
+    large = walk_all(History(spread(80_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
+    assert large.calls <= 4 * small.calls * 1.1

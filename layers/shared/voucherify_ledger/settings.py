@@ -100,28 +100,58 @@ class WebhookSettings(BaseModel):
         return settings
 
 
-# --- the rollback worker ----------------------------------------------------------------------------
-class WorkerSettings(BaseModel):
-    """Settings of the rollback worker (``RollbackWorkerFunction``), same conventions as ``WebhookSettings``."""
+# --- Voucherify's API: the rollback worker and the reconciler -------------------------------------------
+class VoucherifyApiSettings(BaseModel):
+    """What a function that calls Voucherify's API needs: where, with which keys, within which budget."""
 
     model_config = ConfigDict(frozen=True)
 
     ledger_table_name: str = Field(min_length=3, max_length=255)
-    # The queue the worker reads: it fans order requests out onto it and delays retries on it.
-    rollback_queue_url: str = Field(min_length=1)
     # Voucherify's API base URL, per cluster: https://api.voucherify.io (EU), https://us1.api.voucherify.io, …
     voucherify_api_url: str = "https://api.voucherify.io"
     # Secrets Manager secret (name or ARN) holding {"app_id": ..., "app_token": ...}.
     voucherify_api_secret_id: str = Field(min_length=1)
     secret_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
-    # The project's API budget this worker may spend (Business plan 100/min, Organization 2000/min) …
+    # The project's API budget (Business plan 100/min, Organization 2000/min), split in fixed shares: the
+    # reconciler spends RECONCILE_REQUESTS_PER_MINUTE of it, the rollback worker the rest.
     voucherify_requests_per_minute: int = Field(default=100, ge=1, le=100_000)
-    # … shared by at most this many concurrent executions (the event source's ScalingConfig.MaximumConcurrency).
+    reconcile_requests_per_minute: int = Field(default=0, ge=0, le=100_000)
+    voucherify_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    voucherify_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _api(self, info: ValidationInfo) -> VoucherifyApiSettings:
+        url = urlparse(self.voucherify_api_url)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ValueError("VOUCHERIFY_API_URL must be an absolute URL such as https://api.voucherify.io")
+        local = bool((info.context or {}).get("local"))  # sam local / the local stack: a fake Voucherify
+        if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS and not local:
+            raise ValueError(
+                "VOUCHERIFY_API_URL must use https (plain http only for a fake on 127.0.0.1/localhost, or "
+                "under sam local)"
+            )
+        if self.reconcile_requests_per_minute >= self.voucherify_requests_per_minute:
+            raise ValueError(
+                "RECONCILE_REQUESTS_PER_MINUTE must leave the rollback worker part of VOUCHERIFY_REQUESTS_PER_MINUTE"
+            )
+        return self
+
+    @property
+    def worker_requests_per_minute(self) -> int:
+        """The rollback worker's share of the budget (all of it when the reconciler has none)."""
+        return self.voucherify_requests_per_minute - self.reconcile_requests_per_minute
+
+
+class WorkerSettings(VoucherifyApiSettings):
+    """Settings of the rollback worker (``RollbackWorkerFunction``), same conventions as ``WebhookSettings``."""
+
+    # The queue the worker reads: it fans order requests out onto it and delays retries on it.
+    rollback_queue_url: str = Field(min_length=1)
+    # The worker's share of the budget is spent by at most this many concurrent executions (the event source's
+    # ScalingConfig.MaximumConcurrency).
     rollback_max_concurrency: int = Field(default=2, ge=1, le=1_000)
     # Records of one batch sent at the same time.
     rollback_batch_threads: int = Field(default=10, ge=1, le=10)
-    voucherify_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    voucherify_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Quick retries inside the invocation (5xx, timeouts, connection errors) before handing back to SQS.
     rollback_in_process_retries: int = Field(default=2, ge=0, le=5)
     # Retries through SQS: the message is hidden for base × 2^(receive count − 1) seconds (jittered), capped.
@@ -133,27 +163,31 @@ class WorkerSettings(BaseModel):
     idempotency_expires_after_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
     @model_validator(mode="after")
-    def _sane(self, info: ValidationInfo) -> WorkerSettings:
-        url = urlparse(self.voucherify_api_url)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise ValueError("VOUCHERIFY_API_URL must be an absolute URL such as https://api.voucherify.io")
-        local = bool((info.context or {}).get("local"))  # sam local / the local stack: a fake Voucherify
-        if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS and not local:
-            raise ValueError(
-                "VOUCHERIFY_API_URL must use https (plain http only for a fake on 127.0.0.1/localhost, or "
-                "under sam local)"
-            )
+    def _sane(self) -> WorkerSettings:
         if self.rollback_retry_max_seconds < self.rollback_retry_base_seconds:
             raise ValueError("ROLLBACK_RETRY_MAX_SECONDS must not be below ROLLBACK_RETRY_BASE_SECONDS")
         return self
 
     @property
     def requests_per_minute_per_execution(self) -> float:
-        """Each concurrent execution paces itself to an equal share of the budget."""
-        return self.voucherify_requests_per_minute / self.rollback_max_concurrency
+        """Each concurrent execution paces itself to an equal part of the worker's share of the budget."""
+        return self.worker_requests_per_minute / self.rollback_max_concurrency
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        return _from_env(cls, env, context={"local": embedded_aws(env)})
+
+
+class ReconcilerSettings(VoucherifyApiSettings):
+    """Settings of the reconciler (one execution at a time, on a schedule or for a backfill)."""
+
+    reconcile_requests_per_minute: int = Field(default=10, ge=1, le=100_000)
+    # Voucherify's list and its webhooks are eventually consistent: each run starts this long before the checkpoint.
+    reconcile_overlap_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
         env = os.environ if env is None else env
         return _from_env(cls, env, context={"local": embedded_aws(env)})
 

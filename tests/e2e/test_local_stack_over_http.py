@@ -181,14 +181,29 @@ def test_banner_curl_commands_are_signed_over_the_payload_files(stack: LocalStac
         flags=re.S,
     )
 
-    assert len(commands) == 3
-    assert "redemption-ledger show r_0e2500291ae016adea --local" in banner
+    assert len(commands) >= 3  # one per payload file in events/payloads
+    shows = re.findall(r"^  (\S+=\d+ )?(\S*redemption-ledger) show (r_\w+) --local$", banner, flags=re.M)
+    assert next(rid for _, _, rid in shows) == "r_0e2500291ae016adea"
     assert "VOUCHERIFY_WEBHOOK_SECRET (not set" in banner
     for url, signature, file in commands:
         raw = (Path.cwd() / file).read_bytes()
         assert verify_signature(DEV_SECRET, raw, signature)
         status, _, body = request(url, raw, {"content-type": "application/json", "x-voucherify-signature": signature})
         assert (status, body["status"]) == (200, "recorded"), file
+    # The printed CLI lines paste as they are: the venv's script, with the port the embedded AWS listens on.
+    for env, script, redemption_id in shows:
+        variables = dict([env.strip().split("=", 1)]) if env else {}
+        assert variables == {local_stack.AWS_PORT_ENV: str(stack.config.aws_port)}
+        shown = subprocess.run(
+            [script, "show", redemption_id, "--local"],
+            env={**os.environ, **variables},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["redemption_id"] == redemption_id
 
 
 def test_secret_from_the_environment_is_used_and_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,9 @@ up and roll one back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from ledger_dev.harness.template import HttpRoute, parameter_default
 from ledger_dev.local_stack.config import (
     API_PORT_ENV,
     AWS_PORT_ENV,
+    DEFAULT_AWS_PORT,
     HEADER_TOKEN_ENV,
     PAYLOADS_DIR,
     SIGNING_SECRET_ENV,
@@ -62,13 +65,26 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
         for example in examples:
             lines += [f"  {line}" for line in example.command.splitlines()]
         lines += ["", "Then look the redemptions up in the ledger:"]
-        lines += [f"  redemption-ledger show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)]
+        cli = cli_command(cfg.aws_port)
+        lines += [f"  {cli} show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)]
     if stack.rollback_poller is not None:
         example = examples[0].redemption_id if examples else "r_…"
         lines += ["", "Roll a redemption back through the queue and the worker:"]
-        lines.append(f'  redemption-ledger rollback {example} --reason "order cancelled" --local')
+        lines.append(f'  {cli_command(cfg.aws_port)} rollback {example} --reason "order cancelled" --local --wait 30')
     lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)
+
+
+def cli_command(aws_port: int, cwd: Path | None = None) -> str:
+    """``redemption-ledger`` as it pastes into a shell here: the venv's script (relative to ``cwd`` when inside it),
+    after ``LOCAL_AWS_PORT=…`` when the embedded AWS is not on its default port (what ``--local`` reads)."""
+    script = Path(sys.executable).parent / "redemption-ledger"
+    shown = str(script) if script.exists() else "redemption-ledger"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            shown = str(script.relative_to(cwd or Path.cwd()))
+    port = f"{AWS_PORT_ENV}={aws_port} " if aws_port != DEFAULT_AWS_PORT else ""
+    return port + shown
 
 
 @dataclass(frozen=True)

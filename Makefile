@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-infra test-e2e typecheck schema lint clean loadtest chaos bench
+.PHONY: install run test test-unit test-integration test-infra test-e2e typecheck schema lint clean loadtest chaos bench bench-publish
 
 $(STAMP): pyproject.toml tools/dev/pyproject.toml layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -69,10 +69,14 @@ chaos: $(STAMP)
 	$(BIN)/python -m ledger_dev.loadtest --phases chaos $(LOADTEST_ARGS)
 
 # Cold starts, warm cost, DynamoDB capacity, worker throughput and layer size, each as a ratio against a floor
-# measured in the same run; prints the table and writes docs/PERFORMANCE.md (bounded: a few minutes).
+# measured in the same run; prints the table and writes build/bench/PERFORMANCE.md (bounded: a few minutes).
+# `make bench-publish` writes the committed docs/PERFORMANCE.md instead.
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m ledger_dev.bench $(BENCH_ARGS)
+
+bench-publish: $(STAMP)
+	$(BIN)/python -m ledger_dev.bench --output docs/PERFORMANCE.md $(BENCH_ARGS)
 
 # The rollback queue's message contract, written from the pydantic model (a unit test fails when it is stale).
 schema: $(STAMP)

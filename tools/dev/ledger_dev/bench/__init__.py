@@ -1,6 +1,6 @@
 """The bundle's performance benchmark: what it adds to the floor that Python and boto3 already cost.
 
-    python -m ledger_dev.bench                 # every section, 7 repetitions; writes docs/PERFORMANCE.md
+    python -m ledger_dev.bench                 # every section, 7 repetitions; writes build/bench/PERFORMANCE.md
     python -m ledger_dev.bench --repeat 15     # more repetitions (medians are steadier)
     python -m ledger_dev.bench --skip-size --no-write
 

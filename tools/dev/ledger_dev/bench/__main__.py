@@ -1,4 +1,5 @@
-"""``make bench`` (``python -m ledger_dev.bench``): every section, the table printed, docs/PERFORMANCE.md written."""
+"""``make bench`` (``python -m ledger_dev.bench``): every section, the table printed, the report written to
+build/bench/PERFORMANCE.md (``make bench-publish``: to the committed docs/PERFORMANCE.md)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from ledger_dev.harness.template import PROJECT_ROOT, resources
 
 LAYER_DIR = PROJECT_ROOT / "layers" / "shared"
 EVENTS_DIR = PROJECT_ROOT / "events"
-REPORT_PATH = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
+# Each run writes its report here (git-ignored); `make bench-publish` writes the committed docs/PERFORMANCE.md.
+REPORT_PATH = PROJECT_ROOT / "build" / "bench" / "PERFORMANCE.md"
 REGION = "eu-west-1"
 TABLE_NAME = "voucherify-ledger"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/voucherify-ledger-rollback-queue"

@@ -64,6 +64,8 @@ def test_small_load_fault_hostile_and_chaos_runs_leave_the_ledger_exact(clean_en
     assert load["rollbacks_before_their_redemption"] > 0
     assert set(load["discounts"]) == {"PERCENT", "AMOUNT", "UNIT", "FIXED"}
     assert load["stacks"] > 0 and load["null_customers"] > 0 and load["envelopes"] and load["bare"]
+    assert load["failed_redemptions"] > 0 and load["failed_rollbacks"] > 0 and load["gift_card_redemptions"] > 0
+    assert set(load["loyalty_redemptions"]) == {"points", "material", "gift_credits"}
     assert set(load["answers"]) == {"200 recorded", "200 duplicate"}  # no 5xx while storage is healthy
     assert load["ledger_differences"] == 0 == load["records_lost"]
     assert sum(faults["faults_injected"].values()) > 0

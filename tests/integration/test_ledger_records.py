@@ -243,6 +243,7 @@ def test_rollback_is_one_update_of_its_redemption_item(aws: Aws) -> None:
         "voucherify_status": {"S": "SUCCEEDED"},
         "result": {"S": "SUCCESS"},
         "reason": {"S": "Spring promotion error"},
+        "amount_unit": {"S": "currency"},  # a discount voucher's
         "order_status": {"S": "CANCELED"},
     }
     audit = entry["delivery"]["M"]

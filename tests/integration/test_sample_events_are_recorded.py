@@ -32,5 +32,14 @@ def test_event_is_recorded_by_its_handler(name: str, aws, function_env) -> None:
     assert (status, answer["status"], answer["redemption_id"]) == (200, "recorded", expected_id)
     if spec.wrap != "bare":
         assert answer["event_type"] == spec.event_type
-    expected_status = "ROLLED_BACK" if rollback else "SUCCEEDED"
-    assert aws.ledger.redemptions.get(expected_id)["status"] == expected_status
+    view = aws.ledger.redemptions.get(expected_id)
+    if spec.event_type == "redemption.rollback.failed":  # noted on its redemption, whose status it leaves alone
+        assert (view["status"], view["failed_rollback_ids"]) == (None, [rollback["id"]])
+    elif spec.event_type == "redemption.failed":
+        assert (answer["ledger_status"], view["status"], view["failure_code"]) == (
+            "FAILED",
+            "FAILED",
+            data["redemption"]["failure_code"],
+        )
+    else:
+        assert view["status"] == ("ROLLED_BACK" if rollback else "SUCCEEDED")

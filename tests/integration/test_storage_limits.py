@@ -216,7 +216,7 @@ def test_an_envelope_names_only_known_events_in_its_answer_record_and_log(
     assert (answer.status, answer.body["status"]) == (202, "quarantined")
     assert answer.body["errors"] == [
         "event.type: not a Voucherify event name, this URL accepts customer.redemption.succeeded or "
-        "redemption.succeeded"
+        "redemption.failed or redemption.succeeded"
     ]
     (record,) = quarantined(aws)
     assert "event_type" not in record

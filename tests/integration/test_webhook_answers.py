@@ -18,6 +18,7 @@ from ledger_dev.harness.functions import load_handler
 from ledger_dev.harness.template import http_routes
 from ledger_dev.payloads.schema_payloads import SchemaPayloads, dumps
 from support.documents import (
+    FAILED_EVENTS,
     WEBHOOK_EVENTS,
     compact,
     envelope,
@@ -86,16 +87,23 @@ def test_published_payloads_are_recorded_on_their_route(
     assert answer.status == 200, answer.body
     assert answer.body["status"] == "recorded"
     assert_nothing_leaks(answer)
+    failed = event_type in FAILED_EVENTS
     if function == REDEMPTION_FN:
         redemption_id = data["redemption"]["id"]
         assert answer.body["redemption_id"] == redemption_id
-        assert aws.ledger.redemptions.get(redemption_id)["status"] == "SUCCEEDED"
+        status = "FAILED" if failed else "SUCCEEDED"
+        assert (answer.body["ledger_status"], aws.ledger.redemptions.get(redemption_id)["status"]) == (status, status)
     else:
         redemption_id = data["redemption_rollback"]["redemption"]
-        assert answer.body["rollback_id"] == data["redemption_rollback"]["id"]
+        rollback_id = data["redemption_rollback"]["id"]
+        assert answer.body["rollback_id"] == rollback_id
         view = aws.ledger.redemptions.get(redemption_id)
-        assert view["status"] == "ROLLED_BACK"
-        assert view["rollback_ids"] == [data["redemption_rollback"]["id"]]
+        if failed:  # noted on the redemption, whose status it does not change (none is known yet)
+            assert (view["status"], view["rollback_ids"], view["failed_rollback_ids"]) == (None, [], [rollback_id])
+            assert "ledger_status" not in answer.body
+        else:
+            assert view["status"] == "ROLLED_BACK"
+            assert view["rollback_ids"] == [rollback_id]
     if enveloped:
         assert answer.body["event_type"] == event_type
 
@@ -402,8 +410,8 @@ def test_invalid_payload_is_quarantined_whole(lambda_app: Callable[..., LambdaAp
         (ROLLBACK_FN, "redemption.succeeded"),
         (REDEMPTION_FN, "customer.redemption.rollback.succeeded"),
         (REDEMPTION_FN, "redemption.rollback.succeeded"),
-        (REDEMPTION_FN, "redemption.failed"),
-        (ROLLBACK_FN, "redemption.rollback.failed"),
+        (ROLLBACK_FN, "redemption.failed"),
+        (REDEMPTION_FN, "redemption.rollback.failed"),
     ],
 )
 def test_wrong_event_type_for_the_route_is_quarantined(
@@ -532,33 +540,45 @@ def test_quarantine_write_failure_answers_503(
 # --- payloads generated from the OpenAPI schemas -------------------------------------------------------
 def test_generated_payloads_are_all_recorded(lambda_app: Callable[..., LambdaApp], aws: Aws) -> None:
     """Schema-valid deliveries (half bare, half enveloped, some base64, some pretty-printed and signed as
-    their compact form) in random order: every one is recorded, then every redemption has the right status."""
+    their compact form; succeeded and failed, redemptions and rollbacks) in random order: every one is recorded,
+    then every redemption has the right status, and every failed rollback is noted without changing one."""
     generator = SchemaPayloads(openapi_webhooks(), seed=2024)
-    events = list(generator.batch(125, rollback_share=0.7))[:200]
+    events = list(generator.batch(160, rollback_share=0.7))[:200]
     random.Random(5).shuffle(events)
     webhooks = {REDEMPTION_FN: lambda_app(REDEMPTION_FN), ROLLBACK_FN: lambda_app(ROLLBACK_FN)}
     expected: dict[str, str] = {}
     codes: dict[str, str] = {}
+    failed_rollbacks: dict[str, set[str]] = {}
     for n, (event_type, data) in enumerate(events):
         body = generator.envelope(data, event_type) if n % 2 else data
         raw = dumps(body, pretty=n % 5 == 0)
-        function = REDEMPTION_FN if event_type == "redemption.succeeded" else ROLLBACK_FN
+        function = ROLLBACK_FN if "rollback" in event_type else REDEMPTION_FN
         answer = webhooks[function].post(raw, signed_body=dumps(body), base64_encoded=n % 3 == 0)
         assert (answer.status, answer.body.get("status")) == (200, "recorded"), (n, event_type, answer.body)
         if function == REDEMPTION_FN:
             redemption = data["redemption"]
-            expected.setdefault(redemption["id"], "SUCCEEDED")
+            expected.setdefault(redemption["id"], "FAILED" if event_type == "redemption.failed" else "SUCCEEDED")
             voucher = redemption.get("voucher") or data.get("voucher")
             if voucher and voucher.get("code"):
                 codes[redemption["id"]] = voucher["code"]
+        elif event_type == "redemption.rollback.failed":
+            redemption_id = data["redemption_rollback"]["redemption"]
+            failed_rollbacks.setdefault(redemption_id, set()).add(data["redemption_rollback"]["id"])
         else:
             expected[data["redemption_rollback"]["redemption"]] = "ROLLED_BACK"
-    assert len(events) == 200 and set(expected.values()) == {"SUCCEEDED", "ROLLED_BACK"}
+    assert len(events) == 200 and set(expected.values()) == {"SUCCEEDED", "FAILED", "ROLLED_BACK"}
+    assert failed_rollbacks
     for redemption_id, status in expected.items():
         view = aws.ledger.redemptions.get(redemption_id)
         assert view is not None and view["status"] == status, redemption_id
+        if status == "FAILED":  # a failed attempt gave nothing
+            assert "discount_amount" not in view and "amount" not in view and view["failure_code"], redemption_id
         if redemption_id in codes:
             assert view["voucher_code"] == codes[redemption_id]
+    for redemption_id, rollback_ids in failed_rollbacks.items():
+        view = aws.ledger.redemptions.get(redemption_id)
+        assert set(view["failed_rollback_ids"]) == rollback_ids
+        assert view["status"] == expected.get(redemption_id, "SUCCEEDED")
 
 
 # --- the same redemption id with other content -----------------------------------------------------------

@@ -40,7 +40,11 @@ WEBHOOK_EVENTS = {
         "customer.redemption.rollback.succeeded",
         "RedemptionRollbackSucceededFunction",
     ),
+    # the failed events arrive at the same two URLs
+    "EVENTS.REDEMPTION.FAILED": ("redemption.failed", "RedemptionSucceededFunction"),
+    "EVENTS.REDEMPTION.ROLLBACK.FAILED": ("redemption.rollback.failed", "RedemptionRollbackSucceededFunction"),
 }
+FAILED_EVENTS = frozenset({"redemption.failed", "redemption.rollback.failed"})
 
 
 def seed_documents(prefix: str) -> list[Any]:

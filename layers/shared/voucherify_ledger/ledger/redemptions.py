@@ -1,20 +1,22 @@
 """The redemption store: redemptions with their rollbacks, the raw copies kept out of line (``RAW#``) and the
-conflicting deliveries of a recorded redemption (``CONFLICT#``), all under ``REDEMPTION#<r_…>``.
+conflicting deliveries of a recorded redemption (``CONFLICT#``), all under ``REDEMPTION#<r_…>`` (a failed attempt
+under ``REDEMPTION#<rf_…>``, status ``FAILED``).
 
 A rollback is the map attribute ``rollback#<rr_…>`` of its redemption's item, recorded with the flip to
-``ROLLED_BACK`` in one conditional write, whoever reports it first (the webhook or the worker).
+``ROLLED_BACK`` in one conditional write, whoever reports it first (the webhook or the worker); a failed rollback
+(``rrf_…``, or result FAILURE) is recorded the same way, in ``failed_rollback_ids``, and leaves the status as it is.
+What the summaries hold is decided in ``ledger.summaries``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from voucherify_ledger.ledger.deliveries import Delivery, delivery_audit, read_raw, write_with_delivery
-from voucherify_ledger.ledger.dynamo import StorageError, Table, Update, av, compact, compress
+from voucherify_ledger.ledger.dynamo import StorageError, Table, Update, av, compress
 from voucherify_ledger.ledger.keys import (
     CONFLICT_SK_PREFIX,
     INDEX_KEYS,
@@ -25,24 +27,38 @@ from voucherify_ledger.ledger.keys import (
     ROLLBACK_IDS,
     ROLLBACK_PREFIX,
     ROLLED_BACK,
-    SUCCEEDED,
     iso,
     redemption_item_key,
     redemption_key,
 )
-from voucherify_ledger.models.webhooks import (
-    EventCustomerRedemption,
-    EventRedemptionRollbackSucceededData,
-    EventRedemptionSucceededData,
-    SimpleRedemption,
+from voucherify_ledger.ledger.summaries import (
+    REDEMPTION_FAILED,
+    ledger_status,
+    redemption_summary,
+    rollback_succeeded,
+    rollback_summary,
+    summary_digest,
 )
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
+
+__all__ = [
+    "REDEMPTION_FAILED",
+    "RedemptionStore",
+    "WriteOutcome",
+    "public",
+    "redemption_summary",
+    "rollback_succeeded",
+    "rollback_summary",
+    "rollbacks_of",
+    "summary_digest",
+]
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
 HIDDEN = frozenset({"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"})
-STATE_FIELDS = ("redemption_id", "status", "rollback_ids", "parent_redemption_id")
+STATE_FIELDS = ("redemption_id", "status", "rollback_ids", "parent_redemption_id", "stack_role")
 
 
 @dataclass(frozen=True)
@@ -54,67 +70,6 @@ class WriteOutcome:
     # A duplicate whose content differs from what the ledger holds: the conflicting delivery's record (CONFLICT#…).
     conflict_id: str | None = None
     conflicting_fields: tuple[str, ...] = ()
-
-
-def redemption_summary(data: EventCustomerRedemption, redemption: SimpleRedemption) -> dict[str, Any]:
-    """The ledger's view of a redemption: ids, codes, amounts and dates; no names, emails or addresses."""
-    order = redemption.order or data.order
-    voucher = redemption.voucher or data.voucher
-    tier = redemption.promotion_tier or data.promotion_tier
-    customer_id = redemption.customer_id or (data.customer.id if data.customer else None)
-    return compact(
-        {
-            "redemption_id": redemption.id,
-            "redeemed_at": iso(redemption.date),
-            "voucherify_status": redemption.status,
-            "result": redemption.result,
-            "customer_id": customer_id,
-            "order_id": order.id if order else None,
-            "order_source_id": order.source_id if order else None,
-            "order_amount": order.amount if order else None,
-            "discount_amount": (
-                (order.total_discount_amount if order.total_discount_amount is not None else order.discount_amount)
-                if order
-                else None
-            ),
-            "order_total_amount": order.total_amount if order else None,
-            "amount": redemption.amount,
-            "voucher_code": voucher.code if voucher else None,
-            "voucher_id": voucher.id if voucher else None,
-            "campaign_id": (voucher.campaign_id if voucher else None) or (data.campaign.id if data.campaign else None),
-            "campaign_name": (data.campaign.name if data.campaign else None) or (voucher.campaign if voucher else None),
-            "promotion_tier_id": tier.id if tier else None,
-            "promotion_stack_id": data.promotion_stack.id if data.promotion_stack else None,
-            "parent_redemption_id": redemption.redemption,
-        }
-    )
-
-
-def rollback_summary(rollback: SimpleRedemption, redemption_id: str) -> dict[str, Any]:
-    return compact(
-        {
-            "rollback_id": rollback.id,
-            "redemption_id": redemption_id,
-            "rolled_back_at": iso(rollback.date),
-            "voucherify_status": rollback.status,
-            "result": rollback.result,
-            "reason": rollback.reason,
-            "amount": rollback.amount,
-            "failure_code": rollback.failure_code,
-            "failure_message": rollback.failure_message,
-            "order_status": rollback.order.status if rollback.order else None,
-        }
-    )
-
-
-def rollback_succeeded(rollback: SimpleRedemption) -> bool:
-    return rollback.result != "FAILURE" and rollback.status != "FAILED"
-
-
-def summary_digest(summary: Mapping[str, Any]) -> str:
-    """A fingerprint of what the ledger records of a redemption: a redelivery of the same event has the same one."""
-    canonical = json.dumps(summary, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def public(found: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +93,7 @@ def _rollback_update(
     rollback = data.redemption_rollback
     redemption_id = data.redemption_id
     # the attribute's name says the rollback's id, the item the redemption's
-    summary = {k: v for k, v in rollback_summary(rollback, redemption_id).items() if k not in ROLLBACK_IDS}
+    summary = {k: v for k, v in rollback_summary(rollback, redemption_id, data).items() if k not in ROLLBACK_IDS}
     update = Update()
     if data.redemption is not None and data.redemption.id == redemption_id:
         for name, value in redemption_summary(data, data.redemption).items():
@@ -172,8 +127,12 @@ class RedemptionStore:
     def record(self, data: EventRedemptionSucceededData, delivery: Delivery) -> WriteOutcome:
         """One conditional UpdateItem of the redemption item, unless the redemption is recorded already: then nothing
         is written and the outcome is ``duplicate`` (from the item the condition found: no second read), with the
-        delivery kept as a conflict (``CONFLICT#…``) when what it says of the redemption differs."""
+        delivery kept as a conflict (``CONFLICT#…``) when what it says of the redemption differs.
+
+        The redemption is recorded as what it is: ``SUCCEEDED``, or ``FAILED`` for a failed attempt
+        (``ledger_status``), unless a rollback that came first has left ``ROLLED_BACK``."""
         redemption = data.redemption
+        status = ledger_status(redemption)
         summary = redemption_summary(data, redemption)
         digest = summary_digest(summary)
         key = redemption_key(redemption.id)
@@ -183,7 +142,7 @@ class RedemptionStore:
             for name, value in summary.items():
                 update.set(name, value)
             update.set("entity", "redemption")
-            update.set_if_absent("status", SUCCEEDED)
+            update.set_if_absent("status", status)
             update.set("redemption_recorded_at", iso(delivery.received_at))
             update.set("updated_at", iso(delivery.received_at))
             update.set("redemption_digest", digest)
@@ -193,7 +152,7 @@ class RedemptionStore:
         # ALL_NEW: the status a rollback that came first left in place. Returned values cost no capacity.
         applied, found = write_with_delivery(self.table, key, delivery, update, what="redemption", return_new=True)
         if applied:
-            return WriteOutcome("recorded", redemption.id, (found or {}).get("status") or SUCCEEDED)
+            return WriteOutcome("recorded", redemption.id, (found or {}).get("status") or status)
         old = found if found is not None else self.table.get(key, projection=("status", "redemption_digest")) or {}
         outcome = WriteOutcome("duplicate", redemption.id, old.get("status"))
         if old.get("redemption_digest") not in (None, digest):
@@ -291,8 +250,11 @@ class RedemptionStore:
             view["conflicting_deliveries"] = sorted(conflicts, key=lambda c: c.get("first_received_at") or "")
         return view
 
-    def list_by(self, key: Literal["order", "customer", "voucher_code"], value: str) -> list[dict[str, Any]]:
-        """Redemptions of an order (``ord_…``), a customer (``cust_…``) or a voucher code, oldest first."""
+    def list_by(
+        self, key: Literal["order", "order_source_id", "customer", "voucher_code"], value: str
+    ) -> list[dict[str, Any]]:
+        """Redemptions of an order (``ord_…``, or the merchant's order id: ``order_source_id``), a customer
+        (``cust_…``) or a voucher code, oldest first; each with what its index projects."""
         return [
             public(found)
             for found in self.table.query(
@@ -309,8 +271,9 @@ class RedemptionStore:
         return read_raw(self.table, redemption_id, audit)
 
     def state(self, redemption_id: str) -> dict[str, Any] | None:
-        """``status``, ``rollback_ids`` and ``parent_redemption_id`` of a redemption (strongly consistent), or
-        None when the ledger does not know it. Unlike the webhook's lookups, a failed read raises StorageError."""
+        """``status``, ``rollback_ids``, ``parent_redemption_id`` and ``stack_role`` of a redemption (strongly
+        consistent), or None when the ledger does not know it. Unlike the webhook's lookups, a failed read raises
+        StorageError."""
         return self.table.get(redemption_key(redemption_id), projection=STATE_FIELDS)
 
     def states(self, redemption_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

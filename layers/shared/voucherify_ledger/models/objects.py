@@ -1,9 +1,13 @@
-"""Pydantic models of the Voucherify objects the webhook payloads carry: customers, orders, products, discounts,
-campaigns, vouchers, promotions and rewards (``Simple*`` in Voucherify's OpenAPI webhook schemas).
+"""Pydantic models of the Voucherify objects the webhook payloads carry: customers, orders, products, campaigns,
+vouchers, gift cards, loyalty cards, promotions and rewards (``Simple*`` in Voucherify's OpenAPI webhook schemas;
+the discounts are in ``models.discounts``, re-exported here).
 
 Conventions:
 - every model keeps unknown fields (``extra="allow"``): Voucherify adds fields over time;
-- amounts are integers in the smallest currency unit, timestamps are ``datetime``;
+- amounts are integers in the smallest currency unit, timestamps are ``datetime``; what the ledger stores is held
+  to DynamoDB's number limits, the rest is taken as the schema types it (``models.values``);
+- enums are open (``Literal[<known values>] | str``: an unknown value is kept as received) except where the ledger
+  decides on the value (a redemption's ``result`` and ``status``, in ``models.webhooks``);
 - a field is required only where the schema requires it *and* every published example sends it;
   the published examples send ``null`` for many fields the schema does not mark nullable, so optional
   fields accept ``null``.
@@ -12,20 +16,45 @@ Conventions:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
 from voucherify_ledger.models import ids
+from voucherify_ledger.models.base import Metadata, VoucherifyModel
+from voucherify_ledger.models.discounts import (
+    Discount,
+    DiscountAmount,
+    DiscountFixed,
+    DiscountOfAnotherType,
+    DiscountPercent,
+    DiscountUnit,
+    DiscountUnitMultiple,
+    DiscountUnitMultipleOneUnit,
+    SimpleProductDiscountUnit,
+    SimpleSkuDiscountUnit,
+)
+from voucherify_ledger.models.values import LedgerAmount, LedgerNumber, Number
 
+__all__ = [
+    "Discount",
+    "DiscountAmount",
+    "DiscountFixed",
+    "DiscountOfAnotherType",
+    "DiscountPercent",
+    "DiscountUnit",
+    "DiscountUnitMultiple",
+    "DiscountUnitMultipleOneUnit",
+    "LedgerAmount",
+    "LedgerNumber",
+    "Metadata",
+    "Number",
+    "SimpleProductDiscountUnit",
+    "SimpleSkuDiscountUnit",
+    "VoucherifyModel",
+]
 
-class VoucherifyModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-Metadata = dict[str, Any]
-# An amount the ledger stores (smallest currency unit): DynamoDB keeps at most 38 significant digits.
-LedgerAmount = Annotated[int, Field(gt=-(10**38), lt=10**38)]
+VoucherType = Literal["DISCOUNT_VOUCHER", "LOYALTY_CARD", "GIFT_VOUCHER"]
 
 
 # --- customers, orders, products ----------------------------------------------------------------
@@ -35,43 +64,61 @@ class SimpleCustomer(VoucherifyModel):
     email: str | None = None
     source_id: str | None = None
     metadata: Metadata | None = None
-    object: Literal["customer"] | None = None
+    object: Literal["customer"] | str | None = None
 
 
 class SimpleOrderItem(VoucherifyModel):
-    object: Literal["order_item"] | None = None
+    object: Literal["order_item"] | str | None = None
     source_id: str | None = None
-    related_object: Literal["product", "sku"] | None = None
+    related_object: Literal["product", "sku"] | str | None = None
     product_id: str | None = None
     sku_id: str | None = None
     quantity: int | None = None
     discount_quantity: int | None = None
     amount: int | None = None
     discount_amount: int | None = None
-    applied_discount_amount: int | None = None
+    applied_discount_amount: LedgerAmount | None = None  # this redemption's share of the item's discount
     price: int | None = None
     subtotal_amount: int | None = None
+
+
+class OrderRedemptionsEntry(VoucherifyModel):
+    """An entry of an order's ``redemptions`` map (``OrderRedemptions``): on a stack's parent, ``stacked`` lists the
+    child redemptions. Checked as ids only where the ledger stores them (``models.webhooks``)."""
+
+    date: datetime | None = None
+    rollback_id: str | None = None
+    rollback_date: datetime | None = None
+    related_object_type: Literal["voucher", "promotion_tier", "redemption"] | str | None = None
+    related_object_id: str | None = None
+    related_object_parent_id: str | None = None
+    stacked: list[str] | None = None
+    rollback_stacked: list[str] | None = None
 
 
 class SimpleOrder(VoucherifyModel):
     id: ids.OrderId | None = None
     source_id: str | None = None
-    status: Literal["CREATED", "PAID", "CANCELED", "FULFILLED"] | None = None
+    status: Literal["CREATED", "PAID", "CANCELED", "FULFILLED"] | str | None = None
     customer_id: str | None = None
     referrer_id: str | None = None
     amount: LedgerAmount | None = None
     discount_amount: LedgerAmount | None = None
-    applied_discount_amount: int | None = None
+    # the discounts applied by this redemption (in a stack: this redeemable's share); the others are the order's
+    applied_discount_amount: LedgerAmount | None = None
     items_discount_amount: int | None = None
-    items_applied_discount_amount: int | None = None
-    total_discount_amount: LedgerAmount | None = None
-    total_applied_discount_amount: int | None = None
+    items_applied_discount_amount: LedgerAmount | None = None
+    total_discount_amount: LedgerAmount | None = None  # in a stack child's webhook: the order's running total
+    total_applied_discount_amount: LedgerAmount | None = None
     total_amount: LedgerAmount | None = None
     items: list[SimpleOrderItem] | None = None
     metadata: Metadata | None = None
+    # Not in the webhook schema (it is in the order API's): the order's redemptions by id; a stack's parent lists
+    # its children in ``stacked``.
+    redemptions: dict[str, OrderRedemptionsEntry] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    object: Literal["order"] = "order"
+    object: Literal["order"] | str = "order"
 
 
 class SimpleProduct(VoucherifyModel):
@@ -86,123 +133,17 @@ class SimpleSku(VoucherifyModel):
     sku: str | None = None
 
 
-class SimpleProductDiscountUnit(VoucherifyModel):
-    id: str
-    source_id: str | None = None
-    name: str
-
-
-class SimpleSkuDiscountUnit(VoucherifyModel):
-    id: str
-    source_id: str | None = None
-    name: str
-
-
-# --- discounts ----------------------------------------------------------------------------------
-class DiscountAmount(VoucherifyModel):
-    type: Literal["AMOUNT"]
-    amount_off: int
-    amount_off_formula: str | None = None
-    aggregated_amount_limit: int | None = None
-    effect: (
-        Literal[
-            "APPLY_TO_ORDER",
-            "APPLY_TO_ITEMS",
-            "APPLY_TO_ITEMS_PROPORTIONALLY",
-            "APPLY_TO_ITEMS_PROPORTIONALLY_BY_QUANTITY",
-            "APPLY_TO_ITEMS_BY_QUANTITY",
-        ]
-        | None
-    ) = None
-    is_dynamic: bool | None = None
-
-
-class DiscountPercent(VoucherifyModel):
-    type: Literal["PERCENT"]
-    percent_off: float
-    percent_off_formula: str | None = None
-    amount_limit: int | None = None
-    aggregated_amount_limit: int | None = None
-    effect: Literal["APPLY_TO_ORDER", "APPLY_TO_ITEMS"] | None = None
-    is_dynamic: bool | None = None
-
-
-class DiscountFixed(VoucherifyModel):
-    type: Literal["FIXED"]
-    fixed_amount: int
-    fixed_amount_formula: str | None = None
-    effect: Literal["APPLY_TO_ORDER", "APPLY_TO_ITEMS"] | None = None
-    is_dynamic: bool | None = None
-
-
-class DiscountUnit(VoucherifyModel):
-    type: Literal["UNIT"]
-    unit_off: int | None = None
-    unit_off_formula: str | None = None
-    effect: Literal["ADD_MISSING_ITEMS", "ADD_NEW_ITEMS", "ADD_MANY_ITEMS"] | None = None
-    unit_type: str
-    product: SimpleProductDiscountUnit | None = None
-    sku: SimpleSkuDiscountUnit | None = None
-    is_dynamic: bool | None = None
-
-
-class DiscountUnitMultipleOneUnit(VoucherifyModel):
-    unit_off: float | None = None
-    unit_off_formula: str | None = None
-    effect: Literal["ADD_NEW_ITEMS", "ADD_MISSING_ITEMS"]
-    unit_type: str
-    product: SimpleProductDiscountUnit | None = None
-    sku: SimpleSkuDiscountUnit | None = None
-
-
-class DiscountUnitMultiple(VoucherifyModel):
-    type: Literal["UNIT"]
-    effect: Literal["ADD_MANY_ITEMS"] = "ADD_MANY_ITEMS"
-    units: list[DiscountUnitMultipleOneUnit]
-
-
-def _discount_tag(value: Any) -> str | None:
-    """Picks the discount shape: ``type``, and for UNIT whether it carries a list of ``units``.
-
-    A single-unit discount may also have effect ADD_MANY_ITEMS (``DiscountUnitVouchersEffectTypes``), so
-    the effect decides only when there is neither ``units`` nor ``unit_type``.
-    """
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    if not isinstance(value, dict):
-        return None
-    kind = value.get("type")
-    many = value.get("effect") == "ADD_MANY_ITEMS" and value.get("unit_type") is None
-    if kind == "UNIT" and (isinstance(value.get("units"), list) or many):
-        return "UNIT_MULTIPLE"
-    return kind if isinstance(kind, str) else None
-
-
-Discount = Annotated[
-    Annotated[DiscountAmount, Tag("AMOUNT")]
-    | Annotated[DiscountPercent, Tag("PERCENT")]
-    | Annotated[DiscountFixed, Tag("FIXED")]
-    | Annotated[DiscountUnit, Tag("UNIT")]
-    | Annotated[DiscountUnitMultiple, Tag("UNIT_MULTIPLE")],
-    Discriminator(
-        _discount_tag,
-        custom_error_type="discount_type",
-        custom_error_message="discount.type must be one of AMOUNT, PERCENT, FIXED, UNIT",
-    ),
-]
-
-
 class Gift(VoucherifyModel):
-    amount: int
-    balance: int
-    effect: Literal["APPLY_TO_ORDER", "APPLY_TO_ITEMS"] | None = None
+    amount: Number  # the card's credits
+    balance: LedgerNumber  # what is left on it (stored as gift_balance)
+    effect: Literal["APPLY_TO_ORDER", "APPLY_TO_ITEMS"] | str | None = None
 
 
 class LoyaltyExpirationRules(VoucherifyModel):
-    period_type: Literal["FIXED_DAY_OF_YEAR", "MONTH"]
+    period_type: Literal["FIXED_DAY_OF_YEAR", "MONTH"] | str
     period_value: int | None = None
     rounding_type: (
-        Literal["END_OF_MONTH", "END_OF_QUARTER", "END_OF_HALF_YEAR", "END_OF_YEAR", "PARTICULAR_MONTH"] | None
+        Literal["END_OF_MONTH", "END_OF_QUARTER", "END_OF_HALF_YEAR", "END_OF_YEAR", "PARTICULAR_MONTH"] | str | None
     ) = None
     rounding_value: int | None = None
     fixed_month: Annotated[int, Field(ge=1, le=12)] | None = None
@@ -215,8 +156,8 @@ class CampaignLoyaltyCard(VoucherifyModel):
 
 
 class SimpleLoyaltyCard(VoucherifyModel):
-    points: int
-    balance: int | None = None
+    points: LedgerAmount  # stored as loyalty_points
+    balance: LedgerAmount | None = None  # stored as loyalty_balance
     next_expiration_date: str | None = None
     next_expiration_points: int | None = None
     pending_points: int | None = None
@@ -226,10 +167,10 @@ class SimpleLoyaltyCard(VoucherifyModel):
 
 # --- campaigns and vouchers ---------------------------------------------------------------------
 class CodeConfig(VoucherifyModel):
-    length: int
+    length: Number  # the schema types it number
     charset: str
     prefix: str
-    postfix: str
+    postfix: str | None = None  # required by the schema, missing in some deliveries
     pattern: str
     initial_count: int | None = None
 
@@ -240,7 +181,7 @@ class RedemptionQuantity(VoucherifyModel):
 
 
 class SimpleCampaignVoucher(VoucherifyModel):
-    type: Literal["DISCOUNT_VOUCHER", "LOYALTY_CARD", "GIFT_VOUCHER"]
+    type: VoucherType | str
     discount: Discount | None = None
     gift: Gift | None = None
     loyalty_card: CampaignLoyaltyCard | None = None
@@ -254,8 +195,8 @@ class Category(VoucherifyModel):
     hierarchy: int
     created_at: datetime
     updated_at: datetime | None = None
-    object: Literal["category"] = "category"
-    stacking_rules_type: Literal["JOINT", "EXCLUSIVE"] | None = None
+    object: Literal["category"] | str = "category"
+    stacking_rules_type: Literal["JOINT", "EXCLUSIVE"] | str | None = None
 
 
 class ReferralCustomEvent(VoucherifyModel):
@@ -266,18 +207,18 @@ class ReferralCustomEvent(VoucherifyModel):
 class ReferralRewardParent(VoucherifyModel):
     id: str | None = None
     name: str | None = None
-    object: Literal["CAMPAIGN"] | None = None
+    object: Literal["CAMPAIGN"] | str | None = None
 
 
 class ReferralReward(VoucherifyModel):
     related_object_parent: ReferralRewardParent | None = None
-    type: Literal["DISCOUNT_VOUCHER", "LOYALTY_CARD", "GIFT_VOUCHER"] | None = None
+    type: VoucherType | str | None = None
     # The schema says string; the published example sends a number.
     amount: int | str | None = None
 
 
 class ReferralProgram(VoucherifyModel):
-    conversion_event_type: Literal["redemption", "custom_event"] | None = None
+    conversion_event_type: Literal["redemption", "custom_event"] | str | None = None
     custom_event: ReferralCustomEvent | None = None
     referee_reward: ReferralReward | None = None
 
@@ -286,7 +227,7 @@ class SimpleCampaign(VoucherifyModel):
     id: str | None = None
     name: str | None = None
     campaign_type: str | None = None
-    type: Literal["AUTO_UPDATE", "STATIC", "STANDALONE"] | None = None
+    type: Literal["AUTO_UPDATE", "STATIC", "STANDALONE"] | str | None = None
     is_referral_code: bool | None = None
     voucher: SimpleCampaignVoucher | None = None
     referral_program: ReferralProgram | None = None
@@ -301,7 +242,7 @@ class SimpleCampaign(VoucherifyModel):
     expiration_date: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    object: Literal["campaign"] | None = None
+    object: Literal["campaign"] | str | None = None
 
 
 class SimpleVoucher(VoucherifyModel):
@@ -312,7 +253,7 @@ class SimpleVoucher(VoucherifyModel):
     gift: Gift | None = None
     discount: Discount | None = None
     loyalty_card: SimpleLoyaltyCard | None = None
-    type: Literal["DISCOUNT_VOUCHER", "LOYALTY_CARD", "GIFT_VOUCHER"] | None = None
+    type: VoucherType | str | None = None  # stored as voucher_type, as received
     campaign: str | None = None
     campaign_id: str | None = None
     is_referral_code: bool | None = None
@@ -327,7 +268,7 @@ class SimpleVoucher(VoucherifyModel):
     start_date: datetime | None = None
     expiration_date: datetime | None = None
     metadata: Metadata | None = None
-    object: Literal["voucher"] | None = None
+    object: Literal["voucher"] | str | None = None
 
 
 class SimplePromotionTierCampaign(VoucherifyModel):
@@ -348,7 +289,7 @@ class PromotionStackCampaign(VoucherifyModel):
 
 class PromotionStackTiers(VoucherifyModel):
     ids: Annotated[list[str], Field(min_length=1)]
-    hierarchy_mode: Literal["MANUAL"] | None = None
+    hierarchy_mode: Literal["MANUAL"] | str | None = None
 
 
 class SimplePromotionStack(VoucherifyModel):
@@ -360,14 +301,17 @@ class SimplePromotionStack(VoucherifyModel):
 
 
 # --- rewards ------------------------------------------------------------------------------------
+CREDIT_REWARD_CAMPAIGNS = frozenset({"GIFT_VOUCHERS", "LOYALTY_PROGRAM"})  # the schema requires their balance
+
+
 class RewardCampaignParameter(VoucherifyModel):
     id: str
-    type: Literal["DISCOUNT_COUPONS", "GIFT_VOUCHERS", "LOYALTY_PROGRAM"]
+    type: Literal["DISCOUNT_COUPONS", "GIFT_VOUCHERS", "LOYALTY_PROGRAM"] | str
     balance: int | None = None
 
     @model_validator(mode="after")
     def _balance_for_credit_campaigns(self) -> RewardCampaignParameter:
-        if self.type != "DISCOUNT_COUPONS" and self.balance is None:
+        if self.type in CREDIT_REWARD_CAMPAIGNS and self.balance is None:
             raise ValueError(f"a {self.type} reward campaign needs a balance")
         return self
 
@@ -396,10 +340,10 @@ class SimpleRedemptionRewardResult(VoucherifyModel):
     sku: SimpleSku | None = None
     loyalty_tier_id: str | None = None
     id: str | None = None
-    object: Literal["reward"] | None = None
+    object: Literal["reward"] | str | None = None
     name: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     parameters: RewardParameters | None = None
     metadata: Metadata | None = None
-    type: Literal["CAMPAIGN", "COIN", "MATERIAL"] | None = None
+    type: Literal["CAMPAIGN", "COIN", "MATERIAL"] | str | None = None  # stored as reward_type, as received

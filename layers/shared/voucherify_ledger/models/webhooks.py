@@ -1,7 +1,12 @@
 """Pydantic models of the Voucherify webhook payloads this bundle records: the redemption, the events' ``data``
-(``EventRedemptionSucceededData``, ``EventCustomerRedemptionRollbackSucceededData``,
-``EventRedemptionRollbackSucceededData``) and the v2024-01-01 envelope, checked against the payloads of the
-documentation pages. The objects they reference are in ``models.objects``, with the conventions both follow.
+(``EventRedemptionSucceededData`` — ``redemption.failed`` has the same shape, ``EventRedemptionFailedData`` —,
+``EventCustomerRedemptionRollbackSucceededData``, ``EventRedemptionRollbackSucceededData`` — and
+``redemption.rollback.failed``'s, ``EventRedemptionRollbackFailedData``) and the v2024-01-01 envelope, checked
+against the payloads of the documentation pages. The objects they reference are in ``models.objects``, with the
+conventions both follow.
+
+What a redemption *is* is read here, once: failed or not (``SimpleRedemption.failed``), and its place in a stack
+(``stack_role``, ``child_redemption_ids``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from voucherify_ledger.models import ids
 from voucherify_ledger.models.objects import (
     LedgerAmount,
     Metadata,
+    OrderRedemptionsEntry,
     SimpleCampaign,
     SimpleCustomer,
     SimpleOrder,
@@ -29,10 +35,15 @@ from voucherify_ledger.models.objects import (
 # --- redemptions --------------------------------------------------------------------------------
 class RedemptionChannel(VoucherifyModel):
     channel_id: str | None = None
-    channel_type: Literal["API", "AUTO_REDEEM", "USER"] | None = None
+    channel_type: Literal["API", "AUTO_REDEEM", "USER"] | str | None = None
 
 
-RedemptionStatus = Literal["SUCCEEDED", "FAILED", "ROLLED BACK"]
+# The webhook schema spells it "ROLLED BACK", the redemptions API (and Voucherify's own redemption.rollback.failed
+# example) "ROLLED_BACK": both are accepted, and the ledger stores ROLLED_BACK (``ledger.summaries``).
+RedemptionStatus = Literal["SUCCEEDED", "FAILED", "ROLLED BACK", "ROLLED_BACK"]
+ROLLED_BACK_SPELLINGS = frozenset({"ROLLED BACK", "ROLLED_BACK"})
+FAILED_ID_PREFIXES = ("rf_", "rrf_")  # a failed redemption, a failed rollback
+STACK_PARENT, STACK_CHILD = "parent", "child"
 
 
 class SimpleRedemption(VoucherifyModel):
@@ -57,7 +68,16 @@ class SimpleRedemption(VoucherifyModel):
     failure_message: str | None = None
     reason: str | None = None
     channel: RedemptionChannel | None = None
+    # Not in the webhook schema (in the redemptions API's): what was redeemed; "redemption" on a stack's parent.
+    related_object_type: Literal["voucher", "promotion_tier", "redemption"] | str | None = None
+    related_object_id: str | None = None
     object: str = "redemption"
+
+    @property
+    def failed(self) -> bool:
+        """A failed attempt (result FAILURE, status FAILED, or an ``rf_`` / ``rrf_`` id): never a discount given,
+        never rolled back, and a failed rollback never rolls its redemption back."""
+        return self.result == "FAILURE" or self.status == "FAILED" or self.id.startswith(FAILED_ID_PREFIXES)
 
 
 class EventCustomerRedemption(VoucherifyModel):
@@ -70,9 +90,56 @@ class EventCustomerRedemption(VoucherifyModel):
     promotion_stack: SimplePromotionStack | None = None
     redemption: SimpleRedemption | None = None
 
+    def order_entry(self, redemption: SimpleRedemption) -> OrderRedemptionsEntry | None:
+        """``redemption``'s entry in its order's ``redemptions`` map (the redemption's own order first)."""
+        for order in (redemption.order, self.order):
+            entry = (order.redemptions or {}).get(redemption.id) if order is not None else None
+            if entry is not None:
+                return entry
+        return None
+
+    def stack_role(self, redemption: SimpleRedemption) -> str | None:
+        """``child`` for a redemption with a parent, ``parent`` for the stack's own redemption (``related_object_type``
+        ``redemption``, on it or on its order entry, or an entry listing ``stacked`` children), None for a lone one."""
+        if redemption.redemption:
+            return STACK_CHILD
+        entry = self.order_entry(redemption)
+        if redemption.related_object_type == "redemption" or (
+            entry is not None and (entry.related_object_type == "redemption" or entry.stacked)
+        ):
+            return STACK_PARENT
+        return None
+
+    def child_redemption_ids(self, redemption: SimpleRedemption) -> list[str]:
+        """The children a stack's parent lists (its order entry's ``stacked``), in order, each once."""
+        entry = self.order_entry(redemption)
+        return list(dict.fromkeys(entry.stacked or [])) if entry is not None else []
+
+    def _check_stack(self, redemption: SimpleRedemption) -> None:
+        children = self.child_redemption_ids(redemption)
+        if not all(ids.is_redemption_id(child) for child in children):
+            raise ValueError(
+                f"order.redemptions[redemption.id].stacked: expected redemption ids ({ids.REDEMPTION_ID_SHAPE})"
+            )
+        if redemption.redemption and (children or redemption.related_object_type == "redemption"):
+            raise ValueError("redemption: a stack's parent (it lists children) cannot have a parent redemption")
+
+
+def _failure_signals(redemption: SimpleRedemption) -> dict[str, bool]:
+    """What the id, ``result`` and ``status`` each say of whether the redemption failed (those that are sent)."""
+    signals = {"id": redemption.id.startswith(FAILED_ID_PREFIXES)}
+    if redemption.result is not None:
+        signals["result"] = redemption.result == "FAILURE"
+    if redemption.status is not None:
+        signals["status"] = redemption.status == "FAILED"
+    return signals
+
 
 class EventRedemptionSucceededData(EventCustomerRedemption):
-    """``data`` of ``redemption.succeeded``. The ledger needs the redemption, so it is required here."""
+    """``data`` of ``redemption.succeeded`` and, the same shape, of ``redemption.failed``
+    (``EventRedemptionFailedData``). The ledger needs the redemption, so it is required here; whether it failed and
+    where it sits in a stack decide how it is recorded, so its id, ``result`` and ``status`` must agree on the first,
+    and the stack ids it names must be ids."""
 
     redemption: SimpleRedemption
     created_at: datetime | None = None
@@ -81,7 +148,17 @@ class EventRedemptionSucceededData(EventCustomerRedemption):
     def _is_a_redemption(self) -> EventRedemptionSucceededData:
         if not ids.is_redemption_id(self.redemption.id):
             raise ValueError(f"redemption.id: expected a redemption id ({ids.REDEMPTION_ID_SHAPE})")
+        if len(set(_failure_signals(self.redemption).values())) > 1:
+            raise ValueError(
+                "redemption: its id, result and status disagree on whether it failed "
+                "(a failed redemption has an rf_ id, result FAILURE and status FAILED)"
+            )
+        self._check_stack(self.redemption)
         return self
+
+
+# redemption.failed carries the same data (OpenAPIWebhooks.json: EventRedemptionFailedData).
+EventRedemptionFailedData = EventRedemptionSucceededData
 
 
 class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
@@ -110,8 +187,10 @@ class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
         return self.redemption_rollback.redemption or self.redemption.id  # type: ignore[union-attr]
 
 
-# The project-settings event and the distribution event share one data shape.
+# The project-settings event and the distribution event share one data shape, and so does redemption.rollback.failed
+# (EventRedemptionRollbackFailedData): a failed rollback (result FAILURE) is recorded without rolling back.
 EventCustomerRedemptionRollbackSucceededData = EventRedemptionRollbackSucceededData
+EventRedemptionRollbackFailedData = EventRedemptionRollbackSucceededData
 
 
 # --- the v2024-01-01 envelope -------------------------------------------------------------------
@@ -205,7 +284,7 @@ class EventSourceApiKey(VoucherifyModel):
 
 
 class EventSource(VoucherifyModel):
-    channel: Literal["USER_PORTAL", "API", "CLIENT_API", "INTERNAL"]
+    channel: Literal["USER_PORTAL", "API", "CLIENT_API", "INTERNAL"] | str
     user: EventSourceUser | None = None
     api_key: EventSourceApiKey | None = None
 
@@ -221,7 +300,7 @@ class WebhookEvent(VoucherifyModel):
 
 class WebhookSource(VoucherifyModel):
     id: str | None = None
-    object: Literal["webhook", "distribution"] | None = None
+    object: Literal["webhook", "distribution"] | str | None = None
     target_url: str | None = None
 
 

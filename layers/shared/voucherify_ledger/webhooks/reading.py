@@ -22,6 +22,7 @@ from voucherify_ledger.webhooks.routes import Route
 
 # Why an authentic delivery is quarantined (besides its own errors): the reasons a person reads in a quarantine record.
 WRONG_EVENT = "wrong event type for this webhook URL"
+EVENT_DISAGREES = "the event type and the payload disagree"  # e.g. a redemption.failed whose redemption succeeded
 STORAGE_REFUSED = "the ledger cannot store this delivery as it is"  # DynamoDB would refuse the write for good
 _PLAIN_ID = re.compile(r"^[0-9A-Za-z_-]{1,100}$")
 
@@ -139,6 +140,8 @@ class DeliveryReader:
                 return None
         if "redemption_rollback" in (data.model_extra or {}):  # a bare rollback at the redemption URL
             return None
+        if self.route.disagreement(delivery.event_type, data) is not None:
+            return None
         return Read(data, delivery)
 
     def read_step_by_step(self, text: str, delivery: Delivery) -> Read | Malformed | Invalid:
@@ -159,10 +162,14 @@ class DeliveryReader:
         if wrong is not None:
             return wrong
         try:
-            return Read(parse(event=data, model=self.route.model), delivery)
+            parsed = parse(event=data, model=self.route.model)
         except ValidationError as exc:
             reason = f"the payload does not match the {self.route.schema} schema"
             return Invalid(reason, describe_errors(exc, prefix), delivery)
+        disagreement = self.route.disagreement(delivery.event_type, parsed)
+        if disagreement is not None:
+            return Invalid(EVENT_DISAGREES, [disagreement], delivery)
+        return Read(parsed, delivery)
 
     def _unwrap(self, body: dict[str, Any], delivery: Delivery) -> tuple[Any, Delivery, str] | Invalid:
         """The event's data, the delivery with the envelope's ids, and where the data sits in the body."""

@@ -1,5 +1,10 @@
 """The webhook routes of the bundle (one per webhook URL and function), and which route a delivery belongs to by
 what it is rather than by the URL it reached (``route_by_content``, used by the quarantine replay).
+
+Each route takes its family's succeeded and failed events (the failed ones have the same data shape): a failed
+redemption is recorded ``FAILED`` under its ``rf_…`` id, a failed rollback on its redemption without changing its
+status. An envelope's ``event.type`` and its content must agree on which it is (``Route.disagreement``); a bare
+body has no event type, so its content (``result`` / ``status``) says.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from voucherify_ledger.ledger.redemptions import WriteOutcome
 from voucherify_ledger.models.webhooks import (
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,
+    SimpleRedemption,
     WebhookEnvelope,
     is_envelope,
 )
@@ -35,31 +41,54 @@ class Route:
     schema: str  # the event whose data schema the route validates
     event_types: frozenset[str]
     model: type[BaseModel]
+    failed_event_types: frozenset[str] = frozenset()  # the events of a failed attempt (a subset of event_types)
 
     @property
     def envelope_model(self) -> type[WebhookEnvelope]:
         return envelope_of(self.model)
 
     def record(self, ledger: Ledger, data: Any, delivery: Delivery) -> WriteOutcome:
-        """The ledger write of a valid delivery of this route (``data``: an instance of its ``model``)."""
+        """The ledger write of a valid delivery of this route (``data``: an instance of its ``model``): a rollback,
+        succeeded or failed, into its redemption's item; a redemption as what it is (SUCCEEDED or FAILED)."""
         if isinstance(data, EventRedemptionRollbackSucceededData):
             return ledger.redemptions.record_rollback(data, delivery)
         return ledger.redemptions.record(data, delivery)
+
+    def disagreement(self, event_type: str | None, data: Any) -> str | None:
+        """Why ``event_type`` (a known event name, None for a bare body) and ``data`` disagree on whether the attempt
+        failed (a ``redemption.failed`` whose redemption succeeded, a rollback.succeeded whose rollback failed …),
+        or None. Only known names and enum values are repeated."""
+        if event_type is None or event_type not in self.event_types:
+            return None
+        subject: SimpleRedemption = (
+            data.redemption_rollback if isinstance(data, EventRedemptionRollbackSucceededData) else data.redemption
+        )
+        if (event_type in self.failed_event_types) == subject.failed:
+            return None
+        what = "redemption_rollback" if isinstance(data, EventRedemptionRollbackSucceededData) else "redemption"
+        says = "a failed attempt" if subject.failed else "no failure"
+        return f"event.type: {event_type}, but {what} says {says} (result {subject.result}, status {subject.status})"
 
 
 REDEMPTION_SUCCEEDED = Route(
     name="redemption-succeeded",
     schema="redemption.succeeded",
     # customer.redemption.succeeded is the distribution twin of redemption.succeeded, with the same data.
-    event_types=frozenset({"redemption.succeeded", "customer.redemption.succeeded"}),
+    # redemption.failed (same data) comes from the same Project settings webhook: recorded FAILED under its rf_ id.
+    event_types=frozenset({"redemption.succeeded", "customer.redemption.succeeded", "redemption.failed"}),
     model=EventRedemptionSucceededData,
+    failed_event_types=frozenset({"redemption.failed"}),
 )
 
 REDEMPTION_ROLLBACK_SUCCEEDED = Route(
     name="redemption-rollback-succeeded",
     schema="redemption.rollback.succeeded",
-    event_types=frozenset({"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded"}),
+    # redemption.rollback.failed (same data): recorded on its redemption without changing the redemption's status.
+    event_types=frozenset(
+        {"customer.redemption.rollback.succeeded", "redemption.rollback.succeeded", "redemption.rollback.failed"}
+    ),
     model=EventRedemptionRollbackSucceededData,
+    failed_event_types=frozenset({"redemption.rollback.failed"}),
 )
 
 # Route.name → route: a quarantine record names the route that received it (``redemption-ledger quarantine replay``).

@@ -61,14 +61,15 @@ def chaos_faults(fake: Any) -> None:
 
 
 def chaos_targets(corpora: Sequence[Corpus]) -> list[tuple[str, list[str]]]:
-    """Redemptions the corpora left SUCCEEDED, as (target, children): a stack parent with its children (rolled
-    back together, through the stack endpoint), or a single redemption that is not a stack child."""
+    """Redemptions the corpora left SUCCEEDED with no rollback at all, as (target, children): a stack parent with its
+    children (rolled back together, through the stack endpoint), or a single redemption that is not a stack child.
+    A failed attempt (FAILED, ``rf_…``) is never a target."""
     targets: list[tuple[str, list[str]]] = []
     for corpus in corpora:
         children_of = {p: c for p, c in corpus.stacks.items() if p in corpus.redemptions}
         in_stacks = {child for children in corpus.stacks.values() for child in children}
         for redemption_id in corpus.redemptions:
-            if redemption_id in corpus.rollbacks_of:
+            if redemption_id in corpus.rollbacks_of or redemption_id in corpus.failed:
                 continue
             if redemption_id in children_of:
                 children = children_of[redemption_id]

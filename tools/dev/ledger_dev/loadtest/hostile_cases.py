@@ -100,9 +100,12 @@ class HostilePlanner:
         return dumps(self.builder.gen.envelope(data, event_type) if envelope else data)
 
     def recorded(self, kind: str, envelope: bool | None = None) -> list[CorpusDelivery]:
-        """The baseline's deliveries of ``kind`` (first sendings, recorded by now), as envelopes or bare if said."""
+        """The baseline's deliveries of ``kind`` (first sendings, recorded by now; no failed attempts), as envelopes or
+        bare if said."""
         return [
-            d for d in self.baseline.deliveries if d.kind == kind and envelope in (None, d.envelope) and not d.duplicate
+            d
+            for d in self.baseline.deliveries
+            if d.kind == kind and envelope in (None, d.envelope) and not d.duplicate and not d.failed
         ]
 
     # --- the cases --------------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class HostilePlanner:
             for delivery in self.recorded("redemption", envelope)[3:6]:
                 data = copy.deepcopy(self.baseline.redemptions[delivery.redemption_id])
                 data["redemption"]["amount"] = (data["redemption"].get("amount") or 0) + 1_000
-                body = self.document(data, "redemption.succeeded", envelope)
+                body = self.document(data, delivery.event_type, envelope)
                 conflict_id = "c_" + hashlib.sha256(body).hexdigest()[:32]
                 cases.append(
                     HostileCase(

@@ -21,7 +21,7 @@ from voucherify_ledger.ledger.keys import (
     SUCCEEDED,
     iso,
 )
-from voucherify_ledger.ledger.redemptions import redemption_summary, rollback_summary, summary_digest
+from voucherify_ledger.ledger.redemptions import REDEMPTION_FAILED, redemption_summary, rollback_summary, summary_digest
 from voucherify_ledger.models.webhooks import (
     EventRedemptionRollbackSucceededData,
     EventRedemptionSucceededData,
@@ -59,40 +59,62 @@ def scan_ledger(client: Any, table_name: str) -> dict[tuple[str, str], dict[str,
     return items
 
 
+def _as_the_corpus_says(target: dict[str, Any], truth: Mapping[str, Any]) -> None:
+    """``truth`` (the corpus's own account: a value, or None for absent) over what the summaries say."""
+    for name, value in truth.items():
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+
+
 def expected_ledger(corpora: Sequence[Corpus]) -> dict[tuple[str, str], dict[str, Any]]:
     """What the ledger must hold after every delivery of ``corpora`` was accepted once: per redemption its
     summary (a rollback's copy of the redemption fills only what the redemption's own delivery left out,
     whichever came first), its status and rollback ids, and per rollback its summary (the attribute
-    ``rollback#<rr_…>``). Timing and audit attributes are left out (checked separately)."""
+    ``rollback#<rr_…>``); a failed redemption FAILED, a failed rollback in ``failed_rollback_ids`` without a
+    change of status. Where the corpus knows what the ledger must hold (its ``truth``: status, each redeemable's
+    own discount, the stack's marks, units, card balances, rewards, what a rollback gave back) that wins over the
+    ledger's own summaries, so a wrong summary shows as a difference. Timing and audit attributes are left out
+    (checked separately)."""
     expected: dict[tuple[str, str], dict[str, Any]] = {}
     for corpus in corpora:
         for redemption_id, data in corpus.redemptions.items():
             parsed = EventRedemptionSucceededData.model_validate(data)
             item = {"pk": REDEMPTION_PREFIX + redemption_id, "sk": REDEMPTION_SK, "entity": "redemption"}
             summary = redemption_summary(parsed, parsed.redemption)
-            item.update(summary)
+            item.update(_plain(summary))  # as a scan reads it back (a fraction's Decimal as a float)
             item["redemption_digest"] = summary_digest(summary)  # what a conflicting redelivery is told apart by
-            item["status"] = SUCCEEDED
+            item["status"] = REDEMPTION_FAILED if redemption_id in corpus.failed else SUCCEEDED
+            _as_the_corpus_says(item, corpus.truth.get(redemption_id, {}))
             expected[(item["pk"], item["sk"])] = item
         for rollback_id, data in corpus.rollbacks.items():
-            parsed_rollback = EventRedemptionRollbackSucceededData.model_validate(data)
-            redemption_id = parsed_rollback.redemption_id
-            key = (REDEMPTION_PREFIX + redemption_id, REDEMPTION_SK)
-            item = expected.setdefault(key, {"pk": key[0], "sk": key[1], "entity": "redemption"})
-            if parsed_rollback.redemption is not None and parsed_rollback.redemption.id == redemption_id:
-                for name, value in redemption_summary(parsed_rollback, parsed_rollback.redemption).items():
-                    item.setdefault(name, value)
-            item.setdefault("redemption_id", redemption_id)
-            item["status"] = ROLLED_BACK
-            item["rolled_back_at"] = iso(parsed_rollback.redemption_rollback.date)
-            item["rollback_ids"] = sorted({*item.get("rollback_ids", []), rollback_id})
-            # the rollback: an attribute of its redemption's item, named by its id (which it does not repeat)
-            summary = rollback_summary(parsed_rollback.redemption_rollback, redemption_id)
-            item[ROLLBACK_PREFIX + rollback_id] = {
-                "source": "webhook",
-                **{k: v for k, v in summary.items() if k not in ROLLBACK_IDS},
-            }
+            _expect_rollback(expected, corpus, rollback_id, data)
     return expected
+
+
+def _expect_rollback(
+    expected: dict[tuple[str, str], dict[str, Any]], corpus: Corpus, rollback_id: str, data: Mapping[str, Any]
+) -> None:
+    parsed = EventRedemptionRollbackSucceededData.model_validate(data)
+    redemption_id = parsed.redemption_id
+    key = (REDEMPTION_PREFIX + redemption_id, REDEMPTION_SK)
+    item = expected.setdefault(key, {"pk": key[0], "sk": key[1], "entity": "redemption"})
+    if parsed.redemption is not None and parsed.redemption.id == redemption_id:
+        for name, value in redemption_summary(parsed, parsed.redemption).items():
+            item.setdefault(name, _plain(value))
+    item.setdefault("redemption_id", redemption_id)
+    if rollback_id in corpus.failed:  # noted, the status left as it is
+        item["failed_rollback_ids"] = sorted({*item.get("failed_rollback_ids", []), rollback_id})
+    else:
+        item["status"] = ROLLED_BACK
+        item["rolled_back_at"] = iso(parsed.redemption_rollback.date)
+        item["rollback_ids"] = sorted({*item.get("rollback_ids", []), rollback_id})
+    # the rollback: an attribute of its redemption's item, named by its id (which it does not repeat)
+    summary = rollback_summary(parsed.redemption_rollback, redemption_id, parsed)
+    entry = {"source": "webhook", **{k: _plain(v) for k, v in summary.items() if k not in ROLLBACK_IDS}}
+    _as_the_corpus_says(entry, corpus.truth.get(rollback_id, {}))
+    item[ROLLBACK_PREFIX + rollback_id] = entry
 
 
 def _comparable(item: Mapping[str, Any]) -> dict[str, Any]:

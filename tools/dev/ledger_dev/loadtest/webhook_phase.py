@@ -119,6 +119,12 @@ def run_webhook_phase(
         "stacks": corpus.stats["stacks"],
         "stack_children": corpus.stats["stack_children"],
         "promotion_tier_redemptions": corpus.stats["promotion_tier"],
+        "gift_card_redemptions": corpus.stats["gift"],
+        "loyalty_redemptions": {
+            k.removeprefix("loyalty_"): v for k, v in sorted(corpus.stats.items()) if k.startswith("loyalty_")
+        },
+        "failed_redemptions": corpus.stats["failed_redemptions"],
+        "failed_rollbacks": corpus.stats["failed_rollbacks"],
         "null_customers": corpus.stats["null_customer"],
         "unicode_codes": corpus.stats["unicode_code"],
         "senders": senders,

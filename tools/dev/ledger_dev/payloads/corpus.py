@@ -1,14 +1,18 @@
 """A corpus of webhook deliveries for the load test, built from Voucherify's published schemas (dev only).
 
-``build_corpus(deliveries=5000, seed=…)`` makes, with one ``random.Random(seed)``:
+``build_corpus(deliveries=5000, seed=…)`` makes, with one ``random.Random(seed)`` (the purchases themselves are
+``ledger_dev.payloads.purchases``'):
 
 - ``redemption.succeeded`` deliveries (a share as the distribution twin ``customer.redemption.succeeded``) of
   single redemptions with a voucher whose discount is PERCENT, AMOUNT, UNIT (one unit or several) or FIXED, of
-  promotion-tier redemptions, and of stacked redemptions (a parent plus one redemption per redeemable whose
-  ``redemption`` names the parent, as Voucherify sends them), some without a customer (``customer`` null), with
-  non-ASCII codes, names and reasons;
+  promotion-tier, gift card and loyalty card redemptions (paying with points, for a material reward, for gift
+  credits redeemed automatically), and of stacked redemptions (a parent, marked as Voucherify marks it, plus one
+  redemption per redeemable whose ``redemption`` names the parent and whose order carries its own share), some
+  without a customer (``customer`` null), with non-ASCII codes, names and reasons;
+- ``redemption.failed`` deliveries of failed attempts (``rf_…``);
 - for a share of them a rollback (``customer.redemption.rollback.succeeded`` or ``redemption.rollback.succeeded``;
-  a stack is rolled back as a whole: one rollback per child and one for the parent);
+  a stack is rolled back as a whole: one rollback per child and one for the parent), and for some a failed one
+  (``redemption.rollback.failed``, ``rrf_…``);
 - each unique delivery either a v2024-01-01 envelope or the bare data object (Raw payload), half and half;
 - duplicates (a share of all deliveries): mostly the same bytes again (Voucherify's retries, the Audit log's
   resend), some re-formatted with whitespace (a proxy's doing; the signature still checks out);
@@ -16,12 +20,11 @@
 
 Payload content comes from ``SchemaPayloads`` (the OpenAPI schemas); the corpus pins only what identifies a
 delivery and what makes it a coherent story (ids, the stack's parent, the order shared by a stack, the
-rollback naming its redemption).
+rollback naming its redemption), and keeps in ``truth`` what the ledger must hold of each redemption and rollback.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from collections import Counter
@@ -31,28 +34,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ledger_dev.harness.template import PROJECT_ROOT
-from ledger_dev.payloads.schema_payloads import CUSTOMER_ROLLBACK_SUCCEEDED, ROLLBACK_SUCCEEDED, SchemaPayloads, dumps
+from ledger_dev.payloads.purchases import DISCOUNT_SCHEMAS, UNICODE_CODES, UNICODE_NAMES, CorpusBuilder
+from ledger_dev.payloads.schema_payloads import dumps
+
+__all__ = [
+    "DISCOUNT_SCHEMAS",
+    "REDEMPTION_ROUTE",
+    "ROLLBACK_ROUTE",
+    "UNICODE_CODES",
+    "UNICODE_NAMES",
+    "Corpus",
+    "CorpusBuilder",
+    "CorpusDelivery",
+    "build_corpus",
+    "load_openapi_webhooks",
+]
 
 SHARED_DIR_ENV = "VOUCHERIFY_SHARED_DIR"
 REDEMPTION_ROUTE = "redemption-succeeded"
 ROLLBACK_ROUTE = "redemption-rollback-succeeded"
-
-# Discount schemas of the OpenAPI file, by the discount type they carry.
-DISCOUNT_SCHEMAS = (
-    ("PERCENT", "DiscountPercent"),
-    ("AMOUNT", "DiscountAmount"),
-    ("UNIT", "DiscountUnit"),
-    ("UNIT", "DiscountUnitMultiple"),
-    ("FIXED", "DiscountFixed"),
-)
-UNICODE_CODES = ("ZAŻÓŁĆ-10", "東京-割引-5", "🎉PARTY-20", "ĄĘŚ-ÜBER-€5", "ПРОМО-15", "שלום-7", "ÇA-VA-3")
-UNICODE_NAMES = (
-    "Zażółć gęślą jaźń",
-    "東京の割引",
-    "emoji 🎉 party",
-    "Ünïcödé 'quoted' \"campaign\"",
-    "tab\tand\nnewline",
-)
 
 
 def openapi_webhooks_path() -> Path:
@@ -86,6 +86,7 @@ class CorpusDelivery:
     rollback_id: str | None = None
     duplicate: bool = False
     reformatted: bool = False
+    failed: bool = False  # a failed redemption (rf_…) or a failed rollback (rrf_…)
 
     @property
     def entity(self) -> str:
@@ -101,6 +102,9 @@ class Corpus:
     rollbacks_of: dict[str, list[str]]  # r_… → its rollbacks (rr_…)
     stacks: dict[str, list[str]]  # parent r_… → children r_…
     stats: Counter[str] = field(default_factory=Counter)
+    failed: set[str] = field(default_factory=set)  # failed redemptions (rf_…) and rollbacks (rrf_…)
+    # r_… / rf_… / rr_… / rrf_… → attributes the ledger must hold of it (None: absent), as the corpus made it
+    truth: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def unique(self) -> int:
@@ -108,154 +112,6 @@ class Corpus:
 
     def bodies_of(self, entity: str) -> list[bytes]:
         return [d.body for d in self.deliveries if d.entity == entity]
-
-
-class CorpusBuilder:
-    def __init__(self, spec: Mapping[str, Any], seed: int, *, rollback_share: float = 0.35) -> None:
-        self.gen = SchemaPayloads(spec, seed)
-        self.rng = self.gen.rng
-        self.rollback_share = rollback_share
-        self.stats: Counter[str] = Counter()
-        self._discount_turn = 0
-
-    # --- one redemption ---------------------------------------------------------------------------
-    def redemption(
-        self,
-        *,
-        style: Literal["voucher", "promotion_tier", "stack_parent"],
-        order: dict[str, Any] | None,
-        customer: dict[str, Any] | None,
-        parent_id: str | None = None,
-    ) -> dict[str, Any]:
-        gen, rng = self.gen, self.rng
-        data = gen.redemption_succeeded()
-        redemption = data["redemption"]
-        redemption.update(status="SUCCEEDED", result="SUCCESS", object="redemption")
-        redemption.pop("failure_code", None)
-        redemption.pop("failure_message", None)
-        redemption.pop("order", None)  # the event's order says it (shared by a stack)
-        if parent_id:
-            redemption["redemption"] = parent_id
-        else:
-            redemption.pop("redemption", None)
-        data["order"] = copy.deepcopy(order)
-        data["customer"] = copy.deepcopy(customer)
-        data["holder"] = copy.deepcopy(customer) if customer and rng.random() < 0.5 else None
-        if customer is None:
-            redemption["customer_id"] = None
-            redemption.pop("customer", None)
-            self.stats["null_customer"] += 1
-        else:
-            redemption["customer_id"] = customer["id"]
-            redemption.pop("customer", None)
-        data["promotion_stack"] = None
-        redemption.pop("voucher", None)
-        redemption.pop("promotion_tier", None)
-        if style == "voucher":
-            voucher = gen.instance("SimpleVoucher", nullable_ok=False)
-            voucher["id"] = gen.voucherify_id("v_")
-            discount_type, schema = DISCOUNT_SCHEMAS[self._discount_turn % len(DISCOUNT_SCHEMAS)]
-            self._discount_turn += 1
-            voucher["discount"] = gen.instance(schema, nullable_ok=False)
-            voucher["discount"]["type"] = discount_type
-            self.stats[f"discount_{discount_type}"] += 1
-            if rng.random() < 0.25:
-                voucher["code"] = f"{rng.choice(UNICODE_CODES)}-{gen.token(4)}"
-                voucher["campaign"] = rng.choice(UNICODE_NAMES)
-                self.stats["unicode_code"] += 1
-            else:
-                voucher["code"] = gen.token(rng.randint(6, 12)).upper()
-            data["voucher"] = voucher
-            data["promotion_tier"] = None
-            if rng.random() < 0.5:
-                redemption["voucher"] = copy.deepcopy(voucher)
-        elif style == "promotion_tier":
-            tier = gen.instance("SimplePromotionTier", nullable_ok=False)
-            tier["id"] = gen.voucherify_id("promo_")
-            if rng.random() < 0.3:
-                tier["name"] = rng.choice(UNICODE_NAMES)
-            data["promotion_tier"] = tier
-            data["voucher"] = None
-            if rng.random() < 0.5:
-                redemption["promotion_tier"] = copy.deepcopy(tier)
-            self.stats["promotion_tier"] += 1
-        else:  # the stack's own redemption: no voucher, no tier
-            data["voucher"] = None
-            data["promotion_tier"] = None
-            self.stats["stack_parent"] += 1
-        return data
-
-    def rollback(self, redemption_data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        event_type, schema = (
-            ("customer.redemption.rollback.succeeded", CUSTOMER_ROLLBACK_SUCCEEDED)
-            if self.rng.random() < 0.5
-            else ("redemption.rollback.succeeded", ROLLBACK_SUCCEEDED)
-        )
-        data = self.gen.rollback_succeeded(redemption_data, schema=schema)
-        for name in ("customer", "order", "voucher", "holder", "promotion_tier", "campaign"):
-            data[name] = copy.deepcopy(redemption_data.get(name))  # the same story as the redemption
-        data["promotion_stack"] = None
-        rollback = data["redemption_rollback"]
-        rollback.pop("order", None)
-        rollback["customer_id"] = (redemption_data.get("customer") or {}).get("id")
-        if self.rng.random() < 0.3:
-            rollback["reason"] = self.rng.choice(UNICODE_NAMES)
-        return event_type, data
-
-    def order(self, customer: dict[str, Any] | None) -> dict[str, Any] | None:
-        if self.rng.random() < 0.1:
-            return None
-        order = self.gen.instance("SimpleOrder", nullable_ok=False)
-        order["id"] = self.gen.voucherify_id("ord_")
-        order["customer_id"] = customer["id"] if customer else None
-        return order
-
-    def customer(self) -> dict[str, Any] | None:
-        if self.rng.random() < 0.2:
-            return None
-        customer = self.gen.instance("SimpleCustomer", nullable_ok=False)
-        customer["id"] = self.gen.voucherify_id("cust_")
-        if self.rng.random() < 0.3:
-            customer["name"] = self.rng.choice(UNICODE_NAMES)
-        return customer
-
-    # --- one purchase: a redemption or a stack, maybe rolled back ----------------------------------
-    def purchase(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """``(kind, event_type, data)`` of one purchase's events, in the order Voucherify would send them."""
-        rng = self.rng
-        customer = self.customer()
-        order = self.order(customer)
-        roll_back = rng.random() < self.rollback_share
-        events: list[tuple[str, str, dict[str, Any]]] = []
-        if rng.random() < 0.15:  # a stacked redemption: one per redeemable, plus the stack's own
-            parent = self.redemption(style="stack_parent", order=order, customer=customer)
-            parent_id = parent["redemption"]["id"]
-            children = [
-                self.redemption(
-                    style="voucher" if rng.random() < 0.6 else "promotion_tier",
-                    order=order,
-                    customer=customer,
-                    parent_id=parent_id,
-                )
-                for _ in range(rng.randint(2, 4))
-            ]
-            self.stats["stacks"] += 1
-            self.stats["stack_children"] += len(children)
-            group = [*children, parent]
-        else:
-            group = [
-                self.redemption(
-                    style="voucher" if rng.random() < 0.7 else "promotion_tier", order=order, customer=customer
-                )
-            ]
-        for data in group:
-            event_type = "customer.redemption.succeeded" if rng.random() < 0.2 else "redemption.succeeded"
-            events.append(("redemption", event_type, data))
-        if roll_back:
-            for data in group:
-                event_type, rollback = self.rollback(data)
-                events.append(("rollback", event_type, rollback))
-        return events
 
 
 def _delivery(
@@ -266,10 +122,28 @@ def _delivery(
     if kind == "rollback":
         rollback = data["redemption_rollback"]
         return CorpusDelivery(
-            index, "rollback", ROLLBACK_ROUTE, event_type, envelope, body, body, rollback["redemption"], rollback["id"]
+            index,
+            "rollback",
+            ROLLBACK_ROUTE,
+            event_type,
+            envelope,
+            body,
+            body,
+            rollback["redemption"],
+            rollback["id"],
+            failed=rollback["id"] in builder.failed,
         )
+    redemption_id = data["redemption"]["id"]
     return CorpusDelivery(
-        index, "redemption", REDEMPTION_ROUTE, event_type, envelope, body, body, data["redemption"]["id"]
+        index,
+        "redemption",
+        REDEMPTION_ROUTE,
+        event_type,
+        envelope,
+        body,
+        body,
+        redemption_id,
+        failed=redemption_id in builder.failed,
     )
 
 
@@ -336,6 +210,7 @@ def build_corpus(
                 original.rollback_id,
                 duplicate=True,
                 reformatted=reformatted,
+                failed=original.failed,
             )
         )
     rng.shuffle(all_deliveries)
@@ -350,4 +225,7 @@ def build_corpus(
     )
     builder.stats["redemptions"] = len(redemptions)
     builder.stats["rollbacks"] = len(rollbacks)
-    return Corpus(seed, all_deliveries, redemptions, rollbacks, rollbacks_of, stacks, builder.stats)
+    sent = set(redemptions) | set(rollbacks)
+    failed = builder.failed & sent
+    truth = {entity: facts for entity, facts in builder.truth.items() if entity in sent}
+    return Corpus(seed, all_deliveries, redemptions, rollbacks, rollbacks_of, stacks, builder.stats, failed, truth)

@@ -112,6 +112,31 @@ EVENT_FILES: tuple[WebhookEventFile, ...] = (
         wrap="webhook",
         description="redemption.rollback.succeeded from Project settings > Webhooks (v2024-01-01 envelope)",
     ),
+    # The failed events arrive at the same URLs: a failed redemption (rf_…) is recorded FAILED, a failed rollback
+    # (rrf_…) on its redemption without changing its status.
+    WebhookEventFile(
+        "redemption_failed",
+        "RedemptionSucceededFunction",
+        "redemption_failed",
+        "redemption.failed",
+        description="redemption.failed, raw payload (the data object only)",
+    ),
+    WebhookEventFile(
+        "redemption_failed_envelope",
+        "RedemptionSucceededFunction",
+        "redemption_failed",
+        "redemption.failed",
+        wrap="webhook",
+        description="redemption.failed from Project settings > Webhooks (v2024-01-01 envelope)",
+    ),
+    WebhookEventFile(
+        "redemption_rollback_failed_envelope",
+        "RedemptionRollbackSucceededFunction",
+        "redemption_rollback_failed",
+        "redemption.rollback.failed",
+        wrap="webhook",
+        description="redemption.rollback.failed from Project settings > Webhooks (v2024-01-01 envelope)",
+    ),
 )
 
 

@@ -10,16 +10,19 @@ comes from one ``random.Random(seed)``, so a seed always gives the same payloads
 On top of the schema, the event builders pin what identifies a delivery and what the event name
 promises (nothing the schema forbids):
 - ``redemption.succeeded`` always carries ``redemption`` (the schema makes it optional and nullable,
-  but a redemption event without a redemption cannot be recorded), with an ``r_…`` id;
+  but a redemption event without a redemption cannot be recorded), with an ``r_…`` id, ``result`` SUCCESS
+  (or none) and a ``status`` that is no failure (SUCCEEDED, ROLLED BACK or null);
+- ``redemption.failed`` the same with an ``rf_…`` id, ``result`` FAILURE, ``status`` FAILED, a
+  ``failure_code`` and a ``failure_message``;
 - a rollback carries ``redemption_rollback`` with an ``rr_…`` id, ``result`` SUCCESS / ``status``
-  SUCCEEDED (it is a *succeeded* rollback) and ``redemption`` naming the redemption it undoes; the event's
+  SUCCEEDED (it is a *succeeded* rollback; a failed one, ``redemption.rollback.failed``, has an ``rrf_…`` id,
+  FAILURE / FAILED and a failure code) and ``redemption`` naming the redemption it undoes; the event's
   ``redemption`` object, when sent, has that same id.
 
-Two liberties, documented so nobody mistakes them for the schema's: JSON Schema ``number`` properties are
-generated as integers, except ``percent_off`` and ``unit_off`` (Voucherify amounts, limits and code
-lengths are integers in the smallest unit; the schema types several of them as ``number``); and strings
-are drawn from a pool that includes non-ASCII text, quotes, backslashes and runs of whitespace, to give
-the signature check's whitespace stripping something to get wrong.
+JSON Schema ``number`` properties are integers or, about a third of the time, fractions (``percent_off`` and
+``unit_off`` always fractions), as the schema allows. One liberty, documented so nobody mistakes it for the
+schema's: strings are drawn from a pool that includes non-ASCII text, quotes, backslashes and runs of whitespace,
+to give the signature check's whitespace stripping something to get wrong.
 """
 
 from __future__ import annotations
@@ -35,11 +38,31 @@ from typing import Any
 Schema = dict[str, Any]
 
 REDEMPTION_SUCCEEDED = "EventRedemptionSucceededData"
+REDEMPTION_FAILED = "EventRedemptionFailedData"
 CUSTOMER_ROLLBACK_SUCCEEDED = "EventCustomerRedemptionRollbackSucceededData"
 ROLLBACK_SUCCEEDED = "EventRedemptionRollbackSucceededData"
+ROLLBACK_FAILED = "EventRedemptionRollbackFailedData"
+# The data schema of each event the bundle receives.
+EVENT_SCHEMAS = {
+    "redemption.succeeded": REDEMPTION_SUCCEEDED,
+    "customer.redemption.succeeded": REDEMPTION_SUCCEEDED,
+    "redemption.failed": REDEMPTION_FAILED,
+    "customer.redemption.rollback.succeeded": CUSTOMER_ROLLBACK_SUCCEEDED,
+    "redemption.rollback.succeeded": ROLLBACK_SUCCEEDED,
+    "redemption.rollback.failed": ROLLBACK_FAILED,
+}
 
-# JSON Schema "number" properties that are fractional in Voucherify's data; every other number is an integer.
+# JSON Schema "number" properties that are always fractional in Voucherify's data; other numbers are sometimes.
 FRACTIONAL_NUMBERS = frozenset({"percent_off", "unit_off"})
+FRACTION_RATE = 0.3
+# failure_code values of Voucherify's failed redemptions and rollbacks (the schemas' examples and error keys).
+REDEMPTION_FAILURES = (
+    ("no_applicable_redeemables", "No applicable redeemables"),
+    ("customer_rules_violated", "Customer does not match the validation rules"),
+    ("quantity_exceeded", "Quantity exceeded"),
+    ("voucher_expired", "Voucher expired"),
+)
+ROLLBACK_FAILURES = (("already_rolled_back", "Already rolled back"), ("invalid_redemption", "Invalid redemption"))
 
 # Prefixes of Voucherify ids, by the schema that holds an ``id`` or by the name of an ``…_id`` property.
 ID_PREFIX_BY_SCHEMA = {
@@ -164,7 +187,7 @@ class SchemaPayloads:
         if kind == "integer":
             return self._integer(flat)
         if kind == "number":
-            if name in FRACTIONAL_NUMBERS:
+            if name in FRACTIONAL_NUMBERS or self.rng.random() < FRACTION_RATE:
                 return round(self.rng.uniform(0.5, 99.5), self.rng.choice((1, 2)))
             return self._integer(flat)
         if kind == "boolean":
@@ -244,10 +267,28 @@ class SchemaPayloads:
 
     # --- events ------------------------------------------------------------------------------------
     def redemption_succeeded(self) -> dict[str, Any]:
-        """``data`` of ``redemption.succeeded``: the schema's object, with a redemption ``r_…``."""
+        """``data`` of ``redemption.succeeded``: the schema's object, with a redemption ``r_…`` that did not fail."""
         data = self.instance(REDEMPTION_SUCCEEDED, nullable_ok=False)
         redemption = data.get("redemption") or self.instance("SimpleRedemption", nullable_ok=False)
         redemption["id"] = self.voucherify_id("r_")
+        redemption["result"] = "SUCCESS"
+        if self.rng.random() < 0.1:
+            del redemption["result"]  # optional in the schema
+        statuses = ("SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "ROLLED BACK", None)  # the schema spells it so
+        redemption["status"] = self.rng.choice(statuses)
+        redemption.pop("failure_code", None)
+        redemption.pop("failure_message", None)
+        data["redemption"] = redemption
+        return data
+
+    def redemption_failed(self) -> dict[str, Any]:
+        """``data`` of ``redemption.failed``: the schema's object, with a failed redemption ``rf_…``."""
+        data = self.instance(REDEMPTION_FAILED, nullable_ok=False)
+        redemption = data.get("redemption") or self.instance("SimpleRedemption", nullable_ok=False)
+        code, message = self.rng.choice(REDEMPTION_FAILURES)
+        redemption.update(
+            id=self.voucherify_id("rf_"), result="FAILURE", status="FAILED", failure_code=code, failure_message=message
+        )
         data["redemption"] = redemption
         return data
 
@@ -259,12 +300,17 @@ class SchemaPayloads:
         data = self.instance(schema, nullable_ok=False)
         rollback = data.get("redemption_rollback") or self.instance("SimpleRedemption", nullable_ok=False)
         rollback.update(
-            id=self.voucherify_id("rr_"),
+            id=self.voucherify_id("rrf_" if schema == ROLLBACK_FAILED else "rr_"),
             redemption=redemption_id,
             result="SUCCESS",
             status="SUCCEEDED",
             object="redemption_rollback",
         )
+        rollback.pop("failure_code", None)
+        rollback.pop("failure_message", None)
+        if schema == ROLLBACK_FAILED:
+            code, message = self.rng.choice(ROLLBACK_FAILURES)
+            rollback.update(result="FAILURE", status="FAILED", failure_code=code, failure_message=message)
         data["redemption_rollback"] = rollback
         choice = self.rng.random()
         if choice < 0.6:  # as Voucherify sends it: the redemption being undone
@@ -296,13 +342,26 @@ class SchemaPayloads:
         body["event"]["id"] = self.voucherify_id("evred_")
         return body
 
-    def batch(self, redemptions: int, rollback_share: float = 0.5) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(event_type, data)`` for ``redemptions`` redemptions and rollbacks of about ``rollback_share`` of them."""
+    def rollback_failed(self, redemption_data: Mapping[str, Any]) -> dict[str, Any]:
+        """``data`` of ``redemption.rollback.failed`` for the redemption in ``redemption_data``: an ``rrf_…``."""
+        return self.rollback_succeeded(redemption_data, schema=ROLLBACK_FAILED)
+
+    def batch(
+        self, redemptions: int, rollback_share: float = 0.5, failed_share: float = 0.15
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(event_type, data)`` for ``redemptions`` redemptions (about ``failed_share`` of them failed attempts)
+        and rollbacks of about ``rollback_share`` of the others (about ``failed_share`` of those failed)."""
         for _ in range(redemptions):
+            if self.rng.random() < failed_share:
+                yield "redemption.failed", self.redemption_failed()
+                continue
             data = self.redemption_succeeded()
             yield "redemption.succeeded", data
             if self.rng.random() < rollback_share:
-                if self.rng.random() < 0.5:
+                choice = self.rng.random()
+                if choice < failed_share:
+                    yield "redemption.rollback.failed", self.rollback_failed(data)
+                elif choice < 0.5:
                     yield "customer.redemption.rollback.succeeded", self.rollback_succeeded(data)
                 else:
                     yield "redemption.rollback.succeeded", self.rollback_succeeded(data, schema=ROLLBACK_SUCCEEDED)

@@ -594,6 +594,32 @@ def test_no_personal_data_in_keys_indexes_or_summaries(aws: Aws) -> None:
     assert zlib.decompress(audited["raw_zlib"]["B"]) == b'{"delivery":"a"}'
 
 
+def test_no_personal_data_in_the_summaries_of_any_kind_of_redemption(aws: Aws) -> None:
+    """Gift and loyalty cards, rewards, stacks, a referral code's holder, failed redemptions and rollbacks: what the
+    ledger adds for them (holder_id, reward_id, balances …) are ids and figures, never names or emails."""
+    from support.kinds import REFERRER_EMAIL, REFERRER_NAME, every_kind
+
+    redemptions = [kind.data for kind in every_kind()] + [e for _, e in openapi_examples("EVENTS.REDEMPTION.FAILED")]
+    rollbacks = [e for _, e in openapi_examples("EVENTS.REDEMPTION.ROLLBACK.FAILED")]
+    personal = set().union(*(_personal_values(p) for p in [*redemptions, *rollbacks]))
+    assert {REFERRER_NAME, REFERRER_EMAIL, "Jane Doe", "jane@jane.io", "Jack Webhook"} <= personal
+    for n, data in enumerate(redemptions):
+        aws.ledger.redemptions.record(redemption(data), delivery(f"r{n}"))
+    for n, data in enumerate(rollbacks):
+        aws.ledger.redemptions.record_rollback(rollback(data), delivery(f"rb{n}"))
+    items = table(aws)
+    assert len(items) == len(redemptions) + len(rollbacks)
+    for item in items:
+        for attribute, value in item.items():
+            if attribute.endswith("delivery"):
+                continue
+            if attribute.startswith("rollback#"):
+                value = {"M": {k: v for k, v in value["M"].items() if k != "delivery"}}
+            assert not personal.intersection(_strings(value)), f"{attribute} of {item['pk']['S']} holds personal data"
+    holders = [i for i in items if "holder_id" in i]
+    assert [h["holder_id"]["S"] for h in holders] == ["cust_R3f3rr3rH0ld3r0000001"]  # an id, never the person
+
+
 # --- quarantine ----------------------------------------------------------------------------------------
 def test_quarantine_stores_the_delivery_once_with_an_expiry(aws: Aws) -> None:
     raw = b'{"redemption": {"id": "r_1", "date": "never"}}'

@@ -86,6 +86,24 @@ def test_a_child_whose_parent_the_ledger_holds_rolled_back_went_with_its_stack(h
     assert "error" not in request and harness.fake.calls() == 0
 
 
+def test_a_parent_the_ledger_knows_goes_straight_to_the_stack_endpoint(harness: Harness) -> None:
+    record_stack(harness)
+    harness.send(redemption_id=PARENT, reason="Refund", request_id="req-stack")
+
+    (result,) = harness.drain()
+
+    assert result.deleted and not result.failed
+    ((call),) = harness.fake.requests
+    assert (call.endpoint, call.path, call.status) == ("rollbacks", f"/v1/redemptions/{PARENT}/rollbacks", 200)
+    assert call.query == {"reason": "Refund"}
+    request = harness.request(PARENT, "req-stack")
+    assert (request["state"], request["api_calls"], request["stacked"]) == ("SUCCEEDED", 1, True)
+    assert sorted(request["child_rollback_ids"]) == sorted(harness.fake.rollback_id(c) for c in CHILDREN)
+    for redemption_id in (PARENT, *CHILDREN):
+        view = harness.ledger.redemptions.get(redemption_id)
+        assert (view["status"], view["rollback_ids"]) == ("ROLLED_BACK", [harness.fake.rollback_id(redemption_id)])
+
+
 def test_a_parent_the_ledger_does_not_know_as_one_still_falls_back_to_the_stack_endpoint(harness: Harness) -> None:
     record_stack(harness, roles=False)  # the parent's item says nothing of its stack
     harness.send(redemption_id=PARENT, request_id="req-unknown-parent")
@@ -97,7 +115,7 @@ def test_a_parent_the_ledger_does_not_know_as_one_still_falls_back_to_the_stack_
     assert (request["state"], request["api_calls"]) == ("SUCCEEDED", 2)
 
 
-@pytest.mark.parametrize("parent_in_ledger", [False])
+@pytest.mark.parametrize("parent_in_ledger", [True, False])
 def test_an_order_rolls_its_stack_back_once_through_the_parent(harness: Harness, parent_in_ledger: bool) -> None:
     lone = "r_stacklone0000000001"
     record_redemption(harness.ledger, lone, order_id=ORDER)

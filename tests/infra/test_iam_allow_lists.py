@@ -83,7 +83,8 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:PutItem", LEDGER),
         ("dynamodb:UpdateItem", LEDGER),
         ("dynamodb:DeleteItem", LEDGER),
-        ("dynamodb:Query", f"{LEDGER}/index/ByOrder"),
+        ("dynamodb:Query", f"{LEDGER}/index/ByOrder"),  # an order's redemptions, by Voucherify's order id
+        ("dynamodb:Query", f"{LEDGER}/index/ByOrderSourceId"),  # … or by the merchant's (order_source_id)
         ("secretsmanager:GetSecretValue", API_SECRET),
     },
 }
@@ -279,8 +280,9 @@ def test_the_worker_policy_allows_every_call_it_makes(cfn: dict[str, Any], make_
     worker.ledger.client = Recorder(worker.ledger.client, "dynamodb", calls)
     if hasattr(worker, "queue") and hasattr(worker.queue, "client"):
         worker.queue.client = Recorder(worker.queue.client, "sqs", calls)
-    record_redemption(harness.ledger, R1, order_id="ord_iamtest")
+    record_redemption(harness.ledger, R1, order_id="ord_iamtest", order_source_id="iam-1001")
     harness.send(order_id="ord_iamtest", reason="Refund")
+    harness.send(order_source_id="iam-1001", reason="Refund")
     harness.send(redemption_id=R1, reason="again")
     harness.send_raw('{"not": "a request"}')
     harness.drain()

@@ -306,7 +306,10 @@ def test_the_worker_policies_are_least_privilege() -> None:
     }
     assert ledger["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     assert by_sid["RedemptionsOfAnOrder"]["Action"] == "dynamodb:Query"
-    assert by_sid["RedemptionsOfAnOrder"]["Resource"] == {"Fn::Sub": "${LedgerTable.Arn}/index/ByOrder"}
+    assert by_sid["RedemptionsOfAnOrder"]["Resource"] == [
+        {"Fn::Sub": "${LedgerTable.Arn}/index/ByOrder"},
+        {"Fn::Sub": "${LedgerTable.Arn}/index/ByOrderSourceId"},
+    ]
     assert set(by_sid["FanOutAndRetryDelays"]["Action"]) == {"sqs:SendMessage", "sqs:ChangeMessageVisibility"}
     assert by_sid["FanOutAndRetryDelays"]["Resource"] == {"Fn::GetAtt": ["RollbackQueue", "Arn"]}
     secret = by_sid["VoucherifyApiKeys"]

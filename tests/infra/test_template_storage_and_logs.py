@@ -28,6 +28,7 @@ def test_indexes_key_on_ids_and_project_no_personal_data(cfn: dict[str, Any]) ->
     gsis = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
     assert {name: g["KeySchema"][0]["AttributeName"] for name, g in gsis.items()}.items() >= {
         "ByOrder": "order_id",
+        "ByOrderSourceId": "order_source_id",
         "ByCustomer": "customer_id",
         "ByVoucherCode": "voucher_code",
     }.items()
@@ -39,6 +40,41 @@ def test_indexes_key_on_ids_and_project_no_personal_data(cfn: dict[str, Any]) ->
         assert not [a for a in attributes if "raw" in a or "delivery" in a], name
     defined = {a["AttributeName"] for a in props["AttributeDefinitions"]}
     assert not [a for a in defined if PERSONAL.search(a)]
+
+
+# What `redemption-ledger list --order` / `--order-source-id` shows of each redemption (the order's stack as a tree,
+# its total discount), and what the worker's order fan-out reads: each order index projects all of it.
+ORDER_LISTING = {
+    "redemption_id",
+    "status",
+    "voucher_code",
+    "customer_id",
+    "campaign_id",
+    "order_amount",
+    "discount_amount",
+    "rollback_ids",
+    "parent_redemption_id",
+    "promotion_tier_id",
+    "stack_role",
+    "amount_unit",
+}
+
+
+def test_the_order_indexes_key_on_either_order_id_and_project_the_stack(cfn: dict[str, Any]) -> None:
+    props = cfn["Resources"]["LedgerTable"]["Properties"]
+    gsis = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
+    for name, key, other in (
+        ("ByOrder", "order_id", "order_source_id"),
+        ("ByOrderSourceId", "order_source_id", "order_id"),
+    ):
+        gsi = gsis[name]
+        assert [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] == [
+            (key, "HASH"),
+            ("redeemed_at", "RANGE"),
+        ]
+        assert gsi["Projection"]["ProjectionType"] == "INCLUDE"
+        assert set(gsi["Projection"]["NonKeyAttributes"]) == ORDER_LISTING | {other}, name
+    assert {"AttributeName": "order_source_id", "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 # --- function logs -------------------------------------------------------------------------------------

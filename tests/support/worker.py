@@ -17,6 +17,7 @@ from support.documents import payload
 from support.functions import Aws, emitted_metrics
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.dynamo import av
 from voucherify_ledger.ledger.keys import redemption_key
 from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
 from voucherify_ledger.rollbacks.queue import enqueue_rollback
@@ -84,17 +85,28 @@ def template_refs(**extra: str) -> dict[str, str]:
     return refs
 
 
-def redemption_data(
-    redemption_id: str, *, order_id: str | None = None, parent_id: str | None = None
-) -> EventRedemptionSucceededData:
-    """The seed redemption.succeeded payload, re-identified."""
+def redemption_document(
+    redemption_id: str,
+    *,
+    order_id: str | None = None,
+    parent_id: str | None = None,
+    order_source_id: str | None = None,
+) -> dict[str, Any]:
+    """The seed redemption.succeeded payload, re-identified (the order's ``source_id`` too, when given)."""
     data = payload("redemption_succeeded")
     data["redemption"]["id"] = redemption_id
     data["redemption"]["redemption"] = parent_id
-    if order_id:
-        data["order"]["id"] = order_id
-        data["redemption"]["order"]["id"] = order_id
-    return EventRedemptionSucceededData.model_validate(data)
+    for order in (data["order"], data["redemption"]["order"]):
+        if order_id:
+            order["id"] = order_id
+        if order_source_id:
+            order["source_id"] = order_source_id
+    return data
+
+
+def redemption_data(redemption_id: str, **options: Any) -> EventRedemptionSucceededData:
+    """``redemption_document`` as the webhook model reads it."""
+    return EventRedemptionSucceededData.model_validate(redemption_document(redemption_id, **options))
 
 
 def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> None:
@@ -102,17 +114,24 @@ def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> Non
     assert ledger.redemptions.record(redemption_data(redemption_id, **options), delivery).status == "recorded"
 
 
-def set_stack_role(ledger: Ledger, redemption_id: str, role: str) -> None:
+def set_stack_role(ledger: Ledger, redemption_id: str, role: str, **attributes: Any) -> None:
     """Marks a recorded redemption as a stack's ``"parent"`` or ``"child"`` (``stack_role``) with one UpdateItem, as
     the webhook path writes it on the redemption items of a stacked redemption; ``rollbacks.stacks`` and ``list
-    --order`` read it (``parent_redemption_id`` is written by ``record_redemption(..., parent_id=…)``)."""
+    --order`` read it (``parent_redemption_id`` is written by ``record_redemption(..., parent_id=…)``). ``attributes``
+    are written with it (``discount_amount``, a redeemable's own share; ``promotion_tier_id``; ``amount_unit``)."""
+    write_attributes(ledger, redemption_id, stack_role=role, **attributes)
+
+
+def write_attributes(ledger: Ledger, redemption_id: str, **attributes: Any) -> None:
+    """Sets attributes of a recorded redemption's item with one UpdateItem (what a test needs them to say)."""
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
     ledger.client.update_item(
         TableName=ledger.table_name,
         Key=redemption_key(redemption_id),
-        UpdateExpression="SET #role = :role",
+        UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes))),
         ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames={"#role": "stack_role"},
-        ExpressionAttributeValues={":role": {"S": role}},
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":a{i}": av(value) for i, value in enumerate(attributes.values())},
     )
 
 

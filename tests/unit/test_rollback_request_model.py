@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import jsonschema
@@ -36,6 +37,14 @@ VALID = [
     {"redemption_id": "r_" + "a" * 100},  # the ids' generous bound (voucherify_ledger.models.ids.MAX_ID_TAIL)
     {"order_id": "ord_" + "A1" * 50},
     {"redemption_id": "r_0e2500291ae016adea", "request_id": "x" * 256},
+    # the merchant's own order id (Voucherify's order.source_id): free text without control characters, 1–500
+    {"order_source_id": "1001", "reason": "Order cancelled"},
+    {"order_source_id": "#1001 / shop-DE", "request_id": "cancel-1001"},
+    {"order_source_id": "ord_looks_like_an_id"},  # a key of its own (ORDER_SOURCE#…), never an ORDER#ord_… one
+    {"order_source_id": "Bestellung-Müller-ÄÖÜ-注文"},
+    {"order_source_id": "9" * 500},
+    {"order_source_id": "€" * 500},  # 1,500 UTF-8 bytes: still within a DynamoDB key
+    {"order_source_id": "1001", "order_id": None, "redemption_id": None},
 ]
 
 
@@ -58,6 +67,19 @@ INVALID = [
     {"redemption_id": "rf_0e2500291ae016adea"},  # a failed redemption: nothing to roll back
     {"order_id": "ord_dot.ted"},
     {"order_id": "ord_" + "x" * 101},
+    # exactly one of redemption_id, order_id and order_source_id
+    {"redemption_id": "r_0e2500291ae016adea", "order_source_id": "1001"},
+    {"order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "order_source_id": "1001"},
+    {"redemption_id": "r_0e2500291ae016adea", "order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk", "order_source_id": "1"},
+    {"order_source_id": None},
+    # the merchant's order id: 1–500 characters, no control characters, a string
+    {"order_source_id": ""},
+    {"order_source_id": "9" * 501},
+    {"order_source_id": "10\n01"},
+    {"order_source_id": "1001\u0000"},
+    {"order_source_id": "\u0085"},  # a C1 control character (NEL)
+    {"order_source_id": 1001},
+    {"orderSourceId": "1001"},
 ]
 
 
@@ -71,11 +93,50 @@ def test_the_published_schema_is_the_models() -> None:
 
 def test_the_model_takes_its_id_shapes_from_the_ids_module() -> None:
     properties = rollback_request_schema()["properties"]
-    patterns = {name: [a.get("pattern") for a in properties[name]["anyOf"]] for name in ("redemption_id", "order_id")}
+    names = ("redemption_id", "order_id", "order_source_id")
+    patterns = {name: [a.get("pattern") for a in properties[name]["anyOf"]] for name in names}
     assert patterns == {
         "redemption_id": [ids.SUCCEEDED_REDEMPTION_ID_PATTERN, None],
         "order_id": [ids.ORDER_ID_PATTERN, None],
+        "order_source_id": [ids.ORDER_SOURCE_ID_PATTERN, None],
     }
+
+
+def test_exactly_one_target_in_the_model_and_in_the_schema() -> None:
+    """Each of the three targets alone passes; any two, or none, fail both the model and the published schema."""
+    targets = {
+        "redemption_id": "r_0e2500291ae016adea",
+        "order_id": "ord_p6B1A0y805yUQQaCw4bC6Fbk",
+        "order_source_id": "1",
+    }
+    validator = jsonschema.Draft202012Validator(rollback_request_schema())
+    for count in range(4):
+        for chosen in itertools.combinations(targets, count):
+            document = {name: targets[name] for name in chosen}
+            assert validator.is_valid(document) is (count == 1), document
+            if count == 1:
+                assert RollbackRequest.model_validate(document).order_target() == (
+                    None if chosen == ("redemption_id",) else (chosen[0], targets[chosen[0]])
+                )
+                continue
+            with pytest.raises(ValidationError, match="exactly one of redemption_id, order_id and order_source_id"):
+                RollbackRequest.model_validate(document)
+
+
+def test_the_longest_order_source_id_always_fits_its_request_key() -> None:
+    """500 characters of the widest UTF-8 (4 bytes) with the request key's prefix stay within DynamoDB's 2,048 bytes
+    for a partition key, and within what an index key holds."""
+    from voucherify_ledger.ledger.dynamo import MAX_PARTITION_KEY_BYTES
+    from voucherify_ledger.ledger.keys import order_request_key
+
+    widest = "\U0001f600" * ids.MAX_ORDER_SOURCE_ID
+    request = RollbackRequest(order_source_id=widest)
+    key = order_request_key(request.order_source_id or "", "r" * 256, by="order_source_id")
+    assert len(widest.encode("utf-8")) == 2000
+    assert len(key["pk"]["S"].encode("utf-8")) <= MAX_PARTITION_KEY_BYTES
+    assert key["pk"]["S"].startswith("ORDER_SOURCE#") and not key["pk"]["S"].startswith("ORDER#")
+    with pytest.raises(ValidationError):
+        RollbackRequest(order_source_id=widest + "x")
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ KEY_ATTRIBUTE_BYTES = {
     "pk": MAX_PARTITION_KEY_BYTES,
     "sk": MAX_SORT_KEY_BYTES,
     "order_id": MAX_PARTITION_KEY_BYTES,
+    "order_source_id": MAX_PARTITION_KEY_BYTES,  # ByOrderSourceId's key
     "customer_id": MAX_PARTITION_KEY_BYTES,
     "voucher_code": MAX_PARTITION_KEY_BYTES,
     "quarantine_id": MAX_PARTITION_KEY_BYTES,

@@ -6,7 +6,7 @@ One table keyed ``pk``/``sk``; the item families and their keys are listed in ``
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 # --- redemptions and their rollbacks --------------------------------------------------------------
 REDEMPTION_PREFIX = "REDEMPTION#"  # REDEMPTION#<r_…> / REDEMPTION: a redemption and its rollbacks
@@ -17,8 +17,19 @@ RAW_SK_PREFIX = "RAW#"  # REDEMPTION#<r_…> / RAW#<sha256>: a raw delivery too 
 CONFLICT_SK_PREFIX = "CONFLICT#"  # REDEMPTION#<r_…> / CONFLICT#<sha256>: a delivery of a known id with other content
 SUCCEEDED = "SUCCEEDED"
 ROLLED_BACK = "ROLLED_BACK"
-INDEXES = {"order": "ByOrder", "customer": "ByCustomer", "voucher_code": "ByVoucherCode"}
-INDEX_KEYS = {"order": "order_id", "customer": "customer_id", "voucher_code": "voucher_code"}
+# The redemption items' GSIs, each sorted by ``redeemed_at`` (``list_by``): key → index name, key → its attribute.
+INDEXES = {
+    "order": "ByOrder",
+    "order_source_id": "ByOrderSourceId",  # the merchant's order id (Voucherify's order.source_id)
+    "customer": "ByCustomer",
+    "voucher_code": "ByVoucherCode",
+}
+INDEX_KEYS = {
+    "order": "order_id",
+    "order_source_id": "order_source_id",
+    "customer": "customer_id",
+    "voucher_code": "voucher_code",
+}
 
 # --- quarantine records ---------------------------------------------------------------------------
 QUARANTINE_PREFIX = "QUARANTINE#"  # QUARANTINE#<q_…> / QUARANTINE: an authentic delivery that failed validation
@@ -29,6 +40,16 @@ QUARANTINE_INDEX = "Quarantine"
 # --- rollback requests (the rollback worker) --------------------------------------------------------
 REQUEST_SK_PREFIX = "REQUEST#"  # REDEMPTION#<r_…> / REQUEST#<request id>: a rollback request of a redemption
 ORDER_PREFIX = "ORDER#"  # ORDER#<ord_…> / REQUEST#<request id>: an order-level request, fanned out
+# ORDER_SOURCE#<order source id> / REQUEST#<request id>: the same, naming the merchant's order id. Never the same key
+# as an ORDER# one (the prefixes differ at their 6th character); 13 + 4 × 500 bytes at most, within 2,048.
+ORDER_SOURCE_PREFIX = "ORDER_SOURCE#"
+OrderField = Literal["order_id", "order_source_id"]  # what an order-level request names its order by
+ORDER_REQUEST_PREFIXES: dict[OrderField, str] = {"order_id": ORDER_PREFIX, "order_source_id": ORDER_SOURCE_PREFIX}
+# The attribute of an order-level request that names its order (never the indexes' own attribute: no index lists it).
+ORDER_REQUEST_FIELDS: dict[OrderField, str] = {
+    "order_id": "source_order_id",
+    "order_source_id": "source_order_source_id",
+}
 REJECTED_PREFIX = "REQUEST#"  # REQUEST#<request id> / REQUEST: a malformed request (it names no redemption)
 REJECTED_SK = "REQUEST"
 PENDING = "PENDING"  # being processed
@@ -64,8 +85,9 @@ def request_key(redemption_id: str, request_id: str) -> dict[str, Any]:
     return redemption_item_key(redemption_id, REQUEST_SK_PREFIX + request_id)
 
 
-def order_request_key(order_id: str, request_id: str) -> dict[str, Any]:
-    return _key(ORDER_PREFIX + order_id, REQUEST_SK_PREFIX + request_id)
+def order_request_key(order: str, request_id: str, by: OrderField = "order_id") -> dict[str, Any]:
+    """An order-level request's key: ``ORDER#<ord_…>``, or ``ORDER_SOURCE#<order source id>`` (``by``)."""
+    return _key(ORDER_REQUEST_PREFIXES[by] + order, REQUEST_SK_PREFIX + request_id)
 
 
 def rejected_request_key(request_id: str) -> dict[str, Any]:

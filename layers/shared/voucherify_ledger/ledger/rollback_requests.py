@@ -1,11 +1,13 @@
 """The rollback request store: what the rollback worker asked Voucherify and what came of it.
 
-A request item (``REDEMPTION#<r_…> / REQUEST#<id>``; an order's ``ORDER#<ord_…> / REQUEST#<id>``; a malformed one's
-``REQUEST#<id> / REQUEST``) carries ``state`` (``REQUEST_STATES``), ``attempts``, ``error`` ({status, key, message}
-of the last problem), ``next_attempt_at`` and ``rollback_id``. It never carries ``order_id``/``customer_id``/
-``voucher_code``/``redeemed_at``, so the indexes never list it, and holds no personal data (the rollback's customer,
-order and metadata are sent, not stored). Guards keep a finished request finished: nothing overwrites SUCCEEDED;
-ALREADY_ROLLED_BACK gives way only to SUCCEEDED; PENDING/RETRYING/FAILED never replace either.
+A request item (``REDEMPTION#<r_…> / REQUEST#<id>``; an order's ``ORDER#<ord_…> / REQUEST#<id>``, or by the
+merchant's order id ``ORDER_SOURCE#<order source id> / REQUEST#<id>``; a malformed one's ``REQUEST#<id> / REQUEST``)
+carries ``state`` (``REQUEST_STATES``), ``attempts``, ``error`` ({status, key, message, and from Voucherify's answer
+details, request_id, resource_id, resource_type} of the last problem), ``next_attempt_at`` and ``rollback_id``. It
+never carries ``order_id``/``order_source_id``/``customer_id``/``voucher_code``/``redeemed_at``, so the indexes never
+list it, and holds no personal data (the rollback's customer, order and metadata are sent, not stored). Guards keep a
+finished request finished: nothing overwrites SUCCEEDED; ALREADY_ROLLED_BACK gives way only to SUCCEEDED;
+PENDING/RETRYING/FAILED never replace either.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from voucherify_ledger.ledger.dynamo import Table, Update, av, compact
 from voucherify_ledger.ledger.keys import (
     ALREADY_ROLLED_BACK,
     FAILED,
-    ORDER_PREFIX,
+    ORDER_REQUEST_FIELDS,
+    ORDER_REQUEST_PREFIXES,
     PENDING,
     REQUEST_SK_PREFIX,
     REQUEST_STATES,
     RETRYING,
     ROLLED_BACK,
     SUCCEEDED,
+    OrderField,
     iso,
     order_request_key,
     redemption_key,
@@ -195,23 +199,25 @@ class RollbackRequestStore:
 
     def record_order(
         self,
-        order_id: str,
+        order: str,
         request_id: str,
         state: str,
         *,
         now: datetime,
         fields: Mapping[str, Any] | None = None,
+        by: OrderField = "order_id",
     ) -> None:
-        """An order-level request (``ORDER#<ord_…>`` / ``REQUEST#<request id>``): FANNED_OUT with the redemptions
-        it queued, ALREADY_ROLLED_BACK, or FAILED (the ledger holds no redemption of the order). A guard that
-        keeps a finished request as it is writes nothing."""
+        """An order-level request (``ORDER#<ord_…>``, or ``by`` the merchant's order id ``ORDER_SOURCE#<order source
+        id>``, / ``REQUEST#<request id>``): FANNED_OUT with the redemptions it queued, ALREADY_ROLLED_BACK, or FAILED
+        (the ledger holds no redemption of the order). A guard that keeps a finished request as it is writes
+        nothing."""
         update, condition = request_update(state, now, fields)
         update.set_if_absent("entity", "rollback_request")
         update.set_if_absent("request_id", request_id)
-        update.set_if_absent("source_order_id", order_id)
+        update.set_if_absent(ORDER_REQUEST_FIELDS[by], order)
         update.set_if_absent("created_at", iso(now))
         update.add("attempts", 1)
-        self.table.update(order_request_key(order_id, request_id), update, what="request", condition=condition)
+        self.table.update(order_request_key(order, request_id, by), update, what="request", condition=condition)
 
     def record_worker_rollback(
         self,
@@ -289,11 +295,11 @@ class RollbackRequestStore:
         found = self.table.get(key)
         return public(found) if found else None
 
-    def of_order(self, order_id: str) -> list[dict[str, Any]]:
-        """The order-level rollback requests of an order, oldest first."""
+    def of_order(self, order: str, *, by: OrderField = "order_id") -> list[dict[str, Any]]:
+        """The order-level rollback requests of an order (``by`` its ``ord_…`` id or the merchant's), oldest first."""
         found = self.table.query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
-            ExpressionAttributeValues={":pk": av(ORDER_PREFIX + order_id), ":sk": av(REQUEST_SK_PREFIX)},
+            ExpressionAttributeValues={":pk": av(ORDER_REQUEST_PREFIXES[by] + order), ":sk": av(REQUEST_SK_PREFIX)},
             ConsistentRead=True,
         )
         return sorted((public(i) for i in found), key=lambda r: (r.get("created_at") or "", r["request_id"]))

@@ -6,6 +6,11 @@ not held to the hex digits today's ids happen to use, and its length bound (``MA
 format change on Voucherify's side is not refused; what does not fit is never written (the webhooks quarantine
 it, the rollback worker records it as invalid), because it would make keys DynamoDB refuses or that no one can
 look up.
+
+The merchant's own order id (Voucherify's ``order.source_id``, ``order_source_id`` in the ledger) is no Voucherify id:
+any text of 1–``MAX_ORDER_SOURCE_ID`` characters without control characters, which always fits a DynamoDB key (at
+most 4 UTF-8 bytes a character, with its key prefix, within 2,048 bytes). It is an order number, never personal data:
+the ledger keys and logs it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ ORDER_ID_PATTERN = rf"^ord_{_TAIL}$"
 CUSTOMER_ID_PATTERN = rf"^cust_{_TAIL}$"
 VOUCHER_ID_PATTERN = rf"^v_{_TAIL}$"
 REDEMPTION_FAMILY_ID_PATTERN = rf"^(?:r|rf|rr|rrf)_{_TAIL}$"  # a redemption object: either of the above
+MAX_ORDER_SOURCE_ID = 500  # characters: 2,000 UTF-8 bytes at most
+# No C0/C1 control characters (a line break or a NUL in a key is a mistake, not an order number).
+ORDER_SOURCE_ID_PATTERN = rf"^[^\u0000-\u001F\u007F-\u009F]{{1,{MAX_ORDER_SOURCE_ID}}}$"
 REDEMPTION_ID_SHAPE = f"r_… or rf_…, then 1–{MAX_ID_TAIL} letters or digits"
 ROLLBACK_ID_SHAPE = f"rr_… or rrf_…, then 1–{MAX_ID_TAIL} letters or digits"
 
@@ -34,6 +42,9 @@ RollbackId = Annotated[str, StringConstraints(pattern=ROLLBACK_ID_PATTERN)]
 OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 VoucherId = Annotated[str, StringConstraints(pattern=VOUCHER_ID_PATTERN)]
+OrderSourceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ORDER_SOURCE_ID, pattern=ORDER_SOURCE_ID_PATTERN)
+]
 
 # fullmatch, as pydantic matches the patterns: a trailing newline is no part of an id (re's $ would allow it).
 _SUCCEEDED_REDEMPTION = re.compile(SUCCEEDED_REDEMPTION_ID_PATTERN)

@@ -13,28 +13,28 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from pydantic.config import JsonDict
 
 from voucherify_ledger.errors import describe_errors
+from voucherify_ledger.ledger.keys import OrderField
 from voucherify_ledger.models import ids
 from voucherify_ledger.rollbacks.client import RollbackBody
 
 SCHEMA_ID = "rollback-request.schema.json"
-# The redemption and order ids are the shapes of voucherify_ledger.models.ids, which the webhooks use too.
+# The redemption and order ids (and the merchant's order id) are the shapes of voucherify_ledger.models.ids.
 MAX_REQUEST_ID = 256
 REQUEST_ID_PATTERN = rf"^[0-9A-Za-z._:@+=-]{{1,{MAX_REQUEST_ID}}}$"
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 
+TARGETS = ("redemption_id", "order_id", "order_source_id")  # exactly one of them names what to roll back
 _EXACTLY_ONE_TARGET: JsonDict = {
-    "oneOf": [
-        {"required": ["redemption_id"], "properties": {"redemption_id": {"type": "string"}}},
-        {"required": ["order_id"], "properties": {"order_id": {"type": "string"}}},
-    ],
+    "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in TARGETS],
 }
 
 
 class RollbackRequest(BaseModel):
     """A request to roll back one redemption, or every redemption of an order, in Voucherify.
 
-    Exactly one of ``redemption_id`` and ``order_id``. ``reason``, ``tracking_id``, ``customer``, ``order``
-    and ``metadata`` are passed to Voucherify's rollback API as they are.
+    Exactly one of ``redemption_id``, ``order_id`` (Voucherify's ``ord_…``) and ``order_source_id`` (the merchant's
+    own order id, Voucherify's ``order.source_id``). ``reason``, ``tracking_id``, ``customer``, ``order`` and
+    ``metadata`` are passed to Voucherify's rollback API as they are.
     """
 
     model_config = ConfigDict(
@@ -47,6 +47,7 @@ class RollbackRequest(BaseModel):
             "examples": [
                 {"redemption_id": "r_0e2500291ae016adea", "reason": "Order cancelled"},
                 {"order_id": "ord_3VYCHwdV0YOOch2nm1RsTKNI", "reason": "Refund", "request_id": "refund-1842"},
+                {"order_source_id": "1001", "reason": "Order cancelled", "request_id": "cancel-1001"},
             ],
         },
     )
@@ -58,6 +59,12 @@ class RollbackRequest(BaseModel):
     order_id: ids.OrderId | None = Field(
         default=None,
         description="Roll back every redemption of this order (ord_…) that the ledger holds as SUCCEEDED.",
+    )
+    order_source_id: ids.OrderSourceId | None = Field(
+        default=None,
+        description="The same by your own order id (Voucherify's order.source_id, e.g. 1001): 1-"
+        f"{ids.MAX_ORDER_SOURCE_ID} characters, no control characters. An order number, never personal data: the "
+        "ledger keys and logs it.",
     )
     reason: str | None = Field(default=None, max_length=1024, description="Reason for the rollback.")
     tracking_id: str | None = Field(default=None, max_length=256, description="Customer's source_id.")
@@ -80,9 +87,17 @@ class RollbackRequest(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> RollbackRequest:
-        if (self.redemption_id is None) == (self.order_id is None):
-            raise ValueError("exactly one of redemption_id and order_id is required")
+        if sum(getattr(self, name) is not None for name in TARGETS) != 1:
+            raise ValueError("exactly one of redemption_id, order_id and order_source_id is required")
         return self
+
+    def order_target(self) -> tuple[OrderField, str] | None:
+        """The order an order-level request names, by ``order_id`` or ``order_source_id``; None for a redemption."""
+        if self.order_id is not None:
+            return "order_id", self.order_id
+        if self.order_source_id is not None:
+            return "order_source_id", self.order_source_id
+        return None
 
     def to_message(self) -> str:
         """The SQS message body."""

@@ -31,6 +31,7 @@ class Outcome:
     redemption_id: str | None = None
     order_id: str | None = None
     rollback_id: str | None = None
+    order_source_id: str | None = None
     error_key: str | None = None
     api_calls: int = 0
     detail: str | None = None

@@ -90,6 +90,7 @@ class Retries:
             request_id=request_id,
             redemption_id=request.redemption_id if request else None,
             order_id=request.order_id if request else None,
+            order_source_id=request.order_source_id if request else None,
             status=problem.status,
             key=problem.key,
             error=problem.message,
@@ -107,8 +108,9 @@ class Retries:
             if request is not None and request.redemption_id:
                 self.ledger.requests.update(request.redemption_id, request_id, state, now=now, fields=fields)
                 return True
-            if request is not None and request.order_id:
-                self.ledger.requests.record_order(request.order_id, request_id, state, now=now, fields=fields)
+            order = request.order_target() if request is not None else None
+            if order is not None:
+                self.ledger.requests.record_order(order[1], request_id, state, now=now, fields=fields, by=order[0])
                 return True
         except Exception as exc:
             self.logger.warning("could not record the retry", request_id=request_id, error=type(exc).__name__)

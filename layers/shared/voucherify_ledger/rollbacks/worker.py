@@ -154,7 +154,7 @@ class RollbackWorker:
             return self._reject(message, exc, now)
         request_id = request.request_id or message.message_id
         try:
-            if request.order_id is not None:
+            if request.order_target() is not None:
                 return self.orders.fan_out(request, request_id, message, now)
             return self._roll_back(request, request.redemption_id or "", request_id, message, now)
         except (StorageError, QueueError) as exc:
@@ -183,12 +183,18 @@ class RollbackWorker:
             "message": f"{refused.reason}; the rollback may have been made in Voucherify: check the redemption there",
         }
         fields = {"error": error, "message_id": message.message_id, "receive_count": message.receive_count}
+        order = request.order_target()
         if request.redemption_id:
             self.ledger.requests.update(request.redemption_id, request_id, FAILED, now=now, fields=fields)
-        elif request.order_id:
-            self.ledger.requests.record_order(request.order_id, request_id, FAILED, now=now, fields=fields)
+        elif order is not None:
+            self.ledger.requests.record_order(order[1], request_id, FAILED, now=now, fields=fields, by=order[0])
         outcome = Outcome(
-            FAILED, request_id, request.redemption_id, order_id=request.order_id, error_key="ledger_refused"
+            FAILED,
+            request_id,
+            request.redemption_id,
+            order_id=request.order_id,
+            order_source_id=request.order_source_id,
+            error_key="ledger_refused",
         )
         return self.recording.done(outcome)
 

@@ -114,6 +114,42 @@ def test_ledger_comparison_finds_missing_extra_changed_and_foreign_records() -> 
     assert any(p.startswith(f"{other[0]} / REDEMPTION: the stored delivery is none") for p in problems)
 
 
+def test_ledger_comparison_finds_a_wrong_share_a_counted_failure_and_a_failed_rollback_that_rolled_back() -> None:
+    """The expected ledger says what the corpus made (its ``truth``), not what the ledger's summaries compute: a
+    stack child holding the order's running total, a failed attempt recorded SUCCEEDED or with a discount, a failed
+    rollback that flipped its redemption, a gift card rollback that gave nothing back — each is a difference."""
+    corpus = build_corpus(400, seed=5)
+    documents = loadtest._documents([corpus])
+    expected = loadtest.expected_ledger([corpus])
+    stored = _ledger_as_stored(corpus)
+    assert loadtest.compare_ledger(expected, stored, documents) == []
+    key = {pk.removeprefix("REDEMPTION#"): (pk, sk) for pk, sk in stored}
+    later_child = next(
+        child
+        for children in corpus.stacks.values()
+        for child in children[1:]
+        if child in corpus.redemptions and (corpus.redemptions[child]["order"] or {}).get("total_discount_amount")
+    )
+    failed = next(r for r in corpus.failed if r.startswith("rf_") and r in key)
+    failed_rollback = next(r for r in corpus.failed if r.startswith("rrf_"))
+    rolled_back_anyway = key[corpus.rollbacks[failed_rollback]["redemption_rollback"]["redemption"]]
+    gift_rollback = next(r for r, t in corpus.truth.items() if t.get("credits_restored"))
+    gift = key[corpus.rollbacks[gift_rollback]["redemption_rollback"]["redemption"]]
+    broken = copy.deepcopy(stored)
+    broken[key[later_child]]["discount_amount"] = corpus.redemptions[later_child]["order"]["total_discount_amount"]
+    broken[key[failed]].update(status="SUCCEEDED", discount_amount=100)
+    broken[rolled_back_anyway]["status"] = "ROLLED_BACK"
+    broken[rolled_back_anyway]["rollback_ids"] = [failed_rollback]
+    broken[gift][f"rollback#{gift_rollback}"].pop("credits_restored")
+
+    problems = loadtest.compare_ledger(expected, broken, documents)
+
+    assert any(p.startswith(f"{key[later_child][0]} / REDEMPTION differs: discount_amount") for p in problems)
+    assert any(p.startswith(f"{key[failed][0]} / REDEMPTION differs: discount_amount") for p in problems)
+    assert any(p.startswith(f"{rolled_back_anyway[0]} / REDEMPTION differs: rollback_ids") for p in problems)
+    assert any(p.startswith(f"{gift[0]} / REDEMPTION differs: rollback#{gift_rollback}") for p in problems)
+
+
 def test_expected_ledger_does_not_depend_on_arrival_order() -> None:
     corpus = build_corpus(80, seed=9)
     shuffled = copy.copy(corpus)

@@ -45,7 +45,6 @@ LONE_STYLES = (
     ("loyalty_material", 6),
     ("loyalty_gift_credits", 6),
 )
-UNIT_OF_STYLE = {"gift": "gift_credits", "loyalty_points": "loyalty_points"}
 VOUCHER_TYPE_OF_STYLE = {"voucher": "DISCOUNT_VOUCHER", "gift": "GIFT_VOUCHER"}
 ORDER_DISCOUNT_FIELDS = (
     "discount_amount",
@@ -59,7 +58,7 @@ Event = tuple[str, str, dict[str, Any]]  # (kind, event_type, data)
 
 
 def _unit(style: str) -> str:
-    return UNIT_OF_STYLE.get(style) or ("loyalty_points" if style.startswith("loyalty") else "currency")
+    return "gift_credits" if style == "gift" else "loyalty_points" if style.startswith("loyalty") else "currency"
 
 
 class CorpusBuilder:
@@ -85,7 +84,7 @@ class CorpusBuilder:
     # --- the order and its discounts --------------------------------------------------------------
     def order(self, customer: dict[str, Any] | None) -> dict[str, Any] | None:
         if self.rng.random() < 0.1:
-            return None
+            return None  # a redemption without an order
         order = self.gen.instance("SimpleOrder", nullable_ok=False)
         order["id"] = self.gen.voucherify_id("ord_")
         order["customer_id"] = customer["id"] if customer else None

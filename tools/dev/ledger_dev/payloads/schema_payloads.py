@@ -56,12 +56,7 @@ EVENT_SCHEMAS = {
 FRACTIONAL_NUMBERS = frozenset({"percent_off", "unit_off"})
 FRACTION_RATE = 0.3
 # failure_code values of Voucherify's failed redemptions and rollbacks (the schemas' examples and error keys).
-REDEMPTION_FAILURES = (
-    ("no_applicable_redeemables", "No applicable redeemables"),
-    ("customer_rules_violated", "Customer does not match the validation rules"),
-    ("quantity_exceeded", "Quantity exceeded"),
-    ("voucher_expired", "Voucher expired"),
-)
+REDEMPTION_FAILURES = (("no_applicable_redeemables", "No applicable redeemables"), ("voucher_expired", "Expired"))
 ROLLBACK_FAILURES = (("already_rolled_back", "Already rolled back"), ("invalid_redemption", "Invalid redemption"))
 
 # Prefixes of Voucherify ids, by the schema that holds an ``id`` or by the name of an ``…_id`` property.

@@ -61,10 +61,21 @@ def test_list_by_order_customer_and_voucher_code(recorded, capsys: pytest.Captur
     by_code = run_cli(["list", "--voucher-code", "Always-add-prods-5", *TARGET])
     unknown = run_cli(["list", "--order", "ord_unknown", *TARGET])
 
-    for code, out in (by_order, by_customer, by_code):
+    order = json.loads(by_order[1])
+    assert by_order[0] == 0 and (order["order_id"], order["redemption_count"]) == (SEED_ORDER_ID, 1)
+    for code, listed in ((by_customer[0], json.loads(by_customer[1])), (by_code[0], json.loads(by_code[1]))):
         assert code == 0
-        assert [(r["redemption_id"], r["status"]) for r in json.loads(out)] == [(SEED_REDEMPTION_ID, "SUCCEEDED")]
-    assert unknown[0] == 1 and json.loads(unknown[1]) == []
+        assert [(r["redemption_id"], r["status"]) for r in listed] == [(SEED_REDEMPTION_ID, "SUCCEEDED")]
+    assert [(r["redemption_id"], r["status"]) for r in order["redemptions"]] == [(SEED_REDEMPTION_ID, "SUCCEEDED")]
+    assert unknown[0] == 1
+    assert json.loads(unknown[1]) == {
+        "order_id": "ord_unknown",
+        "order_source_ids": [],
+        "redemption_count": 0,
+        "total_discount_amount": 0,
+        "rolled_back_discount_amount": 0,
+        "redemptions": [],
+    }
     assert "no redemptions of order ord_unknown" in capsys.readouterr().err
 
 
@@ -138,3 +149,155 @@ def test_local_without_make_run_says_so(monkeypatch: pytest.MonkeyPatch, capsys:
     err = capsys.readouterr().err
     assert code == 3 and out == ""
     assert f"nothing is listening on http://127.0.0.1:{port}" in err and "is `make run` running?" in err
+
+
+# --- an order: its stacks as trees, its true total discount; by the merchant's order id -----------------------------
+TREE_ORDER, TREE_SOURCE = "ord_tree0000000000001", "T-1001"
+LONE, ROLLED = "r_treelone0000000001", "r_treerolled000000001"
+PARENT, CHILD_A, CHILD_B = "r_treeparent00000001", "r_treechild000000001", "r_treechild000000002"
+UNLISTED_PARENT, ORPHAN = "r_treeparent00000002", "r_treechild000000003"  # a child whose parent the index lacks
+
+
+@pytest.fixture
+def stacked_order(aws) -> None:
+    """Order T-1001: a lone redemption (500), one rolled back since (300), a stack of two (1,000 + 500 = its parent's
+    1,500) with their promotion tiers, and a child (200) whose parent is not listed with the order."""
+    from datetime import UTC, datetime
+
+    from support.worker import record_redemption, set_stack_role, write_attributes
+    from voucherify_ledger.ledger.deliveries import Delivery
+    from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
+
+    ledger = aws.ledger
+    for redemption_id, parent in (
+        (LONE, None),
+        (ROLLED, None),
+        (PARENT, None),
+        (CHILD_A, PARENT),
+        (CHILD_B, PARENT),
+        (ORPHAN, UNLISTED_PARENT),
+    ):
+        record_redemption(ledger, redemption_id, order_id=TREE_ORDER, order_source_id=TREE_SOURCE, parent_id=parent)
+
+    def at(second: int) -> dict[str, str]:  # the indexes' sort key; amounts in the smallest currency unit
+        return {"redeemed_at": f"2024-01-15T12:20:{second:02d}.000Z", "amount_unit": "currency"}
+
+    write_attributes(ledger, LONE, discount_amount=500, **at(1))
+    write_attributes(ledger, ROLLED, discount_amount=300, **at(2))
+    set_stack_role(ledger, PARENT, "parent", discount_amount=1500, **at(3))
+    set_stack_role(ledger, CHILD_A, "child", discount_amount=1000, promotion_tier_id="promo_tierA000000001", **at(4))
+    set_stack_role(ledger, CHILD_B, "child", discount_amount=500, promotion_tier_id="promo_tierB000000001", **at(5))
+    set_stack_role(ledger, ORPHAN, "child", discount_amount=200, **at(6))
+    rolled = payload("redemption_rollback_succeeded")
+    rolled["redemption"]["id"] = rolled["redemption_rollback"]["redemption"] = ROLLED
+    ledger.redemptions.record_rollback(
+        EventRedemptionRollbackSucceededData.model_validate(rolled),
+        Delivery(b"{}", "redemption-rollback-succeeded", datetime.now(UTC)),
+    )
+
+
+def _tree(redemptions: list[dict]) -> list[tuple]:
+    """The listing's shape: (id, status, promotion tier, [children's shapes])."""
+    return [
+        (
+            r["redemption_id"],
+            r.get("status"),
+            r.get("promotion_tier_id"),
+            _tree(r["children"]) if "children" in r else None,
+        )
+        for r in redemptions
+    ]
+
+
+EXPECTED_TREE = [
+    (LONE, "SUCCEEDED", None, None),
+    (ROLLED, "ROLLED_BACK", None, None),
+    (
+        PARENT,
+        "SUCCEEDED",
+        None,
+        [(CHILD_A, "SUCCEEDED", "promo_tierA000000001", None), (CHILD_B, "SUCCEEDED", "promo_tierB000000001", None)],
+    ),
+    (UNLISTED_PARENT, None, None, [(ORPHAN, "SUCCEEDED", None, None)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "asked", "others"),
+    [
+        ("--order", TREE_ORDER, "order_id", {"order_source_ids": [TREE_SOURCE]}),
+        ("--order-source-id", TREE_SOURCE, "order_source_id", {"order_ids": [TREE_ORDER]}),
+    ],
+)
+def test_list_an_order_shows_its_stacks_as_trees_and_its_true_total_discount(
+    stacked_order, option: str, value: str, asked: str, others: dict
+) -> None:
+    code, out = run_cli(["list", option, value, *TARGET])
+
+    shown = json.loads(out)
+    assert code == 0
+    assert {k: v for k, v in shown.items() if k != "redemptions"} == {
+        asked: value,
+        **others,
+        "redemption_count": 6,
+        # every redemption once: the stack's parent (1,500) is its children's sum and is not added again
+        "total_discount_amount": 500 + 300 + 1000 + 500 + 200,
+        "rolled_back_discount_amount": 300,
+        "amount_unit": "currency",
+    }
+    assert _tree(shown["redemptions"]) == EXPECTED_TREE
+    (parent,) = [r for r in shown["redemptions"] if r["redemption_id"] == PARENT]
+    assert (parent["stack_role"], parent["discount_amount"]) == ("parent", 1500)
+    assert [c["parent_redemption_id"] for c in parent["children"]] == [PARENT, PARENT]
+    assert shown["redemptions"][-1]["listed"] is False  # the orphan's parent stands in, by id alone
+
+
+def test_list_by_an_order_source_id_the_ledger_does_not_know_exits_1(stacked_order, capsys) -> None:
+    code, out = run_cli(["list", "--order-source-id", "T-9999", *TARGET])
+
+    assert code == 1 and json.loads(out)["redemptions"] == [] and json.loads(out)["order_ids"] == []
+    assert "no redemptions of order source id T-9999" in capsys.readouterr().err
+
+
+def test_rollback_by_order_source_id_queues_it_and_waits_for_every_redemption(stacked_order, make_harness, aws) -> None:
+    import threading
+
+    harness = make_harness()
+    harness.fake.add_stack(PARENT, [CHILD_A, CHILD_B], order_id=TREE_ORDER)
+    harness.fake.add_stack(UNLISTED_PARENT, [ORPHAN], order_id=TREE_ORDER)
+    stop = threading.Event()
+
+    def worker() -> None:  # the event source mapping: polls the queue while the CLI waits
+        while not stop.is_set():
+            if not harness.poll().received:
+                stop.wait(0.05)
+
+    polling = threading.Thread(target=worker, daemon=True)
+    polling.start()
+    try:
+        request = ["--order-source-id", TREE_SOURCE, "--reason", "Order cancelled", "--request-id", "cancel-t"]
+        code, out = run_cli(["rollback", *request, "--queue-url", harness.queue_url, *TARGET, "--wait", "20"])
+    finally:
+        stop.set()
+        polling.join(5)
+
+    answer = json.loads(out)
+    assert code == 0, answer
+    assert (answer["order_source_id"], answer["request_id"], answer["finished"]) == (TREE_SOURCE, "cancel-t", True)
+    order_request, *children = answer["requests"]
+    assert (order_request["state"], order_request["source_order_source_id"]) == ("FANNED_OUT", TREE_SOURCE)
+    assert order_request["already_rolled_back_ids"] == [ROLLED]
+    assert sorted(c["redemption_id"] for c in children) == sorted([LONE, PARENT, UNLISTED_PARENT])
+    assert {c["state"] for c in children} == {"SUCCEEDED"}
+    assert {r: harness.fake.calls(r) for r in (LONE, ROLLED, CHILD_A, CHILD_B, ORPHAN)} == {
+        LONE: 1,
+        ROLLED: 0,
+        CHILD_A: 0,
+        CHILD_B: 0,
+        ORPHAN: 0,
+    }
+    assert [r.endpoint for r in harness.fake.requests if r.redemption_id == PARENT] == ["rollbacks"]  # known parent
+    listed = json.loads(run_cli(["list", "--order-source-id", TREE_SOURCE, *TARGET])[1])
+    statuses = {r["redemption_id"]: r.get("status") for r in listed["redemptions"]}
+    assert statuses == {LONE: "ROLLED_BACK", ROLLED: "ROLLED_BACK", PARENT: "ROLLED_BACK", UNLISTED_PARENT: None}
+    assert listed["rolled_back_discount_amount"] == listed["total_discount_amount"] == 2500

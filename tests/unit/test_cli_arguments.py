@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from ledger_dev import local_stack
-from redemption_ledger_cli import cli
+from redemption_ledger_cli import cli, rollback
 from support.cli import run_cli
 from support.documents import SEED_ORDER_ID, SEED_REDEMPTION_ID
+from voucherify_ledger.models.rollback_request import RollbackRequest
 
 
 def test_only_one_place_at_a_time(capsys: pytest.CaptureFixture) -> None:
@@ -70,7 +71,7 @@ def test_rollback_wait_follows_the_child_ids_the_order_request_lists() -> None:
     asked: list[tuple[str, str]] = []
 
     class Requests:
-        def of_order(self, order_id: str) -> list[dict[str, object]]:
+        def of_order(self, order_id: str, *, by: str = "order_id") -> list[dict[str, object]]:
             return [
                 {
                     "request_id": parent,
@@ -85,7 +86,8 @@ def test_rollback_wait_follows_the_child_ids_the_order_request_lists() -> None:
             return {"request_id": request_id, "state": "SUCCEEDED"}
 
     ledger = SimpleNamespace(requests=Requests())
-    items = cli._request_states(ledger, SimpleNamespace(redemption_id=None, order_id="ord_1"), parent)
+    request = RollbackRequest(order_id="ord_1", request_id=parent)
+    items = rollback.request_states(ledger, request, parent)
 
     assert asked == [("sha256-a:r_1", "r_1"), ("sha256-a:r_2", "r_2")]
-    assert len(items) == 3 and cli._finished(items)
+    assert len(items) == 3 and rollback.finished(items)

@@ -3,8 +3,10 @@
     redemption-ledger show r_0e2500291ae016adea --local          # the `make run` stack
     redemption-ledger show r_0e2500291ae016adea --stack my-stack # table from the stack's LedgerTableName
     redemption-ledger list --order ord_3VYCHwdV0YOOch2nm1RsTKNI --table voucherify-ledger --region eu-west-1
+    redemption-ledger list --order-source-id 1001 --stack my-stack      # by your own order id
     redemption-ledger rollback r_0e2500291ae016adea --reason "Order cancelled" --local --wait 60
     redemption-ledger rollback --order ord_3VYCHwdV0YOOch2nm1RsTKNI --reason Refund --stack my-stack
+    redemption-ledger rollback --order-source-id 1001 --reason Refund --stack my-stack
     redemption-ledger quarantine list --stack my-stack                # authentic deliveries that failed validation
     redemption-ledger quarantine replay --all --stack my-stack        # after a fix: record those that now pass
     redemption-ledger quarantine replay q_… --route redemption-succeeded --stack my-stack  # where q_… belongs
@@ -19,39 +21,33 @@ without any, ``$LEDGER_TABLE_NAME``. AWS credentials and region come from the us
 (``--region`` overrides the region). ``where`` finds them; ``local`` holds the conventions ``make run`` follows.
 
 Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read.
-Each subcommand is a ``register_*`` function in ``COMMANDS``: add one to add a command. It may import the layer
-package, boto3 and the standard library, nothing else (``tests/e2e/test_cli_installs_alone.py``).
+Each subcommand is a ``register_*`` function in ``COMMANDS`` (``list`` in ``listing``, ``rollback`` in ``rollback``):
+add one to add a command. It may import the layer package, boto3 and the standard library, nothing else
+(``tests/e2e/test_cli_installs_alone.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from redemption_ledger_cli.listing import register_list
+from redemption_ledger_cli.rollback import register_rollback
 from redemption_ledger_cli.where import (
     EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_OK,
-    EXIT_ROLLBACK_FAILED,
-    EXIT_STILL_PENDING,
     EXIT_USAGE,
     PROG,
     CliError,
     at,
-    aws_problem,
+    print_json,
     read,
-    resolve_queue,
     resolve_target,
     target_options,
 )
-
-
-def _print_json(value: Any, out: TextIO) -> None:
-    out.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -60,7 +56,7 @@ def run_show(args: argparse.Namespace, out: TextIO) -> int:
     view = read(target, lambda ledger: ledger.redemptions.get(args.redemption_id))
     if view is None:
         raise CliError(f"no redemption {args.redemption_id} in table {target.table_name}{at(target)}", EXIT_NOT_FOUND)
-    _print_json(view, out)
+    print_json(view, out)
     return EXIT_OK
 
 
@@ -73,148 +69,6 @@ def register_show(commands: Any, parent: argparse.ArgumentParser) -> None:
     )
     show.add_argument("redemption_id", metavar="REDEMPTION_ID", help="Voucherify redemption id (r_…)")
     show.set_defaults(run=run_show)
-
-
-LIST_KEYS = {"order": "order", "customer": "customer", "voucher_code": "voucher code"}
-
-
-def run_list(args: argparse.Namespace, out: TextIO) -> int:
-    key = next(k for k in LIST_KEYS if getattr(args, k))
-    value = getattr(args, key)
-    target = resolve_target(args)
-    found = read(target, lambda ledger: ledger.redemptions.list_by(key, value))
-    _print_json(found, out)
-    if not found:
-        print(
-            f"{PROG}: no redemptions of {LIST_KEYS[key]} {value} in table {target.table_name}{at(target)}",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_FOUND
-    return EXIT_OK
-
-
-def register_list(commands: Any, parent: argparse.ArgumentParser) -> None:
-    listing = commands.add_parser(
-        "list",
-        parents=[parent],
-        help="the redemptions of an order, a customer or a voucher code",
-        description="Prints the redemptions of an order, a customer or a voucher code, oldest first.",
-    )
-    which = listing.add_mutually_exclusive_group(required=True)
-    which.add_argument("--order", metavar="ORD", help="order id (ord_…)")
-    which.add_argument("--customer", metavar="CUST", help="customer id (cust_…)")
-    which.add_argument("--voucher-code", dest="voucher_code", metavar="CODE", help="voucher code")
-    listing.set_defaults(run=run_list)
-
-
-TERMINAL_STATES = ("SUCCEEDED", "ALREADY_ROLLED_BACK", "FAILED")
-
-
-def _rollback_request(args: argparse.Namespace) -> Any:
-    from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
-
-    fields: dict[str, Any] = {
-        "redemption_id": args.redemption_id,
-        "order_id": args.order,
-        "reason": args.reason,
-        "tracking_id": args.tracking_id,
-        "request_id": args.request_id,
-    }
-    try:
-        return RollbackRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValueError as exc:  # pydantic's ValidationError (a ValueError): the layer's model, not a CLI dependency
-        raise CliError("not a valid rollback request: " + "; ".join(validation_errors(exc)), EXIT_USAGE) from None
-
-
-def _request_states(ledger: Any, request: Any, request_id: str) -> list[dict[str, Any]]:
-    """The ledger's items of the request: one for a redemption; for an order, the order request followed by
-    the requests it queued per redemption (``child_request_ids``: ``<request id>:<r_…>``, or a hash of a long
-    request id in its place)."""
-    if request.redemption_id:
-        item = ledger.requests.get(request_id, request.redemption_id)
-        return [item] if item else []
-    order = next((r for r in ledger.requests.of_order(request.order_id) if r["request_id"] == request_id), None)
-    if order is None:
-        return []
-    targets = order.get("redemption_ids") or []
-    child_ids = order.get("child_request_ids") or [f"{request_id}:{rid}" for rid in targets]
-    children = [ledger.requests.get(child_id, rid) for child_id, rid in zip(child_ids, targets, strict=False)]
-    return [order, *children]
-
-
-def _finished(items: list[dict[str, Any]]) -> bool:
-    if not items or None in items:
-        return False
-    head, children = items[0], items[1:]
-    if head.get("state") == "FANNED_OUT":
-        return bool(children) and all(c.get("state") in TERMINAL_STATES for c in children)
-    return all(item.get("state") in (*TERMINAL_STATES,) for item in items)
-
-
-def run_rollback(args: argparse.Namespace, out: TextIO) -> int:
-    import time
-
-    request = _rollback_request(args)
-    if args.wait and not (args.local or args.stack or args.table or os.environ.get("LEDGER_TABLE_NAME")):
-        raise CliError(
-            "--wait reads the ledger: also say where it is (--local, --stack NAME or --table NAME)", EXIT_USAGE
-        )
-    queue = resolve_queue(args)
-    from voucherify_ledger.rollbacks.queue import enqueue_rollback
-
-    try:
-        message_id = enqueue_rollback(queue.client, queue.url, request)
-    except CliError:
-        raise
-    except Exception as exc:
-        raise CliError(f"cannot queue the request on {queue.url}: {aws_problem(exc)}") from None
-    request_id = request.request_id or message_id
-    target = {"redemption_id": request.redemption_id} if request.redemption_id else {"order_id": request.order_id}
-    queued = {"queued": True, "request_id": request_id, "message_id": message_id, **target, "queue_url": queue.url}
-    if not args.wait:
-        _print_json(queued, out)
-        return EXIT_OK
-    ledger_target = resolve_target(args)
-    deadline = time.monotonic() + args.wait
-    items: list[dict[str, Any]] = []
-    while True:
-        items = read(ledger_target, lambda ledger: _request_states(ledger, request, request_id))
-        if _finished(items) or time.monotonic() >= deadline:
-            break
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-    finished = _finished(items)
-    _print_json({**queued, "finished": finished, "requests": [i for i in items if i]}, out)
-    if not finished:
-        print(f"{PROG}: request {request_id} has not finished after {args.wait:g} s (it stays queued)", file=sys.stderr)
-        return EXIT_STILL_PENDING
-    return EXIT_ROLLBACK_FAILED if any(i.get("state") == "FAILED" for i in items) else EXIT_OK
-
-
-def register_rollback(commands: Any, parent: argparse.ArgumentParser) -> None:
-    rollback = commands.add_parser(
-        "rollback",
-        parents=[parent],
-        help="queue a rollback of a redemption, or of every redemption of an order",
-        description="Puts a rollback request on the rollback queue; the rollback worker sends it to Voucherify "
-        "and records the outcome in the ledger (see `show`).",
-        epilog="Exit codes: 0 queued (with --wait: rolled back or already rolled back), 2 wrong usage, 3 AWS "
-        "cannot be reached, 4 Voucherify refused (the ledger says why), 5 not finished within --wait.",
-    )
-    what = rollback.add_mutually_exclusive_group(required=True)
-    what.add_argument("redemption_id", metavar="REDEMPTION_ID", nargs="?", help="Voucherify redemption id (r_…)")
-    what.add_argument("--order", metavar="ORD", help="roll back every SUCCEEDED redemption of this order (ord_…)")
-    rollback.add_argument("--reason", metavar="TEXT", help="reason for the rollback, kept by Voucherify")
-    rollback.add_argument("--tracking-id", dest="tracking_id", metavar="ID", help="the customer's source_id")
-    rollback.add_argument(
-        "--request-id", dest="request_id", metavar="ID", help="your id of the request (default: SQS message id)"
-    )
-    rollback.add_argument(
-        "--queue-url", dest="queue_url", metavar="URL", help="the rollback queue (default $ROLLBACK_QUEUE_URL)"
-    )
-    rollback.add_argument(
-        "--wait", type=float, metavar="SECONDS", default=0.0, help="follow the request in the ledger until it ends"
-    )
-    rollback.set_defaults(run=run_rollback)
 
 
 # --- quarantine: deliveries that were authentic but failed validation --------------------------------
@@ -237,7 +91,7 @@ def _expires(record: dict[str, Any]) -> dict[str, Any]:
 def run_quarantine_list(args: argparse.Namespace, out: TextIO) -> int:
     target = resolve_target(args)
     found = [_expires(r) for r in read(target, lambda ledger: ledger.quarantine.records())]
-    _print_json(found, out)
+    print_json(found, out)
     if not found:
         print(f"{PROG}: nothing is quarantined in table {target.table_name}{at(target)}", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -271,7 +125,7 @@ def run_quarantine_replay(args: argparse.Namespace, out: TextIO) -> int:
         except CliError as exc:
             results[quarantine_id] = {"status": "error", "error": str(exc)}
     summary = summarize(results)
-    _print_json(summary, out)
+    print_json(summary, out)
     for quarantine_id, result in results.items():
         if result["status"] == "not_found":
             print(

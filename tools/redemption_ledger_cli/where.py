@@ -5,17 +5,19 @@ dummy credentials); ``--stack NAME`` reads a deployed stack's outputs through Cl
 ``RollbackQueueUrl``); otherwise the name or URL given, or ``$LEDGER_TABLE_NAME`` / ``$ROLLBACK_QUEUE_URL``. AWS
 credentials and region come from the usual AWS configuration (``--region`` overrides the region).
 
-A problem is a ``CliError`` whose message says what to do and whose ``exit_code`` is one of the ``EXIT_*`` codes.
+A problem is a ``CliError`` whose message says what to do and whose ``exit_code`` is one of the ``EXIT_*`` codes;
+every answer is JSON on stdout (``print_json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from redemption_ledger_cli import local
 
@@ -24,6 +26,11 @@ STACK_OUTPUT = "LedgerTableName"
 QUEUE_OUTPUT = "RollbackQueueUrl"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_ROLLBACK_FAILED, EXIT_STILL_PENDING = 4, 5
+
+
+def print_json(value: Any, out: TextIO) -> None:
+    """A command's answer, as every command prints it."""
+    out.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 
 
 class CliError(Exception):

@@ -39,6 +39,8 @@ from redemption_ledger_cli.where import (
     EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_STILL_PENDING,
     EXIT_USAGE,
     PROG,
     CliError,
@@ -48,6 +50,19 @@ from redemption_ledger_cli.where import (
     resolve_target,
     target_options,
 )
+
+# Every exit code of every command, here where the commands are (``cli.EXIT_…``).
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_ROLLBACK_FAILED",
+    "EXIT_STILL_INVALID",
+    "EXIT_STILL_PENDING",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 
 # --- commands -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ledger_dev.local_stack.config import (
     SIGNING_SECRET_ENV,
     VOUCHERIFY_API_URL_ENV,
 )
+from voucherify_ledger.models.ids import is_succeeded_redemption_id
 
 if TYPE_CHECKING:
     from ledger_dev.local_stack.stack import LocalStack
@@ -67,8 +68,8 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
         lines += ["", "Then look the redemptions up in the ledger:"]
         cli = cli_command(cfg.aws_port)
         lines += [f"  {cli} show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)]
-    if stack.rollback_poller is not None:
-        example = examples[0].redemption_id if examples else "r_…"
+    if stack.rollback_poller is not None:  # a redemption the rollback API can undo (not a failed one, rf_…)
+        example = next((e.redemption_id for e in examples if is_succeeded_redemption_id(e.redemption_id)), "r_…")
         lines += ["", "Roll a redemption back through the queue and the worker:"]
         lines.append(f'  {cli_command(cfg.aws_port)} rollback {example} --reason "order cancelled" --local --wait 30')
     lines += ["", "Ctrl-C stops everything."]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -101,6 +102,67 @@ def test_stacks(fake: FakeVoucherify) -> None:
     assert rollback(fake, "r_parent000000000001", "rollbacks")[2]["key"] == "already_rolled_back"
 
 
+def documented_error(path: str, example: str) -> dict[str, Any]:
+    answers = REDEMPTIONS["paths"][path]["post"]["responses"]
+    status = next(
+        code for code, answer in answers.items() if example in answer["content"]["application/json"].get("examples", {})
+    )
+    return answers[status]["content"]["application/json"]["examples"][example]["value"]
+
+
+STACK_ERRORS = [  # (redemption, endpoint, the example of redemptions.json it answers)
+    ("r_child0000000000001", "rollback", "/v1/redemptions/{redemptionId}/rollback", "Invalid Redemption Parent"),
+    ("r_parent000000000001", "rollback", "/v1/redemptions/{redemptionId}/rollback", "Invalid Redemption"),
+    (
+        "r_child0000000000001",
+        "rollbacks",
+        "/v1/redemptions/{parentRedemptionId}/rollbacks",
+        "Invalid Redemption Parent",
+    ),
+]
+
+
+@pytest.mark.parametrize(("redemption_id", "endpoint", "path", "example"), STACK_ERRORS)
+def test_a_stacks_errors_are_the_documented_answers_with_a_request_id(
+    fake: FakeVoucherify, redemption_id: str, endpoint: str, path: str, example: str
+) -> None:
+    fake.add_stack("r_parent000000000001", ["r_child0000000000001"], order_id="ord_1")
+    documented = documented_error(path, example)
+
+    status, _, body = rollback(fake, redemption_id, endpoint)
+
+    assert status == documented["code"]
+    assert set(body) == set(documented)  # request_id, and no resource_id where Voucherify's example has none
+    assert {k: body[k] for k in ("code", "key", "message", "details")} == {
+        k: documented[k] for k in ("code", "key", "message", "details")
+    }
+    assert re.fullmatch(r"v-[0-9a-f]{18}", body["request_id"]) and re.fullmatch(
+        r"v-[0-9a-f]{18}", documented["request_id"]
+    )
+    assert fake.requests[-1].answer_request_id == body["request_id"]
+    assert fake.rollback_id(redemption_id) is None  # nothing rolled back
+
+
+def test_the_stack_endpoint_rolls_back_the_parent_and_every_child_with_the_orders_source_id(
+    fake: FakeVoucherify,
+) -> None:
+    children = ["r_child0000000000001", "r_child0000000000002", "r_child0000000000003"]
+    fake.add_stack("r_parent000000000001", children, order_id="ord_1", order_source_id="1001")
+
+    status, _, stack = rollback(fake, "r_parent000000000001", "rollbacks")
+
+    assert status == 200 and fake.calls() == 1
+    assert {r["redemption"]: r["id"] for r in stack["rollbacks"]} == {c: fake.rollback_id(c) for c in children}
+    assert stack["parent_rollback"]["id"] == fake.rollback_id("r_parent000000000001")
+    assert {r["order"]["source_id"] for r in [*stack["rollbacks"], stack["parent_rollback"]]} == {"1001"}
+    # after the stack: a child is still a child, the parent already rolled back (the documented example)
+    assert rollback(fake, children[0])[2]["key"] == "invalid_redemption_parent"
+    documented = documented_error("/v1/redemptions/{parentRedemptionId}/rollbacks", "Already rolled back")
+    again = rollback(fake, "r_parent000000000001", "rollbacks")[2]
+    assert (again["key"], again["resource_type"]) == (documented["key"], documented["resource_type"])
+    assert again["resource_id"].startswith("rrf_") and again["request_id"].startswith("v-")
+
+
 @pytest.mark.parametrize("key", sorted(ERRORS))
 def test_each_documented_error_can_be_injected(fake: FakeVoucherify, key: str) -> None:
     fake.fail("error", key=key)
@@ -109,6 +171,7 @@ def test_each_documented_error_can_be_injected(fake: FakeVoucherify, key: str) -
 
     assert (status, body["code"], body["key"]) == (ERRORS[key][0], ERRORS[key][0], key)
     assert body["message"] == ERRORS[key][1]
+    assert body["request_id"].startswith("v-")  # every error answer of Voucherify carries one
     assert rollback(fake)[0] == 200  # times=1: the next call is normal
 
 

@@ -22,7 +22,12 @@ FAST_RETRIES = {
 
 def deliver_seed(stack: LocalStack) -> None:
     """POSTs the seed redemption.succeeded, signed, to the stack's webhook API; it must be answered 200."""
-    raw = compact(payload("redemption_succeeded"))
+    deliver_redemption(stack, payload("redemption_succeeded"))
+
+
+def deliver_redemption(stack: LocalStack, document: dict[str, Any]) -> None:
+    """POSTs a redemption.succeeded payload, compact and signed, as Voucherify does; it must be answered 200."""
+    raw = compact(document)
     request = urllib.request.Request(
         stack.api_url + SUCCEEDED_PATH,
         data=raw,

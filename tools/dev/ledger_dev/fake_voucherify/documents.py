@@ -33,6 +33,7 @@ class FakeRedemption:
     children: list[str] = field(default_factory=list)  # a stack parent
     rollback_id: str | None = None
     date: str = field(default_factory=_iso)
+    order_source_id: str | None = None  # the merchant's own order id (the order's source_id)
 
 
 def error_body(code: int, key: str, message: str, details: str | None = None, **extra: str) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def rollback_document(
     if redemption.order_id:
         order = {
             "id": redemption.order_id,
-            "source_id": None,
+            "source_id": redemption.order_source_id,
             "created_at": redemption.date,
             "updated_at": now,
             "status": "CANCELED",

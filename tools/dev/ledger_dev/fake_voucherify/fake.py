@@ -191,23 +191,41 @@ class FakeVoucherify:
         customer_id: str | None = None,
         voucher_code: str | None = None,
         amount: int | None = None,
+        order_source_id: str | None = None,
     ) -> FakeRedemption:
         with self._lock:
-            redemption = FakeRedemption(redemption_id, order_id, customer_id, voucher_code, amount)
+            redemption = FakeRedemption(
+                redemption_id, order_id, customer_id, voucher_code, amount, order_source_id=order_source_id
+            )
             self._redemptions[redemption_id] = redemption
             return redemption
 
     def add_stack(
-        self, parent_id: str, child_ids: Iterable[str], *, order_id: str | None = None, customer_id: str | None = None
+        self,
+        parent_id: str,
+        child_ids: Iterable[str],
+        *,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        order_source_id: str | None = None,
     ) -> FakeRedemption:
-        """A stacked redemption: ``parent_id`` and its children (one per redeemable)."""
+        """A stacked redemption: ``parent_id`` and its children (one per redeemable). As Voucherify answers:
+        ``/rollback`` on a child is ``400 invalid_redemption_parent``, on the parent ``400 invalid_redemption``;
+        ``/rollbacks`` on the parent rolls back the parent and every child not rolled back yet."""
         with self._lock:
             children = list(child_ids)
-            parent = FakeRedemption(parent_id, order_id, customer_id, children=children)
+            parent = FakeRedemption(
+                parent_id, order_id, customer_id, children=children, order_source_id=order_source_id
+            )
             self._redemptions[parent_id] = parent
             for child in children:
                 self._redemptions[child] = FakeRedemption(
-                    child, order_id, customer_id, voucher_code=f"STACK-{child[-6:].upper()}", parent_id=parent_id
+                    child,
+                    order_id,
+                    customer_id,
+                    voucher_code=f"STACK-{child[-6:].upper()}",
+                    parent_id=parent_id,
+                    order_source_id=order_source_id,
                 )
             return parent
 

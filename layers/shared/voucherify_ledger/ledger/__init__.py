@@ -1,7 +1,8 @@
-"""The DynamoDB ledger: one table (``keys``), reached only through ``dynamo.Table``, and three stores on it —
-redemptions with their rollbacks, quarantine records, rollback requests. Only this package talks to DynamoDB.
+"""The DynamoDB ledger: one table (``keys``), reached only through ``dynamo.Table``, and its stores — redemptions
+with their rollbacks, quarantine records, rollback requests, the reconciler's state. Only this package talks to
+DynamoDB.
 
-``Ledger(table_name, client)`` holds the three stores; the item layout is in ``docs/ARCHITECTURE.md``.
+``Ledger(table_name, client)`` holds the stores; the item layout is in ``docs/ARCHITECTURE.md``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from voucherify_ledger.ledger.dynamo import Table
 from voucherify_ledger.ledger.quarantine import QuarantineStore
+from voucherify_ledger.ledger.reconciliation import ReconcileStore
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
 
@@ -20,13 +22,15 @@ else:
 
 
 class Ledger:
-    """The ledger table's stores: ``redemptions``, ``quarantine`` and ``requests``, sharing one client."""
+    """The ledger table's stores: ``redemptions``, ``quarantine``, ``requests`` and ``reconciliation``, sharing one
+    client."""
 
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self.table = Table(table_name, client)
         self.redemptions = RedemptionStore(self.table)
         self.quarantine = QuarantineStore(self.table)
         self.requests = RollbackRequestStore(self.table, self.redemptions)
+        self.reconciliation = ReconcileStore(self.table)
 
     @property
     def table_name(self) -> str:

@@ -59,6 +59,13 @@ FAILED = "FAILED"  # permanent: error.key / error.message say why (or dead_lette
 FANNED_OUT = "FANNED_OUT"  # an order request: one message per redemption was queued
 REQUEST_STATES = (PENDING, RETRYING, SUCCEEDED, ALREADY_ROLLED_BACK, FAILED, FANNED_OUT)
 
+# --- the reconciler's state -------------------------------------------------------------------------------------
+RECONCILE_PK = "RECONCILE"  # RECONCILE / STATE: the checkpoint, the lease of the run in progress, the last run
+RECONCILE_STATE_SK = "STATE"
+RECONCILE_JOB_SK_PREFIX = "JOB#"  # RECONCILE / JOB#<job id>: a backfill, continued run after run until done
+JOB_RUNNING = "RUNNING"
+JOB_DONE = "DONE"
+
 # --- Powertools idempotency records of the worker's API calls ---------------------------------------------
 IDEMPOTENCY_PK = "IDEMPOTENCY#rollback-worker"  # IDEMPOTENCY#rollback-worker / rollback-call#…: one API call
 IDEMPOTENCY_KEY_PREFIX = "rollback-call"
@@ -92,6 +99,14 @@ def order_request_key(order: str, request_id: str, by: OrderField = "order_id") 
 
 def rejected_request_key(request_id: str) -> dict[str, Any]:
     return _key(REJECTED_PREFIX + request_id, REJECTED_SK)
+
+
+def reconcile_state_key() -> dict[str, Any]:
+    return _key(RECONCILE_PK, RECONCILE_STATE_SK)
+
+
+def reconcile_job_key(job_id: str) -> dict[str, Any]:
+    return _key(RECONCILE_PK, RECONCILE_JOB_SK_PREFIX + job_id)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -152,7 +152,7 @@ def test_a_bare_failure_of_a_discount_voucher_is_never_recorded_succeeded(
     assert "discount_amount" not in view  # the order says 1,000 off: not given by a failed attempt
 
 
-def failed_redemption_succeeding() -> dict[str, Any]:
+def failed_example() -> dict[str, Any]:
     return example("EVENTS.REDEMPTION.FAILED")
 
 
@@ -160,8 +160,8 @@ def failed_redemption_succeeding() -> dict[str, Any]:
     ("function", "event_type", "build", "problem"),
     [
         (REDEMPTION_FN, "redemption.failed", seed_redemption, "redemption says no failure"),
-        (REDEMPTION_FN, "redemption.succeeded", failed_redemption_succeeding, "redemption says a failed attempt"),
-        (REDEMPTION_FN, "customer.redemption.succeeded", failed_redemption_succeeding, "says a failed attempt"),
+        (REDEMPTION_FN, "redemption.succeeded", failed_example, "redemption says a failed attempt"),
+        (REDEMPTION_FN, "customer.redemption.succeeded", failed_example, "says a failed attempt"),
         (ROLLBACK_FN, "redemption.rollback.failed", seed_rollback, "redemption_rollback says no failure"),
         (
             ROLLBACK_FN,

@@ -36,15 +36,9 @@ UNICODE_NAMES = (
     "Ünïcödé 'quoted' \"campaign\"",
     "tab\tand\nnewline",
 )
-# Lone redemptions by style, with their weights.
-LONE_STYLES = (
-    ("voucher", 50),
-    ("promotion_tier", 20),
-    ("gift", 10),
-    ("loyalty_points", 8),
-    ("loyalty_material", 6),
-    ("loyalty_gift_credits", 6),
-)
+# Lone redemptions by style, with their weights; a loyalty card's reward in turn (``LOYALTY_STYLES``).
+LONE_STYLES = (("voucher", 50), ("promotion_tier", 20), ("gift", 10), ("loyalty", 20))
+LOYALTY_STYLES = ("loyalty_points", "loyalty_material", "loyalty_gift_credits")
 VOUCHER_TYPE_OF_STYLE = {"voucher": "DISCOUNT_VOUCHER", "gift": "GIFT_VOUCHER"}
 ORDER_DISCOUNT_FIELDS = (
     "discount_amount",
@@ -80,6 +74,7 @@ class CorpusBuilder:
         self.truth: dict[str, dict[str, Any]] = {}  # r_… / rf_… / rr_… / rrf_… → what the ledger must hold
         self.failed: set[str] = set()  # failed redemptions (rf_…) and failed rollbacks (rrf_…)
         self._discount_turn = 0
+        self._loyalty_turn = 0
 
     # --- the order and its discounts --------------------------------------------------------------
     def order(self, customer: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -290,8 +285,9 @@ class CorpusBuilder:
 
     # --- rollbacks ------------------------------------------------------------------------------------
     def rollback(self, redemption_data: Mapping[str, Any], *, failed: bool = False) -> tuple[str, dict[str, Any]]:
-        if failed:
+        if failed:  # beside a rollback's copy of the redemption, never other content: the same redemption
             event_type, data = "redemption.rollback.failed", self.gen.rollback_failed(redemption_data)
+            data["redemption"] = copy.deepcopy(redemption_data["redemption"]) if self.rng.random() < 0.7 else None
         else:
             event_type, schema = (
                 ("customer.redemption.rollback.succeeded", CUSTOMER_ROLLBACK_SUCCEEDED)
@@ -390,7 +386,11 @@ class CorpusBuilder:
             group = self.stack(order, customer)
         else:
             styles, weights = zip(*LONE_STYLES, strict=True)
-            group = [self.redemption(style=rng.choices(styles, weights)[0], order=order, customer=customer)]
+            style = rng.choices(styles, weights)[0]
+            if style == "loyalty":
+                style = LOYALTY_STYLES[self._loyalty_turn % len(LOYALTY_STYLES)]
+                self._loyalty_turn += 1
+            group = [self.redemption(style=style, order=order, customer=customer)]
         events: list[Event] = []
         for data in group:
             event_type = "customer.redemption.succeeded" if rng.random() < 0.2 else "redemption.succeeded"

@@ -76,7 +76,7 @@ def spread(n: int, days: int, seed: int, dense: tuple[int, int] | None = None) -
 
 def walk_all(history: History, window: Window) -> tuple[list[Mapping[str, Any]], Any]:
     seen: list[Mapping[str, Any]] = []
-    result = WindowWalk(history).run(window, seen.append)
+    result = WindowWalk(history).run(window, seen.extend)
     return seen, result
 
 
@@ -112,11 +112,11 @@ def test_a_walk_stopped_anywhere_resumes_from_the_last_object_and_misses_nothing
         first: list[Mapping[str, Any]] = []
         counted = CountedLister(history)
         stop = counted.stop_after(budget)
-        stopped = WindowWalk(counted).run(window, first.append, stop)
+        stopped = WindowWalk(counted).run(window, first.extend, stop)
         assert not stopped.done and stopped.calls == budget
         resumed_from = stopped.resume_after or window.after
         rest: list[Mapping[str, Any]] = []
-        finished = WindowWalk(history).run(Window(resumed_from, window.before), rest.append)
+        finished = WindowWalk(history).run(Window(resumed_from, window.before), rest.extend)
         assert finished.done
         ids = [o["id"] for o in first + rest]
         assert set(ids) == {o["id"] for o in history.objects}, budget

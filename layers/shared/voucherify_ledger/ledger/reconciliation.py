@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from voucherify_ledger.ledger.dynamo import Table, Update, av
+from voucherify_ledger.ledger.dynamo import Table, Update, av, compact
 from voucherify_ledger.ledger.keys import JOB_DONE, JOB_RUNNING, iso, reconcile_job_key, reconcile_state_key
 
 COUNTS = ("listed", "recorded", "corrected", "unchanged", "unreadable", "api_calls", "windows", "splits")
@@ -85,11 +85,11 @@ class ReconcileStore:
 
     def finish_run(self, *, checkpoint: datetime | None, run: Mapping[str, Any]) -> None:
         """Records the run's counts and moves the checkpoint forward (never back: a late run keeps the newer one)."""
-        base = Update().set("last_run", dict(run))
+        base = Update().set("last_run", compact(run))
         if checkpoint is None:
             self.table.update(reconcile_state_key(), base, what="reconcile state")
             return
-        update = Update().set("last_run", dict(run)).set("checkpoint", iso(checkpoint))
+        update = Update().set("last_run", compact(run)).set("checkpoint", iso(checkpoint))
         name = update.name_of("checkpoint")
         update.values[":checkpoint"] = av(iso(checkpoint))
         condition = f"attribute_not_exists({name}) OR {name} < :checkpoint"

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
 HIDDEN = frozenset({"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"})
-STATE_FIELDS = ("redemption_id", "status", "rollback_ids", "parent_redemption_id", "stack_role")
+STATE_FIELDS = ("redemption_id", "status", "rollback_ids", "failed_rollback_ids", "parent_redemption_id", "stack_role")
 
 
 @dataclass(frozen=True)

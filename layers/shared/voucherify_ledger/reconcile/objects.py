@@ -46,6 +46,13 @@ def is_rollback(obj: Mapping[str, Any]) -> bool:
     return obj.get("object") == "redemption_rollback"
 
 
+def data_redemption_id(data: ApiData) -> str:
+    """The redemption an object is about: its own id, or the one a rollback undoes."""
+    if isinstance(data, EventRedemptionRollbackSucceededData):
+        return data.redemption_id
+    return data.redemption.id
+
+
 def webhook_data(obj: Mapping[str, Any]) -> ApiData:
     """The webhook data an API object would have come as; UnreadableObject when it does not validate."""
     inner = {k: v for k, v in obj.items() if k not in BESIDE}
@@ -55,10 +62,13 @@ def webhook_data(obj: Mapping[str, Any]) -> ApiData:
         inner["status"] = STATUS_OF_RESULT.get(obj["result"], obj["result"])
     beside = {k: obj[k] for k in BESIDE if obj.get(k) is not None}
     try:
+        data: ApiData
         if is_rollback(obj):
-            return EventRedemptionRollbackSucceededData.model_validate({"redemption_rollback": inner, **beside})
-        return EventRedemptionSucceededData.model_validate({"redemption": inner, **beside})
+            data = EventRedemptionRollbackSucceededData.model_validate({"redemption_rollback": inner, **beside})
+        else:
+            data = EventRedemptionSucceededData.model_validate({"redemption": inner, **beside})
     except ValidationError as exc:
         found = obj.get("id")
         object_id = found if ids.is_redemption_id(found) or ids.is_rollback_id(found) else None  # else: a value
         raise UnreadableObject(object_id, describe_errors(exc, whole="object")) from None
+    return data

@@ -13,7 +13,7 @@ or inclusive (the ledger's writes are idempotent: an object listed twice is reco
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,8 +89,8 @@ def parts_for(total: int) -> int:
 
 
 class WindowWalk:
-    """Walks ``[after, before)`` with ``lister``, handing each object to ``handle`` oldest first, until done or until
-    ``should_stop()`` says so before a call (the caller's time or API budget)."""
+    """Walks ``[after, before)`` with ``lister``, handing each page's objects to ``handle`` oldest first, until done
+    or until ``should_stop()`` says so before a call (the caller's time or API budget)."""
 
     def __init__(self, lister: Lister) -> None:
         self.lister = lister
@@ -98,7 +98,7 @@ class WindowWalk:
     def run(
         self,
         window: Window,
-        handle: Callable[[Mapping[str, Any]], None],
+        handle: Callable[[Sequence[Mapping[str, Any]]], None],
         should_stop: Callable[[], bool] = lambda: False,
     ) -> WalkResult:
         result = WalkResult(done=False, resume_after=None)
@@ -133,11 +133,12 @@ class WindowWalk:
 
     @staticmethod
     def _hand_over(
-        objects: Iterable[Mapping[str, Any]], handle: Callable[[Mapping[str, Any]], None], result: WalkResult
+        objects: Sequence[Mapping[str, Any]], handle: Callable[[Sequence[Mapping[str, Any]]], None], result: WalkResult
     ) -> None:
+        if objects:
+            handle(objects)
+        result.listed += len(objects)
         for obj in objects:
-            handle(obj)
-            result.listed += 1
             when = created_at(obj)
             if when is not None and (result.resume_after is None or when > result.resume_after):
                 result.resume_after = when

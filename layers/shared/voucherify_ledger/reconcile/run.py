@@ -1,0 +1,167 @@
+"""One run of the reconciler: what Voucherify lists that the ledger lacks is recorded through the webhooks' own writes.
+
+A run holds the ledger's lease (one run at a time). With a backfill job running, it continues the job from where the
+last run stopped; otherwise it walks from the checkpoint, less the overlap (Voucherify's list and its webhooks are
+eventually consistent), to the run's start. Each page's objects are looked up in the ledger in one batch read first,
+so what the ledger already holds costs a read, not a write; what it lacks is recorded (``source`` reconciler, the
+object's JSON as its raw copy), counted as ``recorded`` (a redemption, failed attempts included) or ``corrected`` (a
+rollback of a redemption the ledger held). Nothing is ever deleted on Voucherify's word. A run stops before a call it
+has no time for, and saves where it stopped: the checkpoint, or the job's ``resume_after``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.ledger.keys import iso
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
+from voucherify_ledger.reconcile.objects import ApiData, UnreadableObject, data_redemption_id, raw_copy, webhook_data
+from voucherify_ledger.reconcile.windows import Lister, WalkResult, Window, WindowWalk
+
+ROUTE = "reconciler"  # the route a listed object's raw copy names: the reconciler, not a webhook URL
+SOURCE = "reconciler"
+
+
+@dataclass
+class RunCounts:
+    listed: int = 0
+    recorded: int = 0  # redemptions the webhooks never delivered
+    corrected: int = 0  # rollbacks of redemptions the ledger held without them
+    unchanged: int = 0
+    unreadable: int = 0
+    api_calls: int = 0
+    windows: int = 0
+    splits: int = 0
+
+    @property
+    def missing(self) -> int:
+        """What the webhooks never delivered: the ledger had to learn it from the list."""
+        return self.recorded + self.corrected
+
+
+@dataclass(frozen=True)
+class RunReport:
+    ran: bool  # False: another run held the lease
+    window: Window | None
+    done: bool
+    resumed_after: datetime | None
+    counts: RunCounts
+    job_id: str | None = None
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ran": self.ran,
+            "done": self.done,
+            "job_id": self.job_id,
+            "dry_run": self.dry_run,
+            "after": iso(self.window.after) if self.window else None,
+            "before": iso(self.window.before) if self.window else None,
+            "resume_after": iso(self.resumed_after),
+            **asdict(self.counts),
+        }
+
+
+class Reconciler:
+    """Runs on ``ledger`` with ``lister`` (one call of ``GET /v1/redemptions``, paced to the reconciler's budget)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        lister: Lister,
+        *,
+        overlap: timedelta,
+        lease_seconds: float = 900,
+        metric: Callable[[str, float], None] = lambda name, value: None,
+    ) -> None:
+        self.ledger, self.lister = ledger, lister
+        self.overlap, self.lease_seconds, self.metric = overlap, lease_seconds, metric
+
+    def run(self, now: datetime, *, time_left: Callable[[], float], dry_run: bool = False) -> RunReport:
+        """One run; it makes no call once ``time_left()`` (the seconds the caller still gives it) is 0. A dry run
+        holds no lease, writes nothing and saves nothing: it counts what a run would record."""
+        owner = uuid.uuid4().hex
+        store = self.ledger.reconciliation
+        if not dry_run and not store.acquire(owner, now, self.lease_seconds):
+            return RunReport(False, None, False, None, RunCounts())
+        try:
+            job = store.running_job()
+            if job is not None:
+                window = Window(job.next_after, job.until)
+            else:
+                checkpoint = store.checkpoint()
+                window = Window((checkpoint or now) - self.overlap, now)
+            counts = RunCounts()
+            walked = WindowWalk(self.lister).run(
+                window, lambda page: self._reconcile_page(page, now, counts, dry_run), lambda: time_left() <= 0
+            )
+            self._count_walk(counts, walked)
+            job_id = job.job_id if job is not None else None
+            report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run)
+            if not dry_run:
+                self._save(report, now)
+            self.metric("ReconciledMissing", counts.missing)
+            if counts.unreadable:
+                self.metric("ReconcileUnreadable", counts.unreadable)
+            return report
+        finally:
+            if not dry_run:
+                store.release(owner)
+
+    @staticmethod
+    def _count_walk(counts: RunCounts, walked: WalkResult) -> None:
+        counts.api_calls, counts.windows, counts.splits = walked.calls, walked.windows, walked.splits
+
+    def _save(self, report: RunReport, now: datetime) -> None:
+        store = self.ledger.reconciliation
+        assert report.window is not None
+        reached = report.window.before if report.done else report.resumed_after
+        if report.job_id is not None:
+            job = store.running_job()
+            if job is not None and job.job_id == report.job_id:
+                store.job_progress(job, resume_after=reached, counts=asdict(report.counts), done=report.done, now=now)
+            return
+        store.finish_run(checkpoint=reached, run=report.as_dict() | {"finished_at": iso(now)})
+        checkpoint = store.checkpoint()
+        if checkpoint is not None:
+            self.metric("ReconcileLagSeconds", max(0.0, (now - checkpoint).total_seconds()))
+
+    def _reconcile_page(
+        self, objects: Sequence[Mapping[str, Any]], now: datetime, counts: RunCounts, dry_run: bool
+    ) -> None:
+        counts.listed += len(objects)
+        read: list[tuple[ApiData, Delivery]] = []
+        for obj in objects:
+            try:
+                read.append((webhook_data(obj), Delivery(raw=raw_copy(obj), route=ROUTE, received_at=now)))
+            except UnreadableObject:
+                counts.unreadable += 1
+        states = self.ledger.redemptions.states(data_redemption_id(data) for data, _ in read)  # one batch read
+        for data, delivery in read:
+            self._reconcile(data, delivery, states.get(data_redemption_id(data)), counts, dry_run)
+
+    def _reconcile(
+        self, data: ApiData, delivery: Delivery, state: Mapping[str, Any] | None, counts: RunCounts, dry_run: bool
+    ) -> None:
+        if isinstance(data, EventRedemptionRollbackSucceededData):
+            known = [*((state or {}).get("rollback_ids") or []), *((state or {}).get("failed_rollback_ids") or [])]
+            if data.redemption_rollback.id in known:
+                counts.unchanged += 1
+                return
+            if not dry_run:
+                self.ledger.redemptions.record_rollback(data, delivery, source=SOURCE)
+            counts.corrected += 1
+            return
+        if state is not None:
+            counts.unchanged += 1
+            return
+        if not dry_run and self.ledger.redemptions.record(data, delivery).status == "duplicate":
+            counts.unchanged += 1  # a webhook came in meanwhile
+            return
+        counts.recorded += 1

@@ -1,0 +1,187 @@
+"""The reconciler against the ledger (moto) and an in-memory list endpoint holding a history built from the
+redemptions API's published objects: what the webhooks never delivered is recorded, rollbacks the ledger lacks are
+added to their redemptions, a second run records nothing, a run out of time saves where it stopped and the next one
+finishes, one run at a time, and a dry run writes nothing."""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from support.documents import SHARED_DIR
+from support.functions import Aws
+from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.reconcile.objects import webhook_data
+from voucherify_ledger.reconcile.run import Reconciler
+from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, Page, Window
+
+T0 = datetime(2026, 8, 1, tzinfo=UTC)
+SPEC = json.loads((SHARED_DIR / "reference" / "voucherify" / "redemptions.json").read_text(encoding="utf-8"))
+
+
+def _example(path: str, method: str, name: str) -> dict[str, Any]:
+    media = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+    return copy.deepcopy(media["examples"][name]["value"])
+
+
+def stamp(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ListedHistory:
+    """``GET /v1/redemptions`` over a list of objects: created_at[after/before] exclusive, order=created_at."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = sorted(objects, key=lambda o: o["date"])
+        self.times = [datetime.fromisoformat(o["date"].replace("Z", "+00:00")) for o in self.objects]
+        self.calls = 0
+
+    def __call__(self, window: Window, page: int) -> Page:
+        self.calls += 1
+        lo = bisect.bisect_right(self.times, window.after - EDGE)
+        hi = bisect.bisect_left(self.times, window.before)
+        start = lo + (page - 1) * PAGE_SIZE
+        return Page(self.objects[start : min(start + PAGE_SIZE, hi)], hi - lo)
+
+
+def history(redemptions: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Redemptions over 60 days (some failed attempts), a rollback for every eighth; and each one's rollback ids."""
+    rng = random.Random(seed)
+    redemption = _example("/v1/redemptions/{redemptionId}", "get", "Discount Voucher")
+    failed = _example("/v1/redemptions/{redemptionId}", "get", "Failed Voucher")
+    rollback = _example("/v1/redemptions/{redemptionId}/rollback", "post", "Discount Coupon")
+    objects: list[dict[str, Any]] = []
+    rollbacks: dict[str, list[str]] = {}
+    for i in range(redemptions):
+        when = T0 + timedelta(milliseconds=rng.randrange(60 * 86_400_000))
+        is_failed = i % 17 == 0
+        obj = copy.deepcopy(failed if is_failed else redemption)
+        obj["id"] = f"{'rf' if is_failed else 'r'}_{i:018x}"
+        obj["date"] = stamp(when)
+        objects.append(obj)
+        rollbacks[obj["id"]] = []
+        if not is_failed and i % 8 == 0:
+            undo = copy.deepcopy(rollback)
+            undo["id"], undo["redemption"] = f"rr_{i:018x}", obj["id"]
+            undo["date"] = stamp(when + timedelta(hours=rng.randrange(1, 48)))
+            objects.append(undo)
+            rollbacks[obj["id"]].append(undo["id"])
+    return objects, rollbacks
+
+
+def deliver_some(aws: Aws, objects: list[dict[str, Any]], share: float, seed: int) -> None:
+    """What the webhooks did deliver: a share of the objects, recorded as a delivery would be."""
+    rng = random.Random(seed)
+    for obj in objects:
+        if rng.random() < share:
+            data = webhook_data(obj)
+            delivery = Delivery(raw=b"{}", route="webhook", received_at=T0)
+            if obj["object"] == "redemption_rollback":
+                aws.ledger.redemptions.record_rollback(data, delivery)  # type: ignore[arg-type]
+            else:
+                aws.ledger.redemptions.record(data, delivery)  # type: ignore[arg-type]
+
+
+def assert_ledger_equals(aws: Aws, objects: list[dict[str, Any]], rollbacks: dict[str, list[str]]) -> None:
+    states = aws.ledger.redemptions.states(rollbacks)
+    assert set(states) == set(rollbacks)
+    for redemption_id, rollback_ids in rollbacks.items():
+        state = states[redemption_id]
+        expected = "FAILED" if redemption_id.startswith("rf_") else ("ROLLED_BACK" if rollback_ids else "SUCCEEDED")
+        assert state["status"] == expected, redemption_id
+        assert sorted(state.get("rollback_ids") or []) == sorted(rollback_ids), redemption_id
+
+
+def backfill(aws: Aws, listed: ListedHistory, until: datetime, **options: Any) -> Reconciler:
+    aws.ledger.reconciliation.start_job(T0, until, until)
+    return Reconciler(aws.ledger, listed, overlap=timedelta(hours=1), **options)
+
+
+def test_a_backfill_fills_in_what_the_webhooks_lost_and_a_second_run_records_nothing(aws: Aws) -> None:
+    objects, rollbacks = history(600, seed=1)
+    deliver_some(aws, objects, 0.7, seed=2)
+    listed = ListedHistory(objects)
+    end = T0 + timedelta(days=63)
+    missing: list[tuple[str, float]] = []
+    reconciler = backfill(aws, listed, end, metric=lambda name, value: missing.append((name, value)))
+
+    first = reconciler.run(end, time_left=lambda: 60)
+
+    assert first.ran and first.done and first.counts.listed == len(objects)
+    assert first.counts.missing == first.counts.recorded + first.counts.corrected > 0
+    assert first.counts.api_calls <= len(objects) / PAGE_SIZE + first.counts.windows + 1
+    assert ("ReconciledMissing", first.counts.missing) in missing
+    assert_ledger_equals(aws, objects, rollbacks)
+    assert aws.ledger.reconciliation.running_job() is None
+
+    second = Reconciler(aws.ledger, listed, overlap=timedelta(hours=1)).run(end, time_left=lambda: 60)
+    assert (second.counts.recorded, second.counts.corrected) == (0, 0)
+    assert second.counts.api_calls <= 2
+
+
+def test_a_run_out_of_time_saves_where_it_stopped_and_the_next_finishes(aws: Aws) -> None:
+    objects, rollbacks = history(900, seed=3)
+    listed = ListedHistory(objects)
+    end = T0 + timedelta(days=63)
+    reconciler = backfill(aws, listed, end)
+    calls_at_start = listed.calls
+
+    stopped = reconciler.run(end, time_left=lambda: 4 - (listed.calls - calls_at_start))
+    job = aws.ledger.reconciliation.running_job()
+    assert not stopped.done and job is not None and job.resume_after == stopped.resumed_after
+    assert 0 < stopped.counts.recorded < len(objects)
+
+    finished = reconciler.run(end + timedelta(minutes=5), time_left=lambda: 60)
+    assert finished.done and aws.ledger.reconciliation.running_job() is None
+    assert_ledger_equals(aws, objects, rollbacks)
+
+
+def test_a_scheduled_run_walks_from_the_checkpoint_less_the_overlap(aws: Aws) -> None:
+    objects, rollbacks = history(300, seed=4)
+    listed = ListedHistory(objects)
+    checkpoint = T0 + timedelta(days=30)
+    aws.ledger.reconciliation.finish_run(checkpoint=checkpoint, run={})
+    now = T0 + timedelta(days=63)
+
+    run = Reconciler(aws.ledger, listed, overlap=timedelta(hours=2)).run(now, time_left=lambda: 60)
+
+    assert run.window == Window(checkpoint - timedelta(hours=2), now)
+    assert aws.ledger.reconciliation.checkpoint() == now
+    newer = {o["id"] for o in objects if o["date"] >= stamp(checkpoint - timedelta(hours=2))}
+    recorded = aws.ledger.redemptions.states(r for r in rollbacks if r in newer)
+    assert set(recorded) == {r for r in rollbacks if r in newer}
+    assert not aws.ledger.redemptions.states(r for r in rollbacks if r not in newer and not set(rollbacks[r]) & newer)
+
+
+def test_one_run_at_a_time(aws: Aws) -> None:
+    listed = ListedHistory(history(50, seed=5)[0])
+    assert aws.ledger.reconciliation.acquire("another-run", T0, 600)
+    run = Reconciler(aws.ledger, listed, overlap=timedelta(hours=1)).run(
+        T0 + timedelta(minutes=1), time_left=lambda: 60
+    )
+    assert not run.ran and listed.calls == 0
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_a_dry_run_counts_what_a_run_would_record_and_writes_nothing(aws: Aws, share: float) -> None:
+    objects, rollbacks = history(200, seed=6)
+    deliver_some(aws, objects, share, seed=7)
+    before = aws.table()
+    end = T0 + timedelta(days=63)
+    aws.ledger.reconciliation.start_job(T0, end, end)
+    before = aws.table()
+
+    dry = Reconciler(aws.ledger, ListedHistory(objects), overlap=timedelta(hours=1)).run(
+        end, time_left=lambda: 60, dry_run=True
+    )
+
+    assert aws.table() == before
+    real = Reconciler(aws.ledger, ListedHistory(objects), overlap=timedelta(hours=1)).run(end, time_left=lambda: 60)
+    assert (dry.counts.recorded, dry.counts.corrected) == (real.counts.recorded, real.counts.corrected)
+    assert_ledger_equals(aws, objects, rollbacks)

@@ -17,6 +17,7 @@ from voucherify_ledger.reconcile.windows import (
     EDGE,
     MAX_PER_QUERY,
     PAGE_SIZE,
+    ListingFailed,
     Page,
     Window,
     WindowWalk,
@@ -147,3 +148,17 @@ def test_calls_grow_linearly_with_the_objects() -> None:
     small = walk_all(History(spread(20_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
     large = walk_all(History(spread(80_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
     assert large.calls <= 4 * small.calls * 1.1
+
+
+def test_a_lister_that_fails_stops_the_walk_where_it_got_to() -> None:
+    history = History(spread(1_000, 10, seed=5))
+
+    def failing(window: Window, page: int) -> Page:
+        if page == 4:
+            raise ListingFailed("Voucherify answered 503 three times")
+        return history(window, page)
+
+    seen: list[Mapping[str, Any]] = []
+    result = WindowWalk(failing).run(Window(T0, T0 + timedelta(days=10)), seen.extend)
+    assert not result.done and result.error == "Voucherify answered 503 three times"
+    assert len(seen) == 300 and result.resume_after == history.times[299]

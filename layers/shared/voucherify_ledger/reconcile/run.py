@@ -54,6 +54,7 @@ class RunReport:
     counts: RunCounts
     job_id: str | None = None
     dry_run: bool = False
+    error: str | None = None  # why the run stopped early: Voucherify gave no usable page
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class RunReport:
             "after": iso(self.window.after) if self.window else None,
             "before": iso(self.window.before) if self.window else None,
             "resume_after": iso(self.resumed_after),
+            "error": self.error,
             **asdict(self.counts),
         }
 
@@ -103,12 +105,14 @@ class Reconciler:
             )
             self._count_walk(counts, walked)
             job_id = job.job_id if job is not None else None
-            report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run)
+            report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run, walked.error)
             if not dry_run:
                 self._save(report, now)
             self.metric("ReconciledMissing", counts.missing)
             if counts.unreadable:
                 self.metric("ReconcileUnreadable", counts.unreadable)
+            if walked.error:
+                self.metric("ReconcileErrors", 1)
             return report
         finally:
             if not dry_run:

@@ -58,6 +58,11 @@ class Page:
 Lister = Callable[[Window, int], Page]
 
 
+class ListingFailed(Exception):
+    """The lister got no usable page (Voucherify unavailable, refused the keys, answered garbage): the walk stops and
+    says where it got to, as when it runs out of time."""
+
+
 @dataclass
 class WalkResult:
     """What a walk did: ``done``, or where to resume (``resume_after``), and its counts."""
@@ -69,6 +74,7 @@ class WalkResult:
     windows: int = 0
     splits: int = 0
     truncated: list[Window] = field(default_factory=list)  # windows too short to split that held > 9,900
+    error: str | None = None  # why the walk stopped early, when the lister failed
 
 
 def created_at(obj: Mapping[str, Any]) -> datetime | None:
@@ -102,11 +108,24 @@ class WindowWalk:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> WalkResult:
         result = WalkResult(done=False, resume_after=None)
+        try:
+            self._walk(window, handle, should_stop, result)
+        except ListingFailed as failed:
+            result.error = str(failed)
+        return result
+
+    def _walk(
+        self,
+        window: Window,
+        handle: Callable[[Sequence[Mapping[str, Any]]], None],
+        should_stop: Callable[[], bool],
+        result: WalkResult,
+    ) -> None:
         pending = [window]  # a stack: the oldest window last, so it is walked first
         while pending:
             current = pending.pop()
             if should_stop():
-                return result
+                return
             first = self._call(current, 1, result)
             if first.total > MAX_PER_QUERY and current.span > MIN_SPAN:
                 result.splits += 1
@@ -119,13 +138,12 @@ class WindowWalk:
             pages = math.ceil(min(first.total, MAX_PER_QUERY) / PAGE_SIZE)
             for number in range(2, pages + 1):
                 if should_stop():
-                    return result
+                    return
                 page = self._call(current, number, result)
                 self._hand_over(page.objects, handle, result)
                 if not page.objects:
                     break
         result.done = True
-        return result
 
     def _call(self, window: Window, number: int, result: WalkResult) -> Page:
         result.calls += 1

@@ -15,7 +15,7 @@ import pytest
 from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.template import PROJECT_ROOT
 from support.functions import Aws
-from voucherify_ledger.rollbacks.client import (
+from voucherify_ledger.voucherify_api import (
     CLIENT_VERSION,
     USER_AGENT,
     ApiCredentials,

@@ -9,10 +9,10 @@ import pytest
 
 from support.worker import WORKER_REQUIRED_ENV
 from voucherify_ledger.rollbacks.answers import classify
-from voucherify_ledger.rollbacks.client import ApiResponse
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.rollbacks.worker import RollbackWorker
 from voucherify_ledger.settings import WorkerSettings
+from voucherify_ledger.voucherify_api import ApiResponse
 
 
 class Clock:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from voucherify_ledger.rollbacks.answers import error_ids, problem_of
-from voucherify_ledger.rollbacks.client import ApiResponse
+from voucherify_ledger.voucherify_api import ApiResponse
 
 
 def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> ApiResponse:

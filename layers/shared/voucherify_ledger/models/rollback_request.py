@@ -15,7 +15,7 @@ from pydantic.config import JsonDict
 from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.ledger.keys import OrderField
 from voucherify_ledger.models import ids
-from voucherify_ledger.rollbacks.client import RollbackBody
+from voucherify_ledger.voucherify_api import RollbackBody
 
 SCHEMA_ID = "rollback-request.schema.json"
 # The redemption and order ids (and the merchant's order id) are the shapes of voucherify_ledger.models.ids.

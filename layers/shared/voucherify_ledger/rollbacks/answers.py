@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from voucherify_ledger.ledger.dynamo import compress, decompress
 from voucherify_ledger.models import ids
 from voucherify_ledger.models.webhooks import SimpleRedemption
-from voucherify_ledger.rollbacks.client import ApiResponse
+from voucherify_ledger.voucherify_api import ApiResponse
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425})
 

@@ -21,13 +21,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from voucherify_ledger.ledger.keys import IDEMPOTENCY_KEY_PREFIX
 from voucherify_ledger.models.rollback_request import RollbackRequest
 from voucherify_ledger.rollbacks.answers import Problem, classify, decode_answer, encode_answer, problem_of
-from voucherify_ledger.rollbacks.client import (
+from voucherify_ledger.rollbacks.pacing import TokenBucket
+from voucherify_ledger.voucherify_api import (
     ApiResponse,
     CredentialsUnavailableError,
     VoucherifyClient,
     VoucherifyUnavailableError,
 )
-from voucherify_ledger.rollbacks.pacing import TokenBucket
 
 SAFETY_SECONDS = 1.0  # kept free before the invocation's deadline
 IN_PROCESS_BASE_SECONDS = 0.1

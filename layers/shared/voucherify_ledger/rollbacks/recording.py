@@ -13,7 +13,7 @@ from typing import Any
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, SUCCEEDED
 from voucherify_ledger.rollbacks.answers import Outcome, classify, error_ids, parse_rollback, problem_of
-from voucherify_ledger.rollbacks.client import ApiResponse
+from voucherify_ledger.voucherify_api import ApiResponse
 
 DONE_METRICS = {
     SUCCEEDED: "RollbacksSucceeded",

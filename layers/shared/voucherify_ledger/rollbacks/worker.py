@@ -22,7 +22,6 @@ from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BA
 from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
 from voucherify_ledger.rollbacks.answers import Outcome, Problem, RetryLater, worker_problem
 from voucherify_ledger.rollbacks.calls import RollbackCaller, Transient
-from voucherify_ledger.rollbacks.client import SecretCredentials, VoucherifyClient, api_secret_fetcher
 from voucherify_ledger.rollbacks.orders import OrderFanOut
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.rollbacks.queue import QueueError, QueueMessage, RollbackQueue, SqsRollbackQueue
@@ -30,6 +29,7 @@ from voucherify_ledger.rollbacks.recording import AnswerRecording
 from voucherify_ledger.rollbacks.retries import Retries, backoff_seconds
 from voucherify_ledger.rollbacks.stacks import StackChildren, StackPlace
 from voucherify_ledger.settings import WorkerSettings
+from voucherify_ledger.voucherify_api import SecretCredentials, VoucherifyClient, api_secret_fetcher
 
 MAX_LOGGED_FRAMES = 20
 

@@ -1,10 +1,13 @@
-"""A small client for the two Voucherify rollback endpoints, on urllib3.
+"""A small client for the Voucherify endpoints the bundle calls, on urllib3: the two rollback endpoints (the rollback
+worker) and the redemptions list and lookup (the reconciler).
 
-urllib3 ships with the Lambda Python runtime (botocore depends on it), so the worker needs no HTTP
-library of its own; Voucherify's generated SDK costs seconds and ~120 MB at import and is not used.
+urllib3 ships with the Lambda Python runtime (botocore depends on it), so the functions need no HTTP
+library of their own; Voucherify's generated SDK costs seconds and ~120 MB at import and is not used.
 
 - ``POST {base}/v1/redemptions/{redemptionId}/rollback`` — one redemption;
-- ``POST {base}/v1/redemptions/{parentRedemptionId}/rollbacks`` — a stacked (parent) redemption.
+- ``POST {base}/v1/redemptions/{parentRedemptionId}/rollbacks`` — a stacked (parent) redemption;
+- ``GET {base}/v1/redemptions`` — redemptions and rollbacks, filtered, paged;
+- ``GET {base}/v1/redemptions/{redemptionId}`` — one redemption or rollback.
 
 ``reason`` and ``tracking_id`` travel as query parameters, ``customer``, ``order`` and ``metadata`` as the
 JSON body. Authentication is ``X-App-Id`` / ``X-App-Token`` from a Secrets Manager secret
@@ -12,7 +15,8 @@ JSON body. Authentication is ``X-App-Id`` / ``X-App-Token`` from a Secrets Manag
 
 The client makes exactly one HTTP request per call and never retries: every answer — 2xx, 4xx or 5xx — comes
 back as an ``ApiResponse``; a timeout or a broken connection raises ``VoucherifyUnavailableError``. What to
-do about an answer is the caller's decision (``voucherify_ledger.rollbacks.answers``). Nothing here logs.
+do about an answer is the caller's decision (``voucherify_ledger.rollbacks.answers``, the reconciler's listing).
+Nothing here logs.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ RATE_LIMIT_HEADERS = (
     "x-rate-limit-type",
 )
 KEPT_HEADERS = (*RATE_LIMIT_HEADERS, "content-type", "x-request-id")
+Endpoint = Literal["rollback", "rollbacks", "list", "get"]
 _EPOCH_THRESHOLD = 1_000_000_000  # a larger X-Rate-Limit-Retry is an epoch time, a smaller one a delay
 
 
@@ -138,7 +143,7 @@ class ApiResponse:
     body: Any
     headers: Mapping[str, str]
     raw: bytes = field(repr=False)
-    endpoint: Literal["rollback", "rollbacks"] = "rollback"
+    endpoint: Endpoint = "rollback"
 
     @property
     def ok(self) -> bool:
@@ -218,7 +223,8 @@ class RollbackBody:
 
 
 class VoucherifyClient:
-    """``rollback_redemption`` and ``rollback_stacked_redemptions``; thread-safe (one connection pool)."""
+    """``rollback_redemption``, ``rollback_stacked_redemptions``, ``list_redemptions`` and ``get_redemption``;
+    thread-safe (one connection pool)."""
 
     def __init__(
         self,
@@ -260,16 +266,38 @@ class VoucherifyClient:
             f"/v1/redemptions/{quote(parent_redemption_id, safe='')}/rollbacks", body, "rollbacks", deadline_seconds
         )
 
+    def list_redemptions(
+        self, params: Mapping[str, str | int], *, deadline_seconds: float | None = None
+    ) -> ApiResponse:
+        """``GET /v1/redemptions`` with ``params`` as its query (``limit``, ``page``, ``order``,
+        ``created_at[after]`` …)."""
+        return self._send("GET", "/v1/redemptions", urlencode(params), None, "list", deadline_seconds)
+
+    def get_redemption(self, redemption_id: str, *, deadline_seconds: float | None = None) -> ApiResponse:
+        """``GET /v1/redemptions/{redemptionId}``: a redemption or a rollback."""
+        path = f"/v1/redemptions/{quote(redemption_id, safe='')}"
+        return self._send("GET", path, "", None, "get", deadline_seconds)
+
     def _post(
         self,
         path: str,
         body: RollbackBody | None,
-        endpoint: Literal["rollback", "rollbacks"],
+        endpoint: Endpoint,
         deadline_seconds: float | None,
     ) -> ApiResponse:
         body = body or RollbackBody()
+        return self._send("POST", path, body.query(), body.json(), endpoint, deadline_seconds)
+
+    def _send(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        query: str,
+        payload: bytes | None,
+        endpoint: Endpoint,
+        deadline_seconds: float | None,
+    ) -> ApiResponse:
         credentials = self.credentials.get()
-        query = body.query()
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         read = self.read_timeout
         if deadline_seconds is not None:  # never outlive the invocation
@@ -278,13 +306,14 @@ class VoucherifyClient:
         headers = {
             "X-App-Id": credentials.app_id,
             "X-App-Token": credentials.app_token,
-            "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": self.user_agent,
         }
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
         try:
             answer = self._pool.request(
-                "POST", url, body=body.json(), headers=headers, timeout=timeout, retries=False, redirect=False
+                method, url, body=payload, headers=headers, timeout=timeout, retries=False, redirect=False
             )
         except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable (a TimeoutError subclass)
             raise VoucherifyUnavailableError("connection", type(exc).__name__) from None

@@ -46,6 +46,7 @@ class OrderTargets:
     already: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     order_ids: list[str] = field(default_factory=list)  # Voucherify's ids of the order's redemptions (ord_…)
+    failed_attempts: list[str] = field(default_factory=list)  # rf_…: nothing was given, nothing to roll back
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,10 @@ class OrderFanOut:
         """The order's redemptions by what becomes of them. Ids the request model refuses (stored by an earlier
         version) are not queued but listed; a stack child goes with its parent, once."""
         items = self.ledger.redemptions.list_by(ORDER_INDEX[by], order)
-        listed = [r["redemption_id"] for r in items if r.get("redemption_id")]
+        failed = [str(r["redemption_id"]) for r in items if r.get("redemption_id") and r.get("status") == FAILED]
+        listed = [r["redemption_id"] for r in items if r.get("redemption_id") and r.get("status") != FAILED]
         valid = [r for r in listed if is_rollback_target(r)]
-        found = OrderTargets(invalid=[r for r in listed if not is_rollback_target(r)])
+        found = OrderTargets(invalid=[r for r in listed if not is_rollback_target(r)], failed_attempts=failed)
         found.order_ids = sorted({str(r["order_id"]) for r in items if r.get("order_id")})
         states = self.ledger.redemptions.states(valid)
         for redemption_id in valid:
@@ -112,6 +114,7 @@ class OrderFanOut:
             "redemption_ids": found.targets,
             "child_request_ids": child_ids,
             "already_rolled_back_ids": found.already,
+            "failed_attempt_ids": found.failed_attempts[:100] or None,
         }
         self.ledger.requests.record_order(order, request_id, FANNED_OUT, now=now, fields=fields, by=by)
         self.metric("RollbackOrdersFannedOut", 1)
@@ -163,13 +166,24 @@ class OrderFanOut:
             state = FAILED
         elif found.already:
             state = ALREADY_ROLLED_BACK
+        elif found.failed_attempts:
+            state = FAILED
+            common["error"] = {
+                "key": "only_failed_attempts",
+                "message": f"every redemption of {DESCRIBED[by]} {order} in the ledger is a failed attempt: "
+                "nothing was given, nothing to roll back",
+            }
         else:
             state = FAILED
             common["error"] = {
                 "key": "order_not_in_ledger",
                 "message": f"the ledger holds no redemption of {DESCRIBED[by]} {order}",
             }
-        fields = {**common, "already_rolled_back_ids": found.already}
+        fields = {
+            **common,
+            "already_rolled_back_ids": found.already,
+            "failed_attempt_ids": found.failed_attempts[:100] or None,
+        }
         self.ledger.requests.record_order(order, request_id, state, now=now, fields=fields, by=by)
         self.metric("RollbacksFailed" if state == FAILED else "RollbacksAlreadyRolledBack", 1)
         self.logger.info("order rollback request: nothing to roll back", request_id=request_id, **{by: order})

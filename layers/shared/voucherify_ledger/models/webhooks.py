@@ -184,7 +184,10 @@ class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
 
     @property
     def redemption_id(self) -> str:
-        return self.redemption_rollback.redemption or self.redemption.id  # type: ignore[union-attr]
+        if self.redemption_rollback.redemption:
+            return self.redemption_rollback.redemption
+        assert self.redemption is not None  # the model's validator requires one of the two
+        return self.redemption.id
 
 
 # The project-settings event and the distribution event share one data shape, and so does redemption.rollback.failed

@@ -5,7 +5,6 @@ finishes, one run at a time, and a dry run writes nothing."""
 
 from __future__ import annotations
 
-import bisect
 import copy
 import json
 import random
@@ -16,10 +15,11 @@ import pytest
 
 from support.documents import SHARED_DIR
 from support.functions import Aws
+from support.listing import ListEndpoint
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.reconcile.objects import webhook_data
 from voucherify_ledger.reconcile.run import Reconciler
-from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, Page, Window
+from voucherify_ledger.reconcile.windows import PAGE_SIZE, Window
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 SPEC = json.loads((SHARED_DIR / "reference" / "voucherify" / "redemptions.json").read_text(encoding="utf-8"))
@@ -32,22 +32,6 @@ def _example(path: str, method: str, name: str) -> dict[str, Any]:
 
 def stamp(when: datetime) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class ListedHistory:
-    """``GET /v1/redemptions`` over a list of objects: created_at[after/before] exclusive, order=created_at."""
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        self.objects = sorted(objects, key=lambda o: o["date"])
-        self.times = [datetime.fromisoformat(o["date"].replace("Z", "+00:00")) for o in self.objects]
-        self.calls = 0
-
-    def __call__(self, window: Window, page: int) -> Page:
-        self.calls += 1
-        lo = bisect.bisect_right(self.times, window.after - EDGE)
-        hi = bisect.bisect_left(self.times, window.before)
-        start = lo + (page - 1) * PAGE_SIZE
-        return Page(self.objects[start : min(start + PAGE_SIZE, hi)], hi - lo)
 
 
 def history(redemptions: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
@@ -98,7 +82,7 @@ def assert_ledger_equals(aws: Aws, objects: list[dict[str, Any]], rollbacks: dic
         assert sorted(state.get("rollback_ids") or []) == sorted(rollback_ids), redemption_id
 
 
-def backfill(aws: Aws, listed: ListedHistory, until: datetime, **options: Any) -> Reconciler:
+def backfill(aws: Aws, listed: ListEndpoint, until: datetime, **options: Any) -> Reconciler:
     aws.ledger.reconciliation.start_job(T0, until, until)
     return Reconciler(aws.ledger, listed, overlap=timedelta(hours=1), **options)
 
@@ -106,7 +90,7 @@ def backfill(aws: Aws, listed: ListedHistory, until: datetime, **options: Any) -
 def test_a_backfill_fills_in_what_the_webhooks_lost_and_a_second_run_records_nothing(aws: Aws) -> None:
     objects, rollbacks = history(600, seed=1)
     deliver_some(aws, objects, 0.7, seed=2)
-    listed = ListedHistory(objects)
+    listed = ListEndpoint(objects)
     end = T0 + timedelta(days=63)
     missing: list[tuple[str, float]] = []
     reconciler = backfill(aws, listed, end, metric=lambda name, value: missing.append((name, value)))
@@ -127,12 +111,12 @@ def test_a_backfill_fills_in_what_the_webhooks_lost_and_a_second_run_records_not
 
 def test_a_run_out_of_time_saves_where_it_stopped_and_the_next_finishes(aws: Aws) -> None:
     objects, rollbacks = history(900, seed=3)
-    listed = ListedHistory(objects)
+    listed = ListEndpoint(objects)
     end = T0 + timedelta(days=63)
     reconciler = backfill(aws, listed, end)
-    calls_at_start = listed.calls
+    calls_at_start = len(listed.calls)
 
-    stopped = reconciler.run(end, time_left=lambda: 4 - (listed.calls - calls_at_start))
+    stopped = reconciler.run(end, time_left=lambda: 4 - (len(listed.calls) - calls_at_start))
     job = aws.ledger.reconciliation.running_job()
     assert not stopped.done and job is not None and job.resume_after == stopped.resumed_after
     assert 0 < stopped.counts.recorded < len(objects)
@@ -144,7 +128,7 @@ def test_a_run_out_of_time_saves_where_it_stopped_and_the_next_finishes(aws: Aws
 
 def test_a_scheduled_run_walks_from_the_checkpoint_less_the_overlap(aws: Aws) -> None:
     objects, rollbacks = history(300, seed=4)
-    listed = ListedHistory(objects)
+    listed = ListEndpoint(objects)
     checkpoint = T0 + timedelta(days=30)
     aws.ledger.reconciliation.finish_run(checkpoint=checkpoint, run={})
     now = T0 + timedelta(days=63)
@@ -160,12 +144,12 @@ def test_a_scheduled_run_walks_from_the_checkpoint_less_the_overlap(aws: Aws) ->
 
 
 def test_one_run_at_a_time(aws: Aws) -> None:
-    listed = ListedHistory(history(50, seed=5)[0])
+    listed = ListEndpoint(history(50, seed=5)[0])
     assert aws.ledger.reconciliation.acquire("another-run", T0, 600)
     run = Reconciler(aws.ledger, listed, overlap=timedelta(hours=1)).run(
         T0 + timedelta(minutes=1), time_left=lambda: 60
     )
-    assert not run.ran and listed.calls == 0
+    assert not run.ran and listed.calls == []
 
 
 @pytest.mark.parametrize("share", [0.0, 0.5])
@@ -177,11 +161,11 @@ def test_a_dry_run_counts_what_a_run_would_record_and_writes_nothing(aws: Aws, s
     aws.ledger.reconciliation.start_job(T0, end, end)
     before = aws.table()
 
-    dry = Reconciler(aws.ledger, ListedHistory(objects), overlap=timedelta(hours=1)).run(
+    dry = Reconciler(aws.ledger, ListEndpoint(objects), overlap=timedelta(hours=1)).run(
         end, time_left=lambda: 60, dry_run=True
     )
 
     assert aws.table() == before
-    real = Reconciler(aws.ledger, ListedHistory(objects), overlap=timedelta(hours=1)).run(end, time_left=lambda: 60)
+    real = Reconciler(aws.ledger, ListEndpoint(objects), overlap=timedelta(hours=1)).run(end, time_left=lambda: 60)
     assert (dry.counts.recorded, dry.counts.corrected) == (real.counts.recorded, real.counts.corrected)
     assert_ledger_equals(aws, objects, rollbacks)

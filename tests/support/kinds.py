@@ -11,17 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger_dev.payloads.purchases import ORDER_DISCOUNT_FIELDS
 from support.documents import seed_redemption, seed_rollback
 
 JANE = "cust_1g637SqVZnkdPNdAIZ7Ra879"  # the seed's customer
-ORDER_DISCOUNTS = (
-    "discount_amount",
-    "applied_discount_amount",
-    "items_discount_amount",
-    "items_applied_discount_amount",
-    "total_discount_amount",
-    "total_applied_discount_amount",
-)
 
 
 @dataclass
@@ -43,7 +36,7 @@ def _order(data: dict[str, Any], **discounts: Any) -> dict[str, Any]:
     """The event's order with exactly ``discounts`` as its discount fields (items' applied amounts cleared), copied
     into the redemption as Voucherify sends it."""
     order = data["order"]
-    for name in ORDER_DISCOUNTS:
+    for name in ORDER_DISCOUNT_FIELDS:
         order.pop(name, None)
     for item in order.get("items") or []:
         item.pop("applied_discount_amount", None)

@@ -4,7 +4,6 @@ the last object it handed over and, together with the first part, covers the ran
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections import Counter
 from collections.abc import Mapping
@@ -13,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from support.listing import ListEndpoint
 from voucherify_ledger.reconcile.windows import (
-    EDGE,
     MAX_PER_QUERY,
     PAGE_SIZE,
     ListingFailed,
@@ -28,32 +27,20 @@ from voucherify_ledger.reconcile.windows import (
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-class History:
-    """An in-memory list endpoint: ``created_at[after]`` and ``[before]`` exclusive, ``order=created_at``, pages
-    of ``PAGE_SIZE`` up to page 99, and ``total`` the count of the whole query (as Voucherify answers)."""
-
-    def __init__(self, times: list[datetime]) -> None:
-        self.times = sorted(times)
-        self.objects = [
+def history_of(times: list[datetime]) -> ListEndpoint:
+    """The list endpoint over redemptions created at ``times`` (ids in creation order)."""
+    return ListEndpoint(
+        [
             {"id": f"r_{i:08d}", "object": "redemption", "created_at": t.isoformat().replace("+00:00", "Z")}
-            for i, t in enumerate(self.times)
+            for i, t in enumerate(sorted(times))
         ]
-        self.calls: list[tuple[Window, int]] = []
-
-    def __call__(self, window: Window, page: int) -> Page:
-        assert 1 <= page <= 99
-        self.calls.append((window, page))
-        after = window.after - EDGE
-        lo = bisect.bisect_right(self.times, after)
-        hi = bisect.bisect_left(self.times, window.before)
-        start = lo + (page - 1) * PAGE_SIZE
-        return Page(self.objects[start : min(start + PAGE_SIZE, hi)], hi - lo)
+    )
 
 
 class CountedLister:
     """A lister that counts its calls, and a ``should_stop`` that says stop after ``limit`` of them."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: ListEndpoint) -> None:
         self.history = history
         self.calls = 0
 
@@ -75,14 +62,14 @@ def spread(n: int, days: int, seed: int, dense: tuple[int, int] | None = None) -
     return times
 
 
-def walk_all(history: History, window: Window) -> tuple[list[Mapping[str, Any]], Any]:
+def walk_all(history: ListEndpoint, window: Window) -> tuple[list[Mapping[str, Any]], Any]:
     seen: list[Mapping[str, Any]] = []
     result = WindowWalk(history).run(window, seen.extend)
     return seen, result
 
 
 def test_a_small_range_is_one_window_paged_oldest_first() -> None:
-    history = History(spread(1_234, 90, seed=1))
+    history = history_of(spread(1_234, 90, seed=1))
     seen, result = walk_all(history, Window(T0, T0 + timedelta(days=90)))
     assert result.done and result.splits == 0 and result.windows == 1
     assert [o["id"] for o in seen] == [o["id"] for o in history.objects]
@@ -91,7 +78,7 @@ def test_a_small_range_is_one_window_paged_oldest_first() -> None:
 
 
 def test_a_range_over_the_page_cap_is_split_and_every_object_comes_once() -> None:
-    history = History(spread(30_000, 90, seed=2, dense=(40, 15_000)))  # one day alone holds more than a query can
+    history = history_of(spread(30_000, 90, seed=2, dense=(40, 15_000)))  # one day alone holds more than a query can
     window = Window(T0, T0 + timedelta(days=90))
     seen, result = walk_all(history, window)
 
@@ -107,7 +94,7 @@ def test_a_range_over_the_page_cap_is_split_and_every_object_comes_once() -> Non
 
 
 def test_a_walk_stopped_anywhere_resumes_from_the_last_object_and_misses_nothing() -> None:
-    history = History(spread(12_000, 30, seed=3))
+    history = history_of(spread(12_000, 30, seed=3))
     window = Window(T0, T0 + timedelta(days=30))
     for budget in (1, 7, 40, 95):
         first: list[Mapping[str, Any]] = []
@@ -126,14 +113,14 @@ def test_a_walk_stopped_anywhere_resumes_from_the_last_object_and_misses_nothing
 
 def test_objects_created_at_a_boundary_are_listed() -> None:
     edge = T0 + timedelta(days=1)
-    history = History([T0 + timedelta(hours=1), edge, edge, T0 + timedelta(days=2) - timedelta(milliseconds=1)])
+    history = history_of([T0 + timedelta(hours=1), edge, edge, T0 + timedelta(days=2) - timedelta(milliseconds=1)])
     seen, _ = walk_all(history, Window(edge, T0 + timedelta(days=2)))
     assert [created_at(o) for o in seen] == [edge, edge, T0 + timedelta(days=2) - timedelta(milliseconds=1)]
 
 
 def test_a_window_too_short_to_split_is_paged_to_the_cap_and_reported() -> None:
     instant = T0 + timedelta(hours=5)
-    history = History([instant] * (MAX_PER_QUERY + 50))
+    history = history_of([instant] * (MAX_PER_QUERY + 50))
     seen, result = walk_all(history, Window(instant, instant + timedelta(milliseconds=1)))
     assert result.done and len(seen) == MAX_PER_QUERY
     assert result.truncated == [Window(instant, instant + timedelta(milliseconds=1))]
@@ -145,13 +132,13 @@ def test_a_split_aims_below_the_cap(total: int, parts: int) -> None:
 
 
 def test_calls_grow_linearly_with_the_objects() -> None:
-    small = walk_all(History(spread(20_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
-    large = walk_all(History(spread(80_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
+    small = walk_all(history_of(spread(20_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
+    large = walk_all(history_of(spread(80_000, 60, seed=4)), Window(T0, T0 + timedelta(days=60)))[1]
     assert large.calls <= 4 * small.calls * 1.1
 
 
 def test_a_lister_that_fails_stops_the_walk_where_it_got_to() -> None:
-    history = History(spread(1_000, 10, seed=5))
+    history = history_of(spread(1_000, 10, seed=5))
 
     def failing(window: Window, page: int) -> Page:
         if page == 4:

@@ -6,7 +6,7 @@ One table keyed ``pk``/``sk``; the item families and their keys are listed in ``
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 # --- redemptions and their rollbacks --------------------------------------------------------------
 REDEMPTION_PREFIX = "REDEMPTION#"  # REDEMPTION#<r_…> / REDEMPTION: a redemption and its rollbacks
@@ -109,6 +109,12 @@ def reconcile_job_key(job_id: str) -> dict[str, Any]:
     return _key(RECONCILE_PK, RECONCILE_JOB_SK_PREFIX + job_id)
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """A time as the ledger writes it: UTC, milliseconds, ``Z``."""
     if value is None:
@@ -116,3 +122,13 @@ def iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: object) -> datetime | None:
+    """A time as the ledger and Voucherify write it (ISO 8601, ``Z`` or an offset), or None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -12,13 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from voucherify_ledger.ledger.dynamo import Table, Update, av, compact
-from voucherify_ledger.ledger.keys import JOB_DONE, JOB_RUNNING, iso, reconcile_job_key, reconcile_state_key
+from voucherify_ledger.ledger.keys import (
+    JOB_DONE,
+    JOB_RUNNING,
+    iso,
+    parse_iso,
+    reconcile_job_key,
+    reconcile_state_key,
+)
 
 COUNTS = ("listed", "recorded", "corrected", "unchanged", "unreadable", "api_calls", "windows", "splits")
-
-
-def parse_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,10 @@ class Job:
     def from_item(cls, found: Mapping[str, Any]) -> Job:
         return cls(
             job_id=str(found["job_id"]),
-            since=parse_time(found["since"]) or datetime.min,
-            until=parse_time(found["until"]) or datetime.min,
+            since=parse_iso(found["since"]) or datetime.min,
+            until=parse_iso(found["until"]) or datetime.min,
             state=str(found.get("state", JOB_RUNNING)),
-            resume_after=parse_time(found.get("resume_after")),
+            resume_after=parse_iso(found.get("resume_after")),
             runs=int(found.get("runs", 0)),
             counts={name: int(found[name]) for name in COUNTS if name in found},
         )
@@ -66,7 +69,7 @@ class ReconcileStore:
         return self.table.get(reconcile_state_key())
 
     def checkpoint(self) -> datetime | None:
-        return parse_time((self.state() or {}).get("checkpoint"))
+        return parse_iso((self.state() or {}).get("checkpoint"))
 
     def acquire(self, owner: str, now: datetime, seconds: float) -> bool:
         """Takes the lease for ``seconds`` unless another run holds it; False when one does."""

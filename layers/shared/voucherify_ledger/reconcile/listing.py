@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from voucherify_ledger.ledger.keys import iso
 from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, ListingFailed, Page, Window
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.voucherify_api import ApiResponse, VoucherifyUnavailableError
@@ -31,19 +31,14 @@ class Credentials(Protocol):
     def refresh(self) -> bool: ...
 
 
-def stamp(value: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, as Voucherify writes its times."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def list_params(window: Window, page: int) -> dict[str, str | int]:
     """The query of one page: oldest first, the window's start one millisecond early (``after`` may be exclusive)."""
     return {
         "limit": PAGE_SIZE,
         "page": page,
         "order": "created_at",
-        "created_at[after]": stamp(window.after - EDGE),
-        "created_at[before]": stamp(window.before),
+        "created_at[after]": iso(window.after - EDGE),
+        "created_at[before]": iso(window.before),
     }
 
 

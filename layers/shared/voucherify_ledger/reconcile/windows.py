@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from voucherify_ledger.ledger.keys import parse_iso
+
 PAGE_SIZE = 100
 MAX_PAGES = 99
 MAX_PER_QUERY = PAGE_SIZE * MAX_PAGES  # 9,900
@@ -79,14 +81,7 @@ class WalkResult:
 
 def created_at(obj: Mapping[str, Any]) -> datetime | None:
     value = obj.get("created_at") or obj.get("date")
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+    return value if isinstance(value, datetime) else parse_iso(value)
 
 
 def parts_for(total: int) -> int:

@@ -86,18 +86,22 @@ class ReconcileStore:
         update.sets.append(f"{update.name_of('lease_released_by')} = :owner")
         self.table.update(reconcile_state_key(), update, what="reconcile state", condition=condition)
 
-    def finish_run(self, *, checkpoint: datetime | None, run: Mapping[str, Any]) -> None:
-        """Records the run's counts and moves the checkpoint forward (never back: a late run keeps the newer one)."""
-        base = Update().set("last_run", compact(run))
-        if checkpoint is None:
-            self.table.update(reconcile_state_key(), base, what="reconcile state")
-            return
-        update = Update().set("last_run", compact(run)).set("checkpoint", iso(checkpoint))
-        name = update.name_of("checkpoint")
-        update.values[":checkpoint"] = av(iso(checkpoint))
-        condition = f"attribute_not_exists({name}) OR {name} < :checkpoint"
-        if not self.table.update(reconcile_state_key(), update, what="reconcile state", condition=condition).applied:
-            self.table.update(reconcile_state_key(), base, what="reconcile state")
+    def finish_run(self, *, checkpoint: datetime | None, run: Mapping[str, Any]) -> datetime | None:
+        """Records the run's counts and moves the checkpoint forward (never back: a late run keeps the newer one);
+        the checkpoint in effect afterwards."""
+        key = reconcile_state_key()
+        if checkpoint is not None:
+            update = Update().set("last_run", compact(run)).set("checkpoint", iso(checkpoint))
+            name = update.name_of("checkpoint")
+            update.values[":checkpoint"] = av(iso(checkpoint))
+            condition = f"attribute_not_exists({name}) OR {name} < :checkpoint"
+            written = self.table.update(key, update, what="reconcile state", condition=condition, returns="ALL_NEW")
+            if written.applied:
+                return checkpoint
+        written = self.table.update(
+            key, Update().set("last_run", compact(run)), what="reconcile state", returns="ALL_NEW"
+        )
+        return parse_iso((written.item or {}).get("checkpoint"))
 
     def running_job(self) -> Job | None:
         job_id = (self.state() or {}).get("running_job")

@@ -20,6 +20,7 @@ from typing import Any
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.keys import iso
+from voucherify_ledger.ledger.reconciliation import Job
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
 from voucherify_ledger.reconcile.objects import ApiData, UnreadableObject, data_redemption_id, raw_copy, webhook_data
 from voucherify_ledger.reconcile.windows import Lister, WalkResult, Window, WindowWalk
@@ -107,7 +108,7 @@ class Reconciler:
             job_id = job.job_id if job is not None else None
             report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run, walked.error)
             if not dry_run:
-                self._save(report, now)
+                self._save(report, now, job)
             self.metric("ReconciledMissing", counts.missing)
             if counts.unreadable:
                 self.metric("ReconcileUnreadable", counts.unreadable)
@@ -122,17 +123,15 @@ class Reconciler:
     def _count_walk(counts: RunCounts, walked: WalkResult) -> None:
         counts.api_calls, counts.windows, counts.splits = walked.calls, walked.windows, walked.splits
 
-    def _save(self, report: RunReport, now: datetime) -> None:
+    def _save(self, report: RunReport, now: datetime, job: Job | None) -> None:
+        """Where the run got to: the job's progress (the lease kept it the run's own), or the checkpoint."""
         store = self.ledger.reconciliation
         assert report.window is not None
         reached = report.window.before if report.done else report.resumed_after
-        if report.job_id is not None:
-            job = store.running_job()
-            if job is not None and job.job_id == report.job_id:
-                store.job_progress(job, resume_after=reached, counts=asdict(report.counts), done=report.done, now=now)
+        if job is not None:
+            store.job_progress(job, resume_after=reached, counts=asdict(report.counts), done=report.done, now=now)
             return
-        store.finish_run(checkpoint=reached, run=report.as_dict() | {"finished_at": iso(now)})
-        checkpoint = store.checkpoint()
+        checkpoint = store.finish_run(checkpoint=reached, run=report.as_dict() | {"finished_at": iso(now)})
         if checkpoint is not None:
             self.metric("ReconcileLagSeconds", max(0.0, (now - checkpoint).total_seconds()))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,8 @@ class FakeRedemption:
     rollback_id: str | None = None
     date: str = field(default_factory=_iso)
     order_source_id: str | None = None  # the merchant's own order id (the order's source_id)
+    voucher_id: str = field(default_factory=lambda: "v_" + secrets.token_hex(16))  # the voucher it redeemed
+    seeded: bool = False  # part of a seeded history (not listed one by one in ``state()``)
 
 
 def error_body(code: int, key: str, message: str, details: str | None = None, **extra: str) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def rollback_document(
     body = body if isinstance(body, dict) else {}
     now = _iso()
     customer_id = redemption.customer_id or ((body.get("customer") or {}).get("id") if body else None)
-    voucher_id = "v_" + secrets.token_hex(16)
+    voucher_id = redemption.voucher_id
     order = None
     if redemption.order_id:
         order = {
@@ -131,27 +134,45 @@ def webhook_body(
     rollback: dict[str, Any], redemption: FakeRedemption, *, project_id: str, app_id: str, target_url: str | None
 ) -> bytes:
     """The signed-to-be ``redemption.rollback.succeeded`` webhook (v2024-01-01 envelope) of one rollback."""
-    now = _iso()
-    envelope = {
-        "id": _hex_id("whs_"),
+    data = {
+        "customer": rollback.get("customer"),
+        "order": rollback.get("order"),
+        "voucher": rollback.get("voucher"),
+        "redemption": redemption_object(redemption),
+        "redemption_rollback": rollback,
+    }
+    return envelope(
+        ROLLBACK_EVENT, data, entity_id=rollback["id"], project_id=project_id, app_id=app_id, target_url=target_url
+    )
+
+
+def envelope(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    entity_id: str,
+    project_id: str,
+    app_id: str,
+    target_url: str | None,
+    created_at: str | None = None,
+    new_id: Callable[[str], str] = _hex_id,
+) -> bytes:
+    """A webhook of ``event_type`` in the v2024-01-01 envelope, as JSON (``new_id(prefix)`` makes its ids)."""
+    now = created_at or _iso()
+    document = {
+        "id": new_id("whs_"),
         "project_id": project_id,
         "created_at": now,
-        "type": ROLLBACK_EVENT,
-        "data": {
-            "customer": rollback.get("customer"),
-            "order": rollback.get("order"),
-            "voucher": rollback.get("voucher"),
-            "redemption": redemption_object(redemption),
-            "redemption_rollback": rollback,
-        },
+        "type": event_type,
+        "data": data,
         "source": {"id": "wh_fAkEwEbHoOk", "object": "webhook", "target_url": target_url},
         "event": {
-            "id": _hex_id("evcus_"),
-            "type": ROLLBACK_EVENT,
+            "id": new_id("evcus_"),
+            "type": event_type,
             "created_at": now,
-            "entity_id": rollback["id"],
-            "group_id": _hex_id("evgr_"),
+            "entity_id": entity_id,
+            "group_id": new_id("evgr_"),
             "event_source": {"channel": "API", "api_key": {"name": "fake", "app_id": app_id}},
         },
     }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,4 +1,5 @@
-"""A fake Voucherify for development and tests (never deployed): the two rollback endpoints, over real HTTP.
+"""A fake Voucherify for development and tests (never deployed): the two rollback endpoints and the two redemptions
+read endpoints, over real HTTP, with a history of redemptions and rollbacks to list.
 
 ``FakeVoucherify`` is a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (an ephemeral port unless told otherwise):
 
@@ -8,40 +9,53 @@
   invalid_redemption`` for a stacked parent on ``/rollback`` (``/rollbacks`` rolls the whole stack back);
   ``400 invalid_redemption_parent`` for a stack child; ``404 not_found`` for an unknown redemption unless
   ``accept_unknown`` (then any ``r_…`` id is a single redemption);
-- ``X-App-Id`` / ``X-App-Token`` must match (``401`` otherwise);
-- a rate limit (requests per minute, fixed window) answers ``429`` with ``X-Rate-Limit-*`` and ``Retry-After``;
+- ``GET /v1/redemptions`` lists the history (``history``: redemptions ``r_…``/``rf_…`` and rollbacks
+  ``rr_…``/``rrf_…``, shaped like the GET examples — ``objects``) as ``{object: "list", data_ref: "redemptions",
+  redemptions, total}``, ``total`` counting every object the query matches; the query (``limit``, ``page`` 1–99,
+  ``created_at[after]`` / ``[before]`` — exclusive —, ``order``, ``result``, ``filters[…]``) is read in ``listing``;
+  ``GET /v1/redemptions/{id}`` answers one object or ``404 not_found``;
+- the history holds what ``add_redemption`` / ``add_stack`` add, every rollback the rollback endpoints make, and
+  what ``seed_history`` seeds (``seeding``: thousands of objects over months, deterministic for a seed, each
+  seeded redemption known to the rollback endpoints); ``history_webhooks()`` is the webhook Voucherify sent for
+  each object (``redemption.succeeded`` / ``.failed``, ``redemption.rollback.succeeded`` / ``.failed``) with the
+  bundle's route it goes to, and ``send_history_webhooks()`` sends them, signed, to ``webhook_url``'s host;
+- ``X-App-Id`` / ``X-App-Token`` must match (``401`` otherwise) and a rate limit (requests per minute, fixed window)
+  answers ``429`` with ``X-Rate-Limit-*`` and ``Retry-After``, for all four endpoints (``gate``);
 - faults on demand, from Python (``fail()``) or over HTTP (``POST /_fake/faults``): latency, 5xx, 429, a
-  hang past the client's timeout, a dropped connection, any documented error key, a 200 with result FAILURE —
-  each for ``times`` requests, optionally one redemption, optionally a share of requests (seeded);
-- every call is counted per redemption (``calls()``), every request kept (``requests``, tokens left out);
+  hang past the client's timeout, a dropped connection, any documented error key, a 200 with result FAILURE (a
+  rollback only) — each for ``times`` requests, optionally one redemption (a fault without one hits every request,
+  the list's included), optionally a share of requests (seeded);
+- every rollback call is counted per redemption (``calls()``), every API request kept (``requests``, tokens left
+  out);
 - after each successful rollback, like Voucherify a few moments later, it POSTs the signed webhook
   ``redemption.rollback.succeeded`` (v2024-01-01 envelope, ``x-voucherify-signature`` made with
   ``voucherify_ledger.webhooks.auth.sign``) to ``webhook_url`` — the bundle's
-  ``/webhooks/redemption-rollback-succeeded``.
+  ``/webhooks/redemption-rollback-succeeded``; ``drop_share`` loses a seeded share of all webhooks (counted).
 
-Control endpoint (no authentication; loopback only): ``GET /_fake/state``, ``POST|DELETE /_fake/faults``,
-``POST /_fake/redemptions``, ``POST /_fake/webhooks/deliver``, ``POST /_fake/reset``.
+Control endpoint (no authentication; loopback only): see ``control``.
 
-Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787``. Its parts: ``faults``, ``documents`` (what it
-answers with), ``webhooks`` (what it sends back), ``server`` (HTTP).
+Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787 [--history 5000] [--drop-share 0.1]``. Its parts:
+``faults``, ``gate`` (keys, rate limit), ``documents`` (what it answers with), ``objects`` (the history's objects and
+their webhooks), ``history`` (the sorted history), ``listing`` (the list's query), ``seeding``, ``webhooks`` (what it
+sends), ``control``, ``server`` (HTTP).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import re
-import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from ledger_dev.fake_voucherify.control import CONTROL_PREFIX, control
 from ledger_dev.fake_voucherify.documents import (
     FakeRedemption,
     _hex_id,
@@ -50,6 +64,11 @@ from ledger_dev.fake_voucherify.documents import (
     webhook_body,
 )
 from ledger_dev.fake_voucherify.faults import ERRORS, Fault, FaultKind
+from ledger_dev.fake_voucherify.gate import ApiGate
+from ledger_dev.fake_voucherify.history import History
+from ledger_dev.fake_voucherify.listing import INVALID_QUERY, InvalidQuery, parse_query
+from ledger_dev.fake_voucherify.objects import redemption_of
+from ledger_dev.fake_voucherify.seeding import seed_history
 from ledger_dev.fake_voucherify.server import _Handler, _Server
 from ledger_dev.fake_voucherify.webhooks import WebhookDelivery, WebhookSender
 
@@ -59,10 +78,10 @@ HOST = "127.0.0.1"
 DEFAULT_APP_ID = "local-app-id"
 DEFAULT_APP_TOKEN = "local-app-token"
 DEFAULT_PROJECT_ID = "proj_fAkEv0uCheR1fy"
-CONTROL_PREFIX = "/_fake"
-
 
 _ROLLBACK_PATH = re.compile(r"^/v1/redemptions/(?P<id>[^/]+)/(?P<endpoint>rollback|rollbacks)$")
+_GET_PATH = re.compile(r"^/v1/redemptions/(?P<id>[^/]+)$")
+LIST_PATH = "/v1/redemptions"
 
 
 def api_secret_value(app_id: str = DEFAULT_APP_ID, app_token: str = DEFAULT_APP_TOKEN) -> str:
@@ -74,8 +93,8 @@ def api_secret_value(app_id: str = DEFAULT_APP_ID, app_token: str = DEFAULT_APP_
 class RecordedRequest:
     method: str
     path: str
-    endpoint: str | None
-    redemption_id: str | None
+    endpoint: str | None  # rollback, rollbacks, list or get
+    redemption_id: str | None  # the path's id (None for the list)
     query: dict[str, str]
     body: Any
     user_agent: str | None
@@ -105,16 +124,15 @@ class FakeVoucherify:
         webhook_before_response: bool = False,
         project_id: str = DEFAULT_PROJECT_ID,
         seed: int = 0,
+        drop_share: float = 0.0,
     ) -> None:
         """``webhook_delay``: seconds after a rollback before its webhook goes out (None: held until
         ``deliver_webhooks()``); ``webhook_before_response``: send it (synchronously) before answering the
-        API call, as if the worker's own write came second."""
+        API call, as if the worker's own write came second; ``drop_share``: the share of webhooks lost (seeded by
+        ``seed``), rollback and history webhooks alike."""
         self.host = host
         self.port = port
-        self.app_id = app_id
-        self.app_token = app_token
         self.accept_unknown = accept_unknown
-        self.rate_limit_per_minute = rate_limit_per_minute
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.webhook_delay = webhook_delay
@@ -122,12 +140,13 @@ class FakeVoucherify:
         self.project_id = project_id
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
+        self._gate = ApiGate(app_id, app_token, rate_limit_per_minute, self._lock)
+        self._history = History()
+        self._rolled_back: dict[str, str] = {}  # rollbacks the endpoints made: redemption → rr_…
         self._redemptions: dict[str, FakeRedemption] = {}
         self._faults: list[Fault] = []
         self._calls: Counter[str] = Counter()
         self._requests: list[RecordedRequest] = []
-        self._window_start = 0.0
-        self._window_count = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -138,7 +157,34 @@ class FakeVoucherify:
             before_response=webhook_before_response,
             lock=self._lock,
             stopping=self._stopping,
+            drop_share=drop_share,
+            seed=seed,
         )
+
+    # the keys and the rate limit live in the gate; a test may change them on a running fake
+    @property
+    def app_id(self) -> str:
+        return self._gate.app_id
+
+    @app_id.setter
+    def app_id(self, value: str) -> None:
+        self._gate.app_id = value
+
+    @property
+    def app_token(self) -> str:
+        return self._gate.app_token
+
+    @app_token.setter
+    def app_token(self, value: str) -> None:
+        self._gate.app_token = value
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        return self._gate.rate_limit_per_minute
+
+    @rate_limit_per_minute.setter
+    def rate_limit_per_minute(self, value: int | None) -> None:
+        self._gate.rate_limit_per_minute = value
 
     # --- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -198,6 +244,7 @@ class FakeVoucherify:
                 redemption_id, order_id, customer_id, voucher_code, amount, order_source_id=order_source_id
             )
             self._redemptions[redemption_id] = redemption
+            self._history.add(redemption_of(redemption, channel_id=self.app_id))
             return redemption
 
     def add_stack(
@@ -218,6 +265,7 @@ class FakeVoucherify:
                 parent_id, order_id, customer_id, children=children, order_source_id=order_source_id
             )
             self._redemptions[parent_id] = parent
+            self._history.add(redemption_of(parent, channel_id=self.app_id))
             for child in children:
                 self._redemptions[child] = FakeRedemption(
                     child,
@@ -226,8 +274,69 @@ class FakeVoucherify:
                     voucher_code=f"STACK-{child[-6:].upper()}",
                     parent_id=parent_id,
                     order_source_id=order_source_id,
+                    date=parent.date,
                 )
+                self._history.add(redemption_of(self._redemptions[child], channel_id=self.app_id))
             return parent
+
+    def seed_history(
+        self,
+        count: int,
+        *,
+        days: float = 90,
+        end: datetime | None = None,
+        rollback_share: float = 0.12,
+        stack_share: float = 0.05,
+        failed_share: float = 0.03,
+        seed: int = 0,
+    ) -> dict[str, int]:
+        """Adds a seeded history of ``count`` objects over ``days`` up to ``end`` (default now; see ``seeding``);
+        its redemptions are known to the rollback endpoints. Answers the history's counts."""
+        with self._lock:
+            taken = set(self._redemptions) | {o["id"] for o in self._history.objects()}
+        seeded = seed_history(
+            count,
+            days=days,
+            end=end,
+            rollback_share=rollback_share,
+            stack_share=stack_share,
+            failed_share=failed_share,
+            seed=seed,
+            channel_id=self.app_id,
+            taken=taken,
+        )
+        with self._lock:
+            for redemption in seeded.redemptions:
+                self._redemptions[redemption.id] = redemption
+            self._history.extend(seeded.objects)
+            return self._history.counts()
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every object of the history, oldest first (copies)."""
+        with self._lock:
+            return [dict(o) for o in self._history.objects()]
+
+    def history_webhooks(self, share: float = 1.0, seed: int = 0) -> list[tuple[str, bytes]]:
+        """The webhook of each history object (a seeded ``share`` of them), oldest first: (the bundle's route,
+        ``/webhooks/redemption-succeeded`` or ``/webhooks/redemption-rollback-succeeded``, the JSON body)."""
+        with self._lock:
+            return self._history.webhooks(
+                project_id=self.project_id, app_id=self.app_id, share=share, seed=seed, target_url=self.webhook_url
+            )
+
+    def send_history_webhooks(self, share: float = 1.0, seed: int = 0) -> list[WebhookDelivery]:
+        """Sends ``history_webhooks(share, seed)`` now, signed, each to its route on ``webhook_url``'s host, less
+        the drop share (``state()["webhooks_dropped"]``); returns the deliveries made."""
+        if not self.webhook_url:
+            raise ValueError("the fake has no webhook_url to send the history's webhooks to")
+        items = []
+        for route, body in self.history_webhooks(share, seed):
+            data = json.loads(body)["data"]
+            subject = data.get("redemption_rollback") or data["redemption"]
+            rollback_id = subject["id"] if "redemption_rollback" in data else None
+            redemption_id = subject.get("redemption") if rollback_id else subject["id"]
+            items.append((route, body, redemption_id or "", rollback_id, json.loads(body)["type"]))
+        return self._webhooks.send_history(items)
 
     def fail(self, kind: FaultKind, **options: Any) -> Fault:
         """Adds a fault (see ``Fault``), e.g. ``fail("status", status=503, times=2)``,
@@ -249,7 +358,9 @@ class FakeVoucherify:
             self._calls.clear()
             self._requests.clear()
             self._webhooks.reset()
-            self._window_start, self._window_count = 0.0, 0
+            self._gate.reset()
+            self._history.clear()
+            self._rolled_back.clear()
 
     # --- observation ------------------------------------------------------------------------------
     def calls(self, redemption_id: str | None = None) -> int:
@@ -271,11 +382,13 @@ class FakeVoucherify:
         with self._lock:
             return {
                 "calls": dict(self._calls),
-                "rolled_back": {r.id: r.rollback_id for r in self._redemptions.values() if r.rollback_id},
-                "redemptions": sorted(self._redemptions),
+                "rolled_back": dict(self._rolled_back),
+                "redemptions": sorted(r.id for r in self._redemptions.values() if not r.seeded),
+                "history": self._history.counts(),
                 "faults": [f.as_dict() for f in self._faults],
                 "webhooks": [asdict(w) for w in self.webhooks],
                 "webhooks_pending": self._webhooks.pending,
+                "webhooks_dropped": self._webhooks.dropped,
             }
 
     # --- webhooks ---------------------------------------------------------------------------------
@@ -306,26 +419,36 @@ class FakeVoucherify:
         url = urlsplit(handler.path)
         raw = handler.read_body() if handler.command in ("POST", "DELETE") else b""
         if url.path.startswith(CONTROL_PREFIX):
-            self._control(handler, handler.command, url.path[len(CONTROL_PREFIX) :], raw)
+            control(self, handler, handler.command, url.path[len(CONTROL_PREFIX) :], raw)
             return
-        match = _ROLLBACK_PATH.match(url.path)
-        if handler.command != "POST" or not match:
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        query = dict(pairs)
+        rollback_match, get_match = _ROLLBACK_PATH.match(url.path), _GET_PATH.match(url.path)
+        serve: Callable[[], tuple[int, Any]]
+        if handler.command == "POST" and rollback_match:
+            redemption_id: str | None = rollback_match.group("id")
+            endpoint = rollback_match.group("endpoint")
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            with self._lock:
+                self._calls[redemption_id] += 1
+            serve = lambda: self._roll_back(endpoint, rollback_match.group("id"), query, body)  # noqa: E731
+        elif handler.command == "GET" and url.path.rstrip("/") == LIST_PATH:
+            redemption_id, endpoint, body = None, "list", None
+            serve = lambda: self._list(pairs)  # noqa: E731
+        elif handler.command == "GET" and get_match:
+            redemption_id, endpoint, body = get_match.group("id"), "get", None
+            serve = lambda: self._get(get_match.group("id"))  # noqa: E731
+        else:
             handler.answer(404, {"code": 404, "key": "not_found", "message": "Resource not found"})
             return
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        redemption_id = match.group("id")
-        endpoint = match.group("endpoint")
-        with self._lock:
-            self._calls[redemption_id] += 1
-        status, payload, headers = self._api(handler, endpoint, redemption_id, query, body)
+        status, payload, headers = self._api(handler, endpoint, redemption_id, query, body, serve)
         with self._lock:
             self._requests.append(
                 RecordedRequest(
-                    "POST",
+                    handler.command,
                     url.path,
                     endpoint,
                     redemption_id,
@@ -343,23 +466,31 @@ class FakeVoucherify:
         handler.answer(status, payload, headers)
 
     def _api(
-        self, handler: _Handler, endpoint: str, redemption_id: str, query: dict[str, str], body: Any
+        self,
+        handler: _Handler,
+        endpoint: str,
+        redemption_id: str | None,
+        query: dict[str, str],
+        body: Any,
+        serve: Callable[[], tuple[int, Any]],
     ) -> tuple[int | None, Any, dict[str, str]]:
-        """The answer to one API request: (status, or None when no answer is sent; body; headers)."""
-        fault = self._pick_fault(redemption_id)
+        """The answer to one API request: (status, or None when no answer is sent; body; headers). Faults, the keys
+        and the rate limit first, then ``serve()``."""
+        rollback = endpoint in ("rollback", "rollbacks")
+        fault = self._pick_fault(redemption_id, rollback=rollback)
         if fault is not None and fault.kind in ("timeout", "drop"):
             if fault.apply:
-                self._roll_back(endpoint, redemption_id, query, body)
+                serve()
             if fault.kind == "timeout":
                 self._stopping.wait(fault.seconds)
             handler.drop()
             return None, None, {}
-        if not self._authorized(handler):
-            return self._error("unauthorized", redemption_id)
-        limited = self._rate_limited()
+        if not self._gate.authorized(handler.headers):
+            return self._error("unauthorized", redemption_id or "")
+        limited = self._gate.limited()
         if limited is not None:
             return 429, error_body(429, "too_many_requests", "Too many requests"), limited
-        headers = self._rate_headers()
+        headers = self._gate.headers()
         if fault is not None:
             if fault.kind == "status":
                 key, message = ("server_error", "Internal server error") if fault.status >= 500 else ("error", "Error")
@@ -367,26 +498,47 @@ class FakeVoucherify:
             if fault.kind == "error":
                 named = {"resource_id": fault.resource_id, "resource_type": fault.resource_type}
                 status, error, _ = self._error(
-                    fault.key or "not_found", redemption_id, **{k: v for k, v in named.items() if v}
+                    fault.key or "not_found", redemption_id or "", **{k: v for k, v in named.items() if v}
                 )
                 return status, error, headers
             if fault.kind == "rate_limit":
                 return (
                     429,
                     error_body(429, "too_many_requests", "Too many requests"),
-                    {**self._retry_headers(fault.retry_after), "X-Rate-Limit-Remaining": "0"},
+                    {**self._gate.retry_headers(fault.retry_after), "X-Rate-Limit-Remaining": "0"},
                 )
-            if fault.kind == "failure":
+            if fault.kind == "failure" and redemption_id is not None:
                 return 200, self._failed_rollback(redemption_id, query, body, fault), headers
-        status, payload = self._roll_back(endpoint, redemption_id, query, body)
+        status, payload = serve()
         return status, payload, headers
 
-    def _pick_fault(self, redemption_id: str) -> Fault | None:
+    def _list(self, pairs: list[tuple[str, str]]) -> tuple[int, Any]:
+        """``GET /v1/redemptions``: a page of the history, or 400 for a query the API refuses."""
+        try:
+            query = parse_query(pairs)
+        except InvalidQuery as refused:
+            code, key, message = INVALID_QUERY
+            return code, error_body(code, key, message, str(refused))
+        with self._lock:
+            return 200, self._history.list(query)
+
+    def _get(self, object_id: str) -> tuple[int, Any]:
+        """``GET /v1/redemptions/{id}``: the redemption or rollback, or 404 not_found."""
+        with self._lock:
+            found = self._history.get(object_id)
+        if found is None:
+            status, error, _ = self._error("not_found", object_id)
+            return status, error
+        return 200, found
+
+    def _pick_fault(self, redemption_id: str | None, *, rollback: bool = True) -> Fault | None:
+        """The fault that decides this request's answer (latencies waited out here); a ``failure`` fault (a
+        rollback's FAILURE) is for the rollback endpoints only."""
         chosen: Fault | None = None
         latencies: list[Fault] = []
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(redemption_id):
+                if not fault.matches(redemption_id) or (fault.kind == "failure" and not rollback):
                     continue
                 if fault.probability < 1.0 and self._rng.random() >= fault.probability:
                     continue
@@ -412,40 +564,6 @@ class FakeVoucherify:
             if left <= 0:
                 return
             latency.until.wait(min(left, 0.05))
-
-    def _authorized(self, handler: _Handler) -> bool:
-        app_id = (handler.headers.get("x-app-id") or "").encode("utf-8", "replace")
-        token = (handler.headers.get("x-app-token") or "").encode("utf-8", "replace")
-        same_id = secrets.compare_digest(app_id, self.app_id.encode("utf-8"))
-        return secrets.compare_digest(token, self.app_token.encode("utf-8")) and same_id
-
-    def _rate_limited(self) -> dict[str, str] | None:
-        if not self.rate_limit_per_minute:
-            return None
-        with self._lock:
-            now = time.time()
-            if now - self._window_start >= 60:
-                self._window_start, self._window_count = now, 0
-            if self._window_count >= self.rate_limit_per_minute:
-                return {**self._retry_headers(self._window_start + 60 - now), "X-Rate-Limit-Remaining": "0"}
-            self._window_count += 1
-        return None
-
-    def _rate_headers(self) -> dict[str, str]:
-        if not self.rate_limit_per_minute:
-            return {}
-        with self._lock:
-            remaining = max(0, self.rate_limit_per_minute - self._window_count)
-        return {"X-Rate-Limit-Limit": str(self.rate_limit_per_minute), "X-Rate-Limit-Remaining": str(remaining)}
-
-    def _retry_headers(self, seconds: float) -> dict[str, str]:
-        seconds = max(0.0, seconds)
-        return {
-            "Retry-After": str(math.ceil(seconds)),
-            "X-Rate-Limit-Retry": str(math.ceil(time.time() + seconds)),
-            "X-Rate-Limit-Limit": str(self.rate_limit_per_minute or 0),
-            "X-Rate-Limit-Type": "requests_per_minute",
-        }
 
     def _error(self, key: str, redemption_id: str, **extra: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """A documented error answer (redemptions.json's examples): ``code``, ``key``, ``message``, ``details`` and a
@@ -506,49 +624,21 @@ class FakeVoucherify:
         """A ``redemption_rollback`` like the OpenAPI example; marks the redemption rolled back."""
         rollback_id = _hex_id("rr_")
         redemption.rollback_id = rollback_id
-        return rollback_document(rollback_id, redemption, query, body, app_id=self.app_id, related=related)
+        self._rolled_back[redemption.id] = rollback_id
+        document = rollback_document(rollback_id, redemption, query, body, app_id=self.app_id, related=related)
+        self._history.add(dict(document))
+        return document
 
     def _failed_rollback(self, redemption_id: str, query: dict[str, str], body: Any, fault: Fault) -> dict[str, Any]:
         with self._lock:
             redemption = self._known(redemption_id) or FakeRedemption(redemption_id)
-        document = rollback_document(_hex_id("rr_"), redemption, query, body, app_id=self.app_id)
+        document = rollback_document(_hex_id("rrf_"), redemption, query, body, app_id=self.app_id)
         document.update(
             result="FAILURE",
             status="FAILED",
             failure_code=fault.failure_code,
             failure_message=fault.failure_message,
         )
+        with self._lock:
+            self._history.add(dict(document))
         return document
-
-    # --- the control endpoint ---------------------------------------------------------------------
-    def _control(self, handler: _Handler, method: str, path: str, raw: bytes) -> None:
-        try:
-            payload = json.loads(raw) if raw else {}
-        except ValueError:
-            handler.answer(400, {"error": "body must be JSON"})
-            return
-        try:
-            if method == "GET" and path == "/state":
-                handler.answer(200, self.state())
-            elif method == "POST" and path == "/faults":
-                fault = self.fail(**payload)
-                handler.answer(201, fault.as_dict())
-            elif method == "DELETE" and path == "/faults":
-                self.clear_faults()
-                handler.answer(200, {"faults": []})
-            elif method == "POST" and path == "/redemptions":
-                children = payload.pop("children", None)
-                if children:
-                    self.add_stack(payload.pop("id"), children, **payload)
-                else:
-                    self.add_redemption(payload.pop("id"), **payload)
-                handler.answer(201, {"redemptions": self.state()["redemptions"]})
-            elif method == "POST" and path == "/webhooks/deliver":
-                handler.answer(200, {"delivered": [asdict(d) for d in self.deliver_webhooks()]})
-            elif method == "POST" and path == "/reset":
-                self.reset()
-                handler.answer(200, {"reset": True})
-            else:
-                handler.answer(404, {"error": f"no control {method} {CONTROL_PREFIX}{path}"})
-        except (TypeError, ValueError, KeyError) as exc:
-            handler.answer(400, {"error": f"{type(exc).__name__}: {exc}"})

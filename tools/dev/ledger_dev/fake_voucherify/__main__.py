@@ -1,4 +1,7 @@
-"""``python -m ledger_dev.fake_voucherify --port 8787``: the fake alone, until Ctrl-C."""
+"""``python -m ledger_dev.fake_voucherify --port 8787 [--history N] [--drop-share F]``: the fake alone, until Ctrl-C.
+
+``--history N`` seeds N objects (``--history-days``, ``--history-seed``) to list; with ``--webhook-url``,
+``--send-history`` sends their webhooks once started; ``--drop-share`` loses that share of every webhook."""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="404 not_found for redemptions not added")
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--webhook-secret", default=None)
+    parser.add_argument("--history", type=int, default=0, metavar="N", help="seed a history of N objects")
+    parser.add_argument("--history-days", type=float, default=90)
+    parser.add_argument("--history-seed", type=int, default=0)
+    parser.add_argument("--send-history", action="store_true", help="send the history's webhooks to --webhook-url")
+    parser.add_argument("--drop-share", type=float, default=0.0, help="share of webhooks lost (seeded)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     fake = FakeVoucherify(
@@ -28,7 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         accept_unknown=not args.strict,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
+        drop_share=args.drop_share,
+        seed=args.history_seed,
     ).start()
+    if args.history:
+        counts = fake.seed_history(args.history, days=args.history_days, seed=args.history_seed)
+        print(f"history: {counts}", flush=True)
+    if args.send_history:
+        sent = fake.send_history_webhooks()
+        print(f"history webhooks: {len(sent)} sent, {fake.state()['webhooks_dropped']} dropped", flush=True)
     print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}); Ctrl-C stops it", flush=True)
     try:
         while True:

@@ -10,6 +10,10 @@
     redemption-ledger quarantine list --stack my-stack                # authentic deliveries that failed validation
     redemption-ledger quarantine replay --all --stack my-stack        # after a fix: record those that now pass
     redemption-ledger quarantine replay q_… --route redemption-succeeded --stack my-stack  # where q_… belongs
+    redemption-ledger reconcile --since 2026-08-01 --local            # record what the webhooks never delivered
+    redemption-ledger reconcile --since 2026-08-01 --until 2026-09-01 --stack my-stack  # a backfill job, started now
+    redemption-ledger reconcile --since 2026-08-01 --dry-run --stack my-stack  # count it here, write nothing
+    redemption-ledger reconcile --status --stack my-stack             # checkpoint, running job, last run
 
 ``rollback`` puts a RollbackRequest (``docs/rollback-request.schema.json``) on the rollback queue: the queue of
 ``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
@@ -21,7 +25,11 @@ without any, ``$LEDGER_TABLE_NAME``. AWS credentials and region come from the us
 (``--region`` overrides the region). ``where`` finds them; ``local`` holds the conventions ``make run`` follows.
 
 Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read.
-Each subcommand is a ``register_*`` function in ``COMMANDS`` (``list`` in ``listing``, ``rollback`` in ``rollback``):
+``reconcile`` walks Voucherify's ``GET /v1/redemptions`` over a time range and records what the ledger lacks, as a
+backfill job of the reconciler: run here to its end (``--local``), or started in a deployed stack.
+
+Each subcommand is a ``register_*`` function in ``COMMANDS`` (``list`` in ``listing``, ``rollback`` in ``rollback``,
+``reconcile`` in ``reconcile``):
 add one to add a command. It may import the layer package, boto3 and the standard library, nothing else
 (``tests/e2e/test_cli_installs_alone.py``).
 """
@@ -34,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from redemption_ledger_cli.listing import register_list
+from redemption_ledger_cli.reconcile import EXIT_BUSY, register_reconcile
 from redemption_ledger_cli.rollback import register_rollback
 from redemption_ledger_cli.where import (
     EXIT_ERROR,
@@ -53,6 +62,7 @@ from redemption_ledger_cli.where import (
 
 # Every exit code of every command, here where the commands are (``cli.EXIT_…``).
 __all__ = [
+    "EXIT_BUSY",
     "EXIT_ERROR",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
@@ -227,15 +237,17 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     register_list,
     register_rollback,
     register_quarantine,
+    register_reconcile,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Reads the Voucherify redemption ledger (DynamoDB) and queues rollback requests.",
+        description="Reads the Voucherify redemption ledger (DynamoDB), queues rollback requests and reconciles "
+        "the ledger with Voucherify's list of redemptions.",
         epilog="Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read "
-        "(rollback: see its --help).",
+        "(rollback, reconcile: see their --help).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = target_options()

@@ -8,7 +8,10 @@ takes them from here; the CLI therefore reaches it without importing the harness
   region eu-west-1;
 - the ledger table ``voucherify-ledger`` and the rollback queue ``voucherify-ledger-local-rollback-queue`` (the
   template's ``RollbackQueue`` named after the local stack, as the local stack names every queue without a
-  ``QueueName``; a test holds the two equal).
+  ``QueueName``; a test holds the two equal);
+- the fake Voucherify on ``$LOCAL_VOUCHERIFY_PORT`` (default 8787, bound like the embedded AWS), and the API keys
+  the rollback worker and the reconciler read in the embedded Secrets Manager under ``voucherify-ledger/api`` (the
+  template's ``VoucherifyApiSecretId`` default; a test holds the two equal).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ REGION = "eu-west-1"
 TABLE_NAME = "voucherify-ledger"
 STACK_NAME = "voucherify-ledger-local"  # AWS::StackName of the local stack (queue names derive from it)
 ROLLBACK_QUEUE_NAME = f"{STACK_NAME}-rollback-queue"  # the template's RollbackQueue, locally
+VOUCHERIFY_PORT_ENV = "LOCAL_VOUCHERIFY_PORT"
+DEFAULT_VOUCHERIFY_PORT = 8787  # the fake Voucherify
+API_SECRET_ID = "voucherify-ledger/api"  # the template's VoucherifyApiSecretId default: the API keys
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -51,6 +57,13 @@ def aws_host_from_env(env: Mapping[str, str]) -> str:
 def endpoint_url(host: str, port: int) -> str:
     """An HTTP endpoint as clients reach it (a wildcard bind is reached through loopback)."""
     return f"http://{HOST if host in _WILDCARDS else host}:{port}"
+
+
+def voucherify_url(env: Mapping[str, str] | None = None) -> str:
+    """The local stack's fake Voucherify as clients reach it: bound like the embedded AWS (``LOCAL_AWS_HOST``) on
+    ``LOCAL_VOUCHERIFY_PORT``; ValueError for a bad port."""
+    env = os.environ if env is None else env
+    return endpoint_url(aws_host_from_env(env), port_from_env(env, VOUCHERIFY_PORT_ENV, DEFAULT_VOUCHERIFY_PORT))
 
 
 @dataclass(frozen=True)

@@ -426,6 +426,18 @@ def test_stack_reports_a_refused_invocation_and_keeps_the_job(
     assert aws.ledger.reconciliation.running_job().job_id == job["job_id"]  # type: ignore[union-attr]
 
 
+def test_a_stack_without_the_reconciler_gets_no_job(
+    aws: Aws, lambdas: LambdaStub, clean_env: None, capsys: pytest.CaptureFixture
+) -> None:
+    _create_stack("ledger-old", {"LedgerTableName": TABLE_NAME})
+
+    code, out = run_cli(["reconcile", *RANGE, "--stack", "ledger-old", "--region", "eu-west-1"])
+
+    assert (code, out) == (3, "")
+    assert "has no output ReconcilerFunctionName" in capsys.readouterr().err
+    assert aws.ledger.reconciliation.running_job() is None and lambdas.invocations == []
+
+
 def test_table_starts_the_job_for_the_schedule_and_status_shows_checkpoint_job_and_last_run(
     aws: Aws, clean_env: None
 ) -> None:

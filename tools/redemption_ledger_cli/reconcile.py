@@ -395,14 +395,15 @@ def start_remote(args: argparse.Namespace, target: Target, since: datetime, unti
     from voucherify_ledger.ledger.keys import iso
     from voucherify_ledger.ledger.reconciliation import job_id_for
 
+    # the function first: a stack without it (deployed before the reconciler) gets no job that nothing would run
+    function = where._stack_output(args.stack, args.region, FUNCTION_OUTPUT) if args.stack else None
     job, started = read(target, lambda ledger: ledger.reconciliation.start_job(since, until, _now()))
     answer: dict[str, Any] = {**job.as_dict(), "started": started, "table": target.table_name}
     mine = job.job_id == job_id_for(since, until)
     if not mine:
         answer["requested"] = {"job_id": job_id_for(since, until), "since": iso(since), "until": iso(until)}
         answer["note"] = "another backfill is running (one at a time): yours was not started; ask again once it is done"
-    if args.stack:
-        function = where._stack_output(args.stack, args.region, FUNCTION_OUTPUT)
+    if function is not None:
         answer["function_name"] = function
         answer["invoked"] = invoke_reconciler(function, args.region, job.job_id)
         if answer["invoked"] is not True:
@@ -478,7 +479,7 @@ def run_reconcile(args: argparse.Namespace, out: TextIO) -> int:
         summary = local_backfill(service, target, api, since, until)
     print_json(summary, out)
     if summary["error"]:
-        print(f"{PROG}: the walk stopped early: {summary['error']}", file=sys.stderr)
+        print(f"{PROG}: the walk stopped early: {summary['error']} (Voucherify at {api.url})", file=sys.stderr)
         return EXIT_ERROR
     if not summary["done"]:
         print(f"{PROG}: not done: stopped at {summary['resume_after']}", file=sys.stderr)

@@ -18,6 +18,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from ledger_dev.fake_voucherify import FakeVoucherify, api_secret_value
 from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_parts
 from ledger_dev.harness.functions import load_handler
+from ledger_dev.harness.moto_patches import linear_update_validation
 from ledger_dev.harness.queues import create_queues
 from ledger_dev.harness.sqs_poller import SqsPoller
 from ledger_dev.harness.template import create_table, function_environment, resources
@@ -45,6 +46,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    linear_update_validation()  # moto's own check is quadratic in an update's actions (moto_patches)
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_table(dynamodb, table_name=TABLE_NAME)

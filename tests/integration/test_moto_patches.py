@@ -150,3 +150,44 @@ def test_a_server_polls_for_shutdown_every_50_ms(monkeypatch: pytest.MonkeyPatch
     server.stop()
     assert polls == [moto_patches.SERVER_POLL_INTERVAL_SECONDS] and polls[0] <= 0.05
     assert time.monotonic() - started < 2
+
+
+def _validations_of(actions: int) -> int:
+    """How many times moto's clause-count check walks the tree of one update expression of ``actions`` SETs."""
+    from moto.dynamodb.parsing.ast_nodes import UpdateExpression
+
+    walks = 0
+    find_clauses = UpdateExpression.find_clauses
+
+    def counted(self: Any, clause_types: Any) -> Any:
+        nonlocal walks
+        walks += 1
+        return find_clauses(self, clause_types)
+
+    UpdateExpression.find_clauses = counted  # type: ignore[method-assign]
+    try:
+        from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+        from moto.dynamodb.parsing.validators import ActionCountValidator
+
+        ast = UpdateExpressionParser.make("SET " + ", ".join(f"a{i} = :v{i}" for i in range(actions)))
+        ActionCountValidator().traverse(ast)
+    finally:
+        UpdateExpression.find_clauses = find_clauses  # type: ignore[method-assign]
+    return walks
+
+
+def test_an_update_expression_is_checked_in_linear_time_and_still_refused_with_two_set_clauses(
+    dynamodb: Any,
+) -> None:
+    moto_patches.linear_update_validation()
+    small, large = _validations_of(25), _validations_of(100)
+    # one check at the root (3 clause kinds) whose walk recurses once per node: 4× the actions, about 4× the walks
+    assert large <= 5 * small, (small, large)
+    _put(dynamodb, "REDEMPTION#r_1")
+    with pytest.raises(dynamodb.exceptions.ClientError, match="SET"):
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}},
+            UpdateExpression="SET a = :a SET b = :b",
+            ExpressionAttributeValues={":a": {"S": "1"}, ":b": {"S": "2"}},
+        )

@@ -25,9 +25,12 @@ SUPPRESSED = {
     "RedemptionSucceededFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
     "RedemptionRollbackSucceededFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
     "RollbackWorkerFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
+    "ReconcilerFunctionLogs": {"CKV_AWS_158", "CKV_AWS_338"},
     "RedemptionSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "RedemptionRollbackSucceededFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "RollbackWorkerFunction": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    # reserved concurrency 1 (one run at a time): CKV_AWS_115 holds without a suppression
+    "ReconcilerFunction": {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     "RollbackQueue": {"CKV_AWS_27"},
     "RollbackDeadLetterQueue": {"CKV_AWS_27"},
     "LedgerTable": {"CKV_AWS_119"},

@@ -87,6 +87,13 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:Query", f"{LEDGER}/index/ByOrderSourceId"),  # … or by the merchant's (order_source_id)
         ("secretsmanager:GetSecretValue", API_SECRET),
     },
+    "ReconcilerFunction": own_logs("ReconcilerFunction")
+    | {
+        ("dynamodb:BatchGetItem", LEDGER),  # what the ledger holds of a listed page, in one read
+        ("dynamodb:GetItem", LEDGER),  # its state (checkpoint, lease) and backfill jobs
+        ("dynamodb:UpdateItem", LEDGER),  # the webhooks' own writes; its state and jobs
+        ("secretsmanager:GetSecretValue", API_SECRET),
+    },
 }
 
 
@@ -329,3 +336,24 @@ def test_the_source_ip_allow_list_reaches_every_webhook_function(cfn: dict[str, 
         if any(event["Type"] == "HttpApi" for event in events):
             variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
             assert variables["ALLOWED_SOURCE_CIDRS"] == {"Ref": "AllowedSourceCidrs"}, function
+
+
+def test_the_reconciler_policy_allows_every_call_it_makes(cfn: dict[str, Any], aws: Any) -> None:
+    """A scheduled run and a backfill run over a fake list (redemptions the ledger lacks, a rollback of one it
+    holds): the DynamoDB calls the reconciler's code makes, mapped to IAM actions, are all granted."""
+    from datetime import UTC, datetime, timedelta
+
+    from support.listing import ListEndpoint, history
+    from voucherify_ledger.ledger import Ledger
+    from voucherify_ledger.reconcile.run import Reconciler
+
+    calls: set[str] = set()
+    ledger = Ledger(aws.table_name, Recorder(aws.dynamodb, "dynamodb", calls))
+    now = datetime(2026, 9, 1, tzinfo=UTC)
+    objects, _ = history(120, seed=9, start=now - timedelta(days=3), days=2)
+    ledger.reconciliation.start_job(now - timedelta(days=4), now, now)
+    for _ in range(2):  # the backfill, then a scheduled run from its checkpoint
+        Reconciler(ledger, ListEndpoint(objects), overlap=timedelta(hours=1)).run(now, time_left=lambda: 60)
+    allowed = {action for action, _ in grants(cfn, "ReconcilerFunction")}
+    assert {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= calls
+    assert calls <= allowed, sorted(calls - allowed)

@@ -60,3 +60,18 @@ def test_one_backfill_at_a_time_continued_run_after_run_until_done(aws: Aws) -> 
     assert (store.state() or {})["last_job"] == job.job_id
     later, started_later = store.start_job(T0, T0 + timedelta(days=1), T0 + timedelta(hours=1))
     assert started_later and later.job_id != job.job_id
+
+
+def test_a_finished_backfill_asked_for_again_walks_its_range_again_with_fresh_counts(aws: Aws) -> None:
+    store = aws.ledger.reconciliation
+    since, until = T0 - timedelta(days=10), T0
+    job, _ = store.start_job(since, until, T0)
+    store.job_progress(job, resume_after=until, counts={"listed": 900, "recorded": 12}, done=True, now=T0)
+
+    again, started = store.start_job(since, until, T0 + timedelta(days=1))
+
+    assert started and again.job_id == job.job_id
+    found = store.running_job()
+    assert found is not None and found.state == JOB_RUNNING
+    assert (found.next_after, found.runs, found.counts) == (since, 0, {})  # from the start, not from where it ended
+    assert store.job(job.job_id) == found

@@ -549,7 +549,13 @@ def test_the_webhook_and_the_worker_record_the_rollback_once_in_either_order(
 # --- pacing ---------------------------------------------------------------------------------------
 def test_pacing_persists_across_warm_invocations(make_harness: Callable[..., Harness]) -> None:
     # A budget of 2 calls a minute for one execution: one call now, the next not before ~30 s.
-    harness = make_harness(env={"VOUCHERIFY_REQUESTS_PER_MINUTE": "2", "ROLLBACK_MAX_CONCURRENCY": "1"})
+    harness = make_harness(
+        env={
+            "VOUCHERIFY_REQUESTS_PER_MINUTE": "3",
+            "RECONCILE_REQUESTS_PER_MINUTE": "1",  # the reconciler's share: the worker's is 2
+            "ROLLBACK_MAX_CONCURRENCY": "1",
+        }
+    )
     harness.send(redemption_id=R1, request_id="req-p1")
     assert harness.poll().deleted  # invocation 1
 

@@ -4,10 +4,55 @@
 from __future__ import annotations
 
 import bisect
+import copy
+import json
+import random
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from support.documents import SHARED_DIR
 from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, Page, Window, created_at
+
+T0 = datetime(2026, 8, 1, tzinfo=UTC)
+SPEC = json.loads((SHARED_DIR / "reference" / "voucherify" / "redemptions.json").read_text(encoding="utf-8"))
+
+
+def _example(path: str, method: str, name: str) -> dict[str, Any]:
+    media = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+    return copy.deepcopy(media["examples"][name]["value"])
+
+
+def stamp(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def history(
+    redemptions: int, seed: int, *, start: datetime = T0, days: int = 60
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Redemptions over ``days`` from ``start`` (some failed attempts), a rollback for every eighth, built from the
+    redemptions API's published examples; and each redemption's rollback ids."""
+    rng = random.Random(seed)
+    redemption = _example("/v1/redemptions/{redemptionId}", "get", "Discount Voucher")
+    failed = _example("/v1/redemptions/{redemptionId}", "get", "Failed Voucher")
+    rollback = _example("/v1/redemptions/{redemptionId}/rollback", "post", "Discount Coupon")
+    objects: list[dict[str, Any]] = []
+    rollbacks: dict[str, list[str]] = {}
+    for i in range(redemptions):
+        when = start + timedelta(milliseconds=rng.randrange(days * 86_400_000))
+        is_failed = i % 17 == 0
+        obj = copy.deepcopy(failed if is_failed else redemption)
+        obj["id"] = f"{'rf' if is_failed else 'r'}_{i:018x}"
+        obj["date"] = stamp(when)
+        objects.append(obj)
+        rollbacks[obj["id"]] = []
+        if not is_failed and i % 8 == 0:
+            undo = copy.deepcopy(rollback)
+            undo["id"], undo["redemption"] = f"rr_{i:018x}", obj["id"]
+            undo["date"] = stamp(when + timedelta(hours=rng.randrange(1, 48)))
+            objects.append(undo)
+            rollbacks[obj["id"]].append(undo["id"])
+    return objects, rollbacks
 
 
 class ListEndpoint:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from voucherify_ledger.reconcile.listing import ApiLister, list_params
-from voucherify_ledger.reconcile.windows import ListingFailed, Window
+from voucherify_ledger.reconcile.windows import ListingFailed, OutOfTime, Window
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.voucherify_api import ApiResponse, VoucherifyUnavailableError
 
@@ -128,9 +128,10 @@ def test_an_answer_without_a_list_is_no_page(body: Any) -> None:
         lister(clock, ScriptedClient(clock, [answer(200, body)]))(WINDOW, 1)
 
 
-def test_no_call_once_the_runs_time_is_up() -> None:
+def test_no_call_once_the_runs_time_is_up_and_that_is_no_error() -> None:
     clock = Clock()
     client = ScriptedClient(clock)
-    with pytest.raises(ListingFailed, match="budget"):
+    with pytest.raises(OutOfTime, match="budget"):
         lister(clock, client, time_left=lambda: 2.0)(WINDOW, 1)  # less than one request's timeout
     assert client.calls == []
+    assert not issubclass(OutOfTime, ListingFailed)  # the walk ends where it got to, without an error

@@ -149,3 +149,21 @@ def test_a_lister_that_fails_stops_the_walk_where_it_got_to() -> None:
     result = WindowWalk(failing).run(Window(T0, T0 + timedelta(days=10)), seen.extend)
     assert not result.done and result.error == "Voucherify answered 503 three times"
     assert len(seen) == 300 and result.resume_after == history.times[299]
+
+
+def test_a_lister_out_of_time_ends_the_walk_where_it_got_to_without_an_error() -> None:
+    from voucherify_ledger.reconcile.windows import OutOfTime
+
+    objects = [{"id": f"r_{i}", "created_at": f"2026-10-01T00:{i:02d}:00.000Z"} for i in range(3)]
+    pages = {1: Page(objects, 250)}
+
+    def lister(window: Window, page: int) -> Page:
+        if page in pages:
+            return pages[page]
+        raise OutOfTime("no call fits")
+
+    result = WindowWalk(lister).run(
+        Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)), lambda page: None
+    )
+    assert (result.done, result.error, result.listed) == (False, None, 3)
+    assert result.resume_after == datetime(2026, 10, 1, 0, 2, tzinfo=UTC)

@@ -16,7 +16,7 @@ from ledger_dev.payloads import make_events
 from support.events import DEV_SECRET, SPECS, committed, raw_body
 from support.functions import SIGNING_SECRET
 from voucherify_ledger.models.webhooks import is_envelope
-from voucherify_ledger.settings import WebhookSettings, WorkerSettings
+from voucherify_ledger.settings import ReconcilerSettings, WebhookSettings, WorkerSettings
 from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, verify_signature
 
 
@@ -91,6 +91,9 @@ def test_env_json_gives_every_function_its_template_environment_for_make_run() -
             assert env["VOUCHERIFY_API_URL"] == "http://host.docker.internal:8787"  # make run's fake Voucherify
             assert env["ROLLBACK_QUEUE_URL"].startswith("http://host.docker.internal:5000/")
             WorkerSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})  # a valid configuration
+        elif logical_id == "ReconcilerFunction":
+            assert env["VOUCHERIFY_API_URL"] == "http://host.docker.internal:8787"
+            ReconcilerSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})
         else:
             assert env["WEBHOOK_SECRET_ID"] == template_parameter_default("WebhookSecretId")
             WebhookSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})

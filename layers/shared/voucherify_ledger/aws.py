@@ -57,3 +57,13 @@ def worker_clients(batch_threads: int) -> tuple[Any, Any, Any]:
         boto3.client("sqs", config=config),
         boto3.client("secretsmanager", config=config),
     )
+
+
+def reconciler_clients() -> tuple[Any, Any]:
+    """The reconciler's DynamoDB and Secrets Manager clients: one run at a time, a few calls a second, minutes to
+    spend — more patient than the webhooks' (a throttled batch read is tried again rather than ending the run)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 5, "mode": "standard"})
+    return boto3.client("dynamodb", config=config), boto3.client("secretsmanager", config=config)

@@ -41,6 +41,17 @@ class Job:
         """Where the next run of the job starts."""
         return self.resume_after or self.since
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "since": iso(self.since),
+            "until": iso(self.until),
+            "state": self.state,
+            "resume_after": iso(self.resume_after),
+            "runs": self.runs,
+            **self.counts,
+        }
+
     @classmethod
     def from_item(cls, found: Mapping[str, Any]) -> Job:
         return cls(
@@ -103,6 +114,10 @@ class ReconcileStore:
         )
         return parse_iso((written.item or {}).get("checkpoint"))
 
+    def job(self, job_id: str) -> Job | None:
+        found = self.table.get(reconcile_job_key(job_id))
+        return Job.from_item(found) if found else None
+
     def running_job(self) -> Job | None:
         job_id = (self.state() or {}).get("running_job")
         found = self.table.get(reconcile_job_key(str(job_id))) if job_id else None
@@ -124,6 +139,9 @@ class ReconcileStore:
                 return found, False
         create = Update().set("job_id", job.job_id).set("since", iso(since)).set("until", iso(until))
         create.set("state", JOB_RUNNING).set("created_at", iso(now)).set("runs", 0)
+        # The same range asked for again after it finished is walked again from its start, with fresh counts.
+        for stale in ("resume_after", "finished_at", "updated_at", *COUNTS):
+            create.remove(stale)
         self.table.update(reconcile_job_key(job.job_id), create, what="reconcile job")
         return job, True
 

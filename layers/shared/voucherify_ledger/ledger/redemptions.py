@@ -58,7 +58,16 @@ if TYPE_CHECKING:
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
 HIDDEN = frozenset({"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"})
-STATE_FIELDS = ("redemption_id", "status", "rollback_ids", "failed_rollback_ids", "parent_redemption_id", "stack_role")
+# ``redemption_recorded_at``: the redemption itself was recorded (an item a rollback made first has its id alone).
+STATE_FIELDS = (
+    "redemption_id",
+    "status",
+    "rollback_ids",
+    "failed_rollback_ids",
+    "parent_redemption_id",
+    "stack_role",
+    "redemption_recorded_at",
+)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from voucherify_ledger.ledger.keys import iso
-from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, ListingFailed, Page, Window
+from voucherify_ledger.reconcile.windows import EDGE, PAGE_SIZE, ListingFailed, OutOfTime, Page, Window
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.voucherify_api import ApiResponse, VoucherifyUnavailableError
 
 
 class ListClient(Protocol):
-    max_request_seconds: float
+    @property
+    def max_request_seconds(self) -> float: ...
 
     def list_redemptions(
         self, params: Mapping[str, str | int], *, deadline_seconds: float | None = None
@@ -99,11 +100,11 @@ class ApiLister:
         raise ListingFailed(f"GET /v1/redemptions: {problem}")
 
     def _send(self, params: Mapping[str, Any]) -> ApiResponse | str:
-        """The answer, or why there is none; ListingFailed when the budget leaves no call in the time left."""
+        """The answer, or why there is none; OutOfTime when the budget leaves no call in the time left."""
         room = self.time_left() - self.client.max_request_seconds
-        wait = self.bucket.reserve(max(0.0, room))
-        if wait is None or room <= 0:
-            raise ListingFailed("no call fits the API budget before the run's time is up")
+        wait = self.bucket.reserve(max(0.0, room)) if room > 0 else None
+        if wait is None:
+            raise OutOfTime("no call fits the API budget before the run's time is up")
         if wait:
             self.sleep(wait)
         self.calls += 1

@@ -23,7 +23,7 @@ from voucherify_ledger.ledger.keys import iso
 from voucherify_ledger.ledger.reconciliation import Job
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
 from voucherify_ledger.reconcile.objects import ApiData, UnreadableObject, data_redemption_id, raw_copy, webhook_data
-from voucherify_ledger.reconcile.windows import Lister, WalkResult, Window, WindowWalk
+from voucherify_ledger.reconcile.windows import Lister, WalkResult, Window, WindowWalk, created_at
 
 ROUTE = "reconciler"  # the route a listed object's raw copy names: the reconciler, not a webhook URL
 SOURCE = "reconciler"
@@ -44,6 +44,10 @@ class RunCounts:
     def missing(self) -> int:
         """What the webhooks never delivered: the ledger had to learn it from the list."""
         return self.recorded + self.corrected
+
+
+# (the run's counts so far, the ``created_at`` of the newest object handed over) after each page
+Progress = Callable[["RunCounts", datetime | None], None]
 
 
 @dataclass(frozen=True)
@@ -82,46 +86,69 @@ class Reconciler:
         overlap: timedelta,
         lease_seconds: float = 900,
         metric: Callable[[str, float], None] = lambda name, value: None,
+        api_calls: Callable[[], int] | None = None,
     ) -> None:
-        self.ledger, self.lister = ledger, lister
+        """``api_calls``: the calls the lister made so far (its retries included), when it counts them."""
+        self.ledger, self.lister, self.api_calls = ledger, lister, api_calls
         self.overlap, self.lease_seconds, self.metric = overlap, lease_seconds, metric
 
-    def run(self, now: datetime, *, time_left: Callable[[], float], dry_run: bool = False) -> RunReport:
+    def run(
+        self,
+        now: datetime,
+        *,
+        time_left: Callable[[], float],
+        dry_run: bool = False,
+        window: Window | None = None,
+        progress: Progress | None = None,
+    ) -> RunReport:
         """One run; it makes no call once ``time_left()`` (the seconds the caller still gives it) is 0. A dry run
-        holds no lease, writes nothing and saves nothing: it counts what a run would record."""
+        holds no lease, writes nothing and saves nothing: it counts what a run would record — over ``window`` when
+        given (a backfill asked for with ``--dry-run``), else over what a run would walk. ``progress`` is told the
+        counts and the ``created_at`` reached after each page."""
+        if window is not None and not dry_run:
+            raise ValueError("only a dry run walks a window of its own: a backfill is a job (start_job)")
         owner = uuid.uuid4().hex
         store = self.ledger.reconciliation
         if not dry_run and not store.acquire(owner, now, self.lease_seconds):
             return RunReport(False, None, False, None, RunCounts())
         try:
-            job = store.running_job()
-            if job is not None:
+            job = store.running_job() if window is None else None
+            if window is None and job is not None:
                 window = Window(job.next_after, job.until)
-            else:
-                checkpoint = store.checkpoint()
-                window = Window((checkpoint or now) - self.overlap, now)
+            elif window is None:
+                window = Window((store.checkpoint() or now) - self.overlap, now)
             counts = RunCounts()
-            walked = WindowWalk(self.lister).run(
-                window, lambda page: self._reconcile_page(page, now, counts, dry_run), lambda: time_left() <= 0
-            )
+
+            def handle(page: Sequence[Mapping[str, Any]]) -> None:
+                self._reconcile_page(page, now, counts, dry_run)
+                if progress is not None:
+                    progress(counts, max(filter(None, map(created_at, page)), default=None))
+
+            walked = WindowWalk(self.lister).run(window, handle, lambda: time_left() <= 0)
             self._count_walk(counts, walked)
             job_id = job.job_id if job is not None else None
             report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run, walked.error)
-            if not dry_run:
+            if not dry_run:  # a dry run changes nothing and says nothing to the alarms
                 self._save(report, now, job)
-            self.metric("ReconciledMissing", counts.missing)
-            if counts.unreadable:
-                self.metric("ReconcileUnreadable", counts.unreadable)
-            if walked.error:
-                self.metric("ReconcileErrors", 1)
+                self._emit(report)
             return report
         finally:
             if not dry_run:
                 store.release(owner)
 
-    @staticmethod
-    def _count_walk(counts: RunCounts, walked: WalkResult) -> None:
-        counts.api_calls, counts.windows, counts.splits = walked.calls, walked.windows, walked.splits
+    def _emit(self, report: RunReport) -> None:
+        # A scheduled run that finds what the webhooks never delivered means deliveries are being lost (an alarm); a
+        # backfill finds history from before the webhooks were set up, which is what it is for.
+        self.metric("Backfilled" if report.job_id else "ReconciledMissing", report.counts.missing)
+        if report.counts.unreadable:
+            self.metric("ReconcileUnreadable", report.counts.unreadable)
+        if report.error:
+            self.metric("ReconcileErrors", 1)
+
+    def _count_walk(self, counts: RunCounts, walked: WalkResult) -> None:
+        # The lister's own count when it keeps one: a 429 or a 5xx tried again is a call of the budget too.
+        counts.api_calls = self.api_calls() if self.api_calls is not None else walked.calls
+        counts.windows, counts.splits = walked.windows, walked.splits
 
     def _save(self, report: RunReport, now: datetime, job: Job | None) -> None:
         """Where the run got to: the job's progress (the lease kept it the run's own), or the checkpoint."""
@@ -161,8 +188,8 @@ class Reconciler:
                 self.ledger.redemptions.record_rollback(data, delivery, source=SOURCE)
             counts.corrected += 1
             return
-        if state is not None:
-            counts.unchanged += 1
+        if state is not None and state.get("redemption_recorded_at"):
+            counts.unchanged += 1  # an item a rollback made before its redemption came still lacks the redemption
             return
         if not dry_run and self.ledger.redemptions.record(data, delivery).status == "duplicate":
             counts.unchanged += 1  # a webhook came in meanwhile

@@ -65,6 +65,11 @@ class ListingFailed(Exception):
     says where it got to, as when it runs out of time."""
 
 
+class OutOfTime(Exception):
+    """The lister has no time left for another call (the budget's wait and the request would outlast the run): the
+    walk stops where it got to, as when ``should_stop`` says so, without an error."""
+
+
 @dataclass
 class WalkResult:
     """What a walk did: ``done``, or where to resume (``resume_after``), and its counts."""
@@ -105,6 +110,8 @@ class WindowWalk:
         result = WalkResult(done=False, resume_after=None)
         try:
             self._walk(window, handle, should_stop, result)
+        except OutOfTime:
+            pass
         except ListingFailed as failed:
             result.error = str(failed)
         return result

@@ -92,6 +92,7 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:BatchGetItem", LEDGER),  # what the ledger holds of a listed page, in one read
         ("dynamodb:GetItem", LEDGER),  # its state (checkpoint, lease) and backfill jobs
         ("dynamodb:UpdateItem", LEDGER),  # the webhooks' own writes; its state and jobs
+        ("dynamodb:Query", f"{LEDGER}/index/ByRedeemedDay"),  # what the ledger holds of a walked range
         ("secretsmanager:GetSecretValue", API_SECRET),
     },
 }

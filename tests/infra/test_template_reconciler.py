@@ -92,6 +92,9 @@ def test_the_alarms_say_deliveries_are_lost_or_runs_fail(cfn: dict[str, Any]) ->
         "GreaterThanThreshold",
     )
     assert "dashboard" in missing["AlarmDescription"] and "WebhookUnauthorizedAlarm" in missing["AlarmDescription"]
+    unlisted = alarms["ReconcileUnlistedAlarm"]["Properties"]
+    assert (unlisted["MetricName"], unlisted["Threshold"]) == ("ReconcileUnlisted", 0)
+    assert "--status" in unlisted["AlarmDescription"]
     errors = alarms["ReconcilerErrorsAlarm"]["Properties"]
     watched = {m["MetricStat"]["Metric"]["MetricName"] for m in errors["Metrics"] if "MetricStat" in m}
     assert watched == {"Errors", "ReconcileErrors"}

@@ -21,7 +21,14 @@ from support.functions import Aws
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
-from voucherify_ledger.ledger.keys import INDEX_KEYS, INDEXES, QUARANTINE_INDEX, QUARANTINE_PREFIX
+from voucherify_ledger.ledger.keys import (
+    BY_REDEEMED_DAY,
+    INDEX_KEYS,
+    INDEXES,
+    QUARANTINE_INDEX,
+    QUARANTINE_PREFIX,
+    parse_iso,
+)
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 
 T0 = datetime(2024, 3, 14, 9, 12, tzinfo=UTC)
@@ -79,7 +86,10 @@ def test_table_is_built_as_the_template_defines_it(aws: Aws) -> None:
     )
     # the ledger's index names and key attributes are the template's
     gsis = {g["IndexName"]: g["KeySchema"][0]["AttributeName"] for g in props["GlobalSecondaryIndexes"]}
-    assert {INDEXES[key]: INDEX_KEYS[key] for key in INDEXES} | {QUARANTINE_INDEX: "quarantine_id"} == gsis
+    assert {INDEXES[key]: INDEX_KEYS[key] for key in INDEXES} | {
+        QUARANTINE_INDEX: "quarantine_id",
+        BY_REDEEMED_DAY: "redeemed_day",
+    } == gsis
 
 
 # --- redemptions ---------------------------------------------------------------------------------------
@@ -649,3 +659,25 @@ def test_failed_reads_are_storage_errors(aws: Aws) -> None:
         stubber.add_client_error("query", service_error_code="ProvisionedThroughputExceededException")
         with pytest.raises(StorageError, match="DynamoDB query failed"):
             aws.ledger.redemptions.get("r_1")
+
+
+def test_a_recorded_redemption_is_found_by_its_day_and_one_a_rollback_made_first_is_not(aws: Aws) -> None:
+    """``ByRedeemedDay`` holds the redemptions recorded, by the UTC day of their ``redeemed_at``: what the reconciler
+    compares with Voucherify's list. An item a rollback made before its redemption came is not in it."""
+    recorded = redemption(seed_redemption())
+    aws.ledger.redemptions.record(recorded, delivery())
+    when = recorded.redemption.date
+    assert aws.ledger.redemptions.recorded_between(when, when + timedelta(milliseconds=1)) == [recorded.redemption.id]
+    assert aws.ledger.redemptions.recorded_between(when - timedelta(days=3), when) == []  # [after, before)
+    assert aws.ledger.redemptions.recorded_between(when - timedelta(days=3), when + timedelta(days=3)) == [
+        recorded.redemption.id
+    ]
+    item = aws.ledger.redemptions.get(recorded.redemption.id) or {}
+    assert item.get("redeemed_day") == item["redeemed_at"][:10]
+    early = rollback(seed_rollback())  # its redemption has not come: the item holds the rollback alone
+    aws.ledger.redemptions.record_rollback(early, delivery("rollback"))
+    held = aws.ledger.redemptions.get(early.redemption_id) or {}
+    around = parse_iso(held.get("redeemed_at"))  # it has a time, not a day
+    assert around is not None and early.redemption_id != recorded.redemption.id
+    near = aws.ledger.redemptions.recorded_between(around - timedelta(days=1), around + timedelta(days=1))
+    assert early.redemption_id not in near

@@ -121,4 +121,8 @@ def test_redemption_states_reads_many_consistently(aws: Aws) -> None:
 
     states = aws.ledger.redemptions.states([data.redemption.id, "r_absent0000000000001"])
 
-    assert states == {data.redemption.id: {"redemption_id": data.redemption.id, "status": "SUCCEEDED"}}
+    (state,) = states.values()
+    assert set(states) == {data.redemption.id}
+    assert (state["redemption_id"], state["status"]) == (data.redemption.id, "SUCCEEDED")
+    assert state["redemption_recorded_at"]  # the redemption itself, not an item a rollback made first
+    assert set(state) == {"redemption_id", "status", "redemption_recorded_at"}  # the state's fields, no more

@@ -5,6 +5,7 @@ finishes, one run at a time, and a dry run writes nothing."""
 
 from __future__ import annotations
 
+import copy
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,3 +159,30 @@ def test_a_redemption_whose_rollback_came_alone_is_recorded_from_the_list(aws: A
         found = aws.ledger.redemptions.get(redemption_id)
         assert found is not None and found["status"] == "ROLLED_BACK" and found.get("redemption_recorded_at")
     assert_ledger_equals(aws, objects, rollbacks)
+
+
+def test_what_the_ledger_holds_that_voucherify_does_not_list_is_reported_never_removed(aws: Aws) -> None:
+    objects, _ = history(120, seed=10)
+    end = T0 + timedelta(days=63)
+    deliver_some(aws, objects, 1.0, seed=11)
+    # two redemptions Voucherify does not list (a forged delivery that passed, one deleted in the dashboard …), one
+    # of them too recent to tell (the list may not show it yet)
+    extra = copy.deepcopy(next(o for o in objects if o["id"].startswith("r_")))
+    delivery = Delivery(raw=b"{}", route="webhook", received_at=T0)
+    for redemption_id, when in (("r_unlisted0000000001", T0 + timedelta(days=20)), ("r_recent000000000001", end)):
+        extra.update(id=redemption_id, date=stamp(when))
+        aws.ledger.redemptions.record(webhook_data(extra), delivery)  # type: ignore[arg-type]
+    emitted: list[tuple[str, float]] = []
+    aws.ledger.reconciliation.start_job(T0, end + timedelta(minutes=1), end)
+
+    report = Reconciler(
+        aws.ledger, ListEndpoint(objects), overlap=timedelta(hours=1), metric=lambda *m: emitted.append(m)
+    ).run(end + timedelta(minutes=1), time_left=lambda: 60)
+
+    assert report.done and report.counts.unlisted == 1
+    assert report.unlisted_ids == ("r_unlisted0000000001",)
+    assert ("ReconcileUnlisted", 1) in emitted
+    assert aws.ledger.redemptions.get("r_unlisted0000000001") is not None  # kept
+    job = aws.ledger.reconciliation.job(report.job_id or "")
+    assert job is not None and job.unlisted_ids == ("r_unlisted0000000001",) and job.counts["unlisted"] == 1
+    assert (report.counts.recorded, report.counts.corrected) == (0, 0)

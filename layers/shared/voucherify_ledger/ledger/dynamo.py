@@ -52,6 +52,7 @@ KEY_ATTRIBUTE_BYTES = {
     "voucher_code": MAX_PARTITION_KEY_BYTES,
     "quarantine_id": MAX_PARTITION_KEY_BYTES,
     "redeemed_at": MAX_SORT_KEY_BYTES,
+    "redeemed_day": MAX_PARTITION_KEY_BYTES,  # ByRedeemedDay's key: always ten characters
 }
 
 

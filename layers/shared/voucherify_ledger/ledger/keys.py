@@ -31,6 +31,17 @@ INDEX_KEYS = {
     "voucher_code": "voucher_code",
 }
 
+# Sparse GSI of the recorded redemptions by the UTC day Voucherify created them (``redeemed_day``, written with the
+# redemption itself, never by a rollback that came first), sorted by ``redeemed_at``: what the ledger holds of a time
+# range, for the reconciler to compare with what Voucherify lists. Keys only.
+BY_REDEEMED_DAY = "ByRedeemedDay"
+
+
+def redeemed_day(redeemed_at: str) -> str:
+    """``redeemed_day`` of an ISO ``redeemed_at`` (``YYYY-MM-DD``, UTC as the ledger writes times)."""
+    return redeemed_at[:10]
+
+
 # --- quarantine records ---------------------------------------------------------------------------
 QUARANTINE_PREFIX = "QUARANTINE#"  # QUARANTINE#<q_…> / QUARANTINE: an authentic delivery that failed validation
 QUARANTINE_SK = "QUARANTINE"

@@ -6,7 +6,7 @@ item names it (``running_job``) and a second one asked for while it runs is that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from voucherify_ledger.ledger.keys import (
     reconcile_state_key,
 )
 
-COUNTS = ("listed", "recorded", "corrected", "unchanged", "unreadable", "api_calls", "windows", "splits")
+COUNTS = ("listed", "recorded", "corrected", "unchanged", "unreadable", "unlisted", "api_calls", "windows", "splits")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Job:
     resume_after: datetime | None = None
     runs: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    unlisted_ids: tuple[str, ...] = ()
 
     @property
     def next_after(self) -> datetime:
@@ -50,6 +51,7 @@ class Job:
             "resume_after": iso(self.resume_after),
             "runs": self.runs,
             **self.counts,
+            "unlisted_ids": list(self.unlisted_ids),
         }
 
     @classmethod
@@ -62,6 +64,7 @@ class Job:
             resume_after=parse_iso(found.get("resume_after")),
             runs=int(found.get("runs", 0)),
             counts={name: int(found[name]) for name in COUNTS if name in found},
+            unlisted_ids=tuple(str(i) for i in found.get("unlisted_ids") or ()),
         )
 
 
@@ -140,16 +143,26 @@ class ReconcileStore:
         create = Update().set("job_id", job.job_id).set("since", iso(since)).set("until", iso(until))
         create.set("state", JOB_RUNNING).set("created_at", iso(now)).set("runs", 0)
         # The same range asked for again after it finished is walked again from its start, with fresh counts.
-        for stale in ("resume_after", "finished_at", "updated_at", *COUNTS):
+        for stale in ("resume_after", "finished_at", "updated_at", "unlisted_ids", *COUNTS):
             create.remove(stale)
         self.table.update(reconcile_job_key(job.job_id), create, what="reconcile job")
         return job, True
 
     def job_progress(
-        self, job: Job, *, resume_after: datetime | None, counts: Mapping[str, int], done: bool, now: datetime
+        self,
+        job: Job,
+        *,
+        resume_after: datetime | None,
+        counts: Mapping[str, int],
+        done: bool,
+        now: datetime,
+        unlisted_ids: Sequence[str] = (),
     ) -> Job:
-        """Adds one run's counts to the job and where it stopped; a finished job frees the state for the next."""
+        """Adds one run's counts to the job and where it stopped (and the ids of the held redemptions Voucherify did
+        not list, when it found some); a finished job frees the state for the next."""
         update = Update().add("runs", 1).set("updated_at", iso(now))
+        if unlisted_ids:
+            update.set("unlisted_ids", list(unlisted_ids))
         if resume_after is not None:
             update.set("resume_after", iso(resume_after))
         for name in COUNTS:

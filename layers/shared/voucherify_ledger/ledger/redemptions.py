@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from voucherify_ledger.ledger.deliveries import Delivery, delivery_audit, read_raw, write_with_delivery
 from voucherify_ledger.ledger.dynamo import StorageError, Table, Update, av, compress
 from voucherify_ledger.ledger.keys import (
+    BY_REDEEMED_DAY,
     CONFLICT_SK_PREFIX,
     INDEX_KEYS,
     INDEXES,
@@ -28,6 +30,7 @@ from voucherify_ledger.ledger.keys import (
     ROLLBACK_PREFIX,
     ROLLED_BACK,
     iso,
+    redeemed_day,
     redemption_item_key,
     redemption_key,
 )
@@ -152,6 +155,8 @@ class RedemptionStore:
                 update.set(name, value)
             update.set("entity", "redemption")
             update.set_if_absent("status", status)
+            if isinstance(summary.get("redeemed_at"), str):  # ByRedeemedDay: the redemption is recorded
+                update.set("redeemed_day", redeemed_day(summary["redeemed_at"]))
             update.set("redemption_recorded_at", iso(delivery.received_at))
             update.set("updated_at", iso(delivery.received_at))
             update.set("redemption_digest", digest)
@@ -258,6 +263,29 @@ class RedemptionStore:
         if conflicts:  # deliveries of this id that said something else (the first record stands)
             view["conflicting_deliveries"] = sorted(conflicts, key=lambda c: c.get("first_received_at") or "")
         return view
+
+    def recorded_between(self, after: datetime, before: datetime) -> list[str]:
+        """The redemptions recorded (not only rolled back) whose ``redeemed_at`` is in ``[after, before)``, by
+        ``ByRedeemedDay``: one Query per UTC day of the range."""
+        last = before - timedelta(milliseconds=1)
+        found: list[str] = []
+        day = after.astimezone(UTC).date()
+        while day <= last.astimezone(UTC).date():
+            found.extend(
+                str(item["pk"]).removeprefix(REDEMPTION_PREFIX)
+                for item in self.table.query(
+                    IndexName=BY_REDEEMED_DAY,
+                    KeyConditionExpression="#d = :d AND #t BETWEEN :after AND :last",
+                    ExpressionAttributeNames={"#d": "redeemed_day", "#t": "redeemed_at"},
+                    ExpressionAttributeValues={
+                        ":d": av(day.isoformat()),
+                        ":after": av(iso(after)),
+                        ":last": av(iso(last)),
+                    },
+                )
+            )
+            day += timedelta(days=1)
+        return found
 
     def list_by(
         self, key: Literal["order", "order_source_id", "customer", "voucher_code"], value: str

@@ -25,6 +25,7 @@ from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededDa
 from voucherify_ledger.reconcile.objects import ApiData, UnreadableObject, data_redemption_id, raw_copy, webhook_data
 from voucherify_ledger.reconcile.windows import Lister, WalkResult, Window, WindowWalk, created_at
 
+UNLISTED_KEPT = 100  # ids of held-but-not-listed redemptions a report keeps (the count is exact)
 ROUTE = "reconciler"  # the route a listed object's raw copy names: the reconciler, not a webhook URL
 SOURCE = "reconciler"
 
@@ -36,6 +37,7 @@ class RunCounts:
     corrected: int = 0  # rollbacks of redemptions the ledger held without them
     unchanged: int = 0
     unreadable: int = 0
+    unlisted: int = 0  # redemptions the ledger holds in the walked range that Voucherify did not list
     api_calls: int = 0
     windows: int = 0
     splits: int = 0
@@ -60,6 +62,7 @@ class RunReport:
     job_id: str | None = None
     dry_run: bool = False
     error: str | None = None  # why the run stopped early: Voucherify gave no usable page
+    unlisted_ids: tuple[str, ...] = ()  # the first UNLISTED_KEPT of them: reported, never removed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class RunReport:
             "resume_after": iso(self.resumed_after),
             "error": self.error,
             **asdict(self.counts),
+            "unlisted_ids": list(self.unlisted_ids),
         }
 
 
@@ -118,16 +122,30 @@ class Reconciler:
             elif window is None:
                 window = Window((store.checkpoint() or now) - self.overlap, now)
             counts = RunCounts()
+            listed_ids: set[str] = set()
 
             def handle(page: Sequence[Mapping[str, Any]]) -> None:
+                listed_ids.update(str(obj.get("id")) for obj in page if obj.get("object") != "redemption_rollback")
                 self._reconcile_page(page, now, counts, dry_run)
                 if progress is not None:
                     progress(counts, max(filter(None, map(created_at, page)), default=None))
 
             walked = WindowWalk(self.lister).run(window, handle, lambda: time_left() <= 0)
             self._count_walk(counts, walked)
+            unlisted = self._unlisted(window, walked, listed_ids, now)
+            counts.unlisted = len(unlisted)
             job_id = job.job_id if job is not None else None
-            report = RunReport(True, window, walked.done, walked.resume_after, counts, job_id, dry_run, walked.error)
+            report = RunReport(
+                True,
+                window,
+                walked.done,
+                walked.resume_after,
+                counts,
+                job_id,
+                dry_run,
+                walked.error,
+                tuple(unlisted[:UNLISTED_KEPT]),
+            )
             if not dry_run:  # a dry run changes nothing and says nothing to the alarms
                 self._save(report, now, job)
                 self._emit(report)
@@ -136,7 +154,21 @@ class Reconciler:
             if not dry_run:
                 store.release(owner)
 
+    def _unlisted(self, window: Window, walked: WalkResult, listed_ids: set[str], now: datetime) -> list[str]:
+        """What the ledger holds as recorded in the part of ``window`` the walk listed whole, and Voucherify did not
+        list: nothing when the listing was cut short (an error, a window too dense to page through), and nothing
+        newer than the overlap (Voucherify's list may not show it yet)."""
+        if walked.error or walked.truncated:
+            return []
+        reached = window.before if walked.done else walked.resume_after
+        settled = min(reached, now - self.overlap) if reached is not None else None
+        if settled is None or settled <= window.after:
+            return []
+        return sorted(set(self.ledger.redemptions.recorded_between(window.after, settled)) - listed_ids)
+
     def _emit(self, report: RunReport) -> None:
+        if report.counts.unlisted:
+            self.metric("ReconcileUnlisted", report.counts.unlisted)
         # A scheduled run that finds what the webhooks never delivered means deliveries are being lost (an alarm); a
         # backfill finds history from before the webhooks were set up, which is what it is for.
         self.metric("Backfilled" if report.job_id else "ReconciledMissing", report.counts.missing)
@@ -156,7 +188,14 @@ class Reconciler:
         assert report.window is not None
         reached = report.window.before if report.done else report.resumed_after
         if job is not None:
-            store.job_progress(job, resume_after=reached, counts=asdict(report.counts), done=report.done, now=now)
+            store.job_progress(
+                job,
+                resume_after=reached,
+                counts=asdict(report.counts),
+                done=report.done,
+                now=now,
+                unlisted_ids=report.unlisted_ids,
+            )
             return
         checkpoint = store.finish_run(checkpoint=reached, run=report.as_dict() | {"finished_at": iso(now)})
         if checkpoint is not None:

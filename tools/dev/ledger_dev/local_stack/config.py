@@ -1,8 +1,14 @@
 """The local stack's settings: where it listens, what it creates, what ``make run`` reads from the environment.
 
 What ``redemption-ledger --local`` relies on (the embedded AWS's host, port and region, the table's name, the stack
-name that queue names derive from, the dummy credentials) is defined once, in ``redemption_ledger_cli.local``, and
-followed here; the rest (the API's port, the webhook secret, the fake Voucherify or a real API) is the harness's own.
+name that queue names derive from, the dummy credentials, the fake Voucherify's port and the API keys' secret) is
+defined once, in ``redemption_ledger_cli.local``, and followed here; the rest (the API's port, the webhook secret, a
+real API instead of the fake, the fake's history, the reconciler's local schedule) is the harness's own.
+
+``LocalConfig()`` is the bare stack the tests start (no history, no scheduled reconciler); ``LocalConfig.from_env()``
+is ``make run``'s, with its defaults: a history of ``LOCAL_HISTORY`` objects (400) over 90 days, a share
+``LOCAL_HISTORY_WEBHOOKS`` (0.5) of their webhooks sent at start-up, and the reconciler every
+``LOCAL_RECONCILE_SECONDS`` (60; 0: never).
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ from dataclasses import dataclass, field
 
 from ledger_dev.harness.template import PROJECT_ROOT, parameter_default
 from redemption_ledger_cli.local import (
+    API_SECRET_ID,
     AWS_HOST_ENV,
     AWS_PORT_ENV,
     DEFAULT_AWS_PORT,
+    DEFAULT_VOUCHERIFY_PORT,
     DUMMY_CREDENTIALS,
     HOST,
     REGION,
     STACK_NAME,
     TABLE_NAME,
+    VOUCHERIFY_PORT_ENV,
     aws_client,
     aws_host_from_env,
     endpoint_url,
@@ -30,18 +39,28 @@ from redemption_ledger_cli.local import (
 __all__ = [
     "ACCOUNT_ID",
     "API_PORT_ENV",
+    "API_SECRET_ID",
     "AWS_HOST_ENV",
     "AWS_PORT_ENV",
     "DEFAULT_API_PORT",
     "DEFAULT_AWS_PORT",
     "DEFAULT_HEADER_TOKEN",
+    "DEFAULT_HISTORY",
+    "DEFAULT_HISTORY_WEBHOOKS",
+    "DEFAULT_RECONCILE_SECONDS",
     "DEFAULT_SIGNING_SECRET",
     "DEFAULT_VOUCHERIFY_PORT",
     "DUMMY_CREDENTIALS",
     "HEADER_TOKEN_ENV",
+    "HISTORY_DAYS",
+    "HISTORY_ENV",
+    "HISTORY_WEBHOOKS_ENV",
     "HOST",
+    "LOCAL_RECONCILE_TIMEOUT_SECONDS",
     "PAYLOADS_DIR",
     "PER_FUNCTION_SETTINGS",
+    "RECONCILER_FUNCTION",
+    "RECONCILE_SECONDS_ENV",
     "REGION",
     "SIGNING_SECRET_ENV",
     "STACK_NAME",
@@ -63,13 +82,22 @@ SIGNING_SECRET_ENV = "VOUCHERIFY_WEBHOOK_SECRET"
 HEADER_TOKEN_ENV = "VOUCHERIFY_WEBHOOK_TOKEN"
 DEFAULT_SIGNING_SECRET = "local-dev-webhook-secret"  # documented; also signs the committed events/*.json
 DEFAULT_HEADER_TOKEN = "local-dev-token"
-VOUCHERIFY_PORT_ENV = "LOCAL_VOUCHERIFY_PORT"
-DEFAULT_VOUCHERIFY_PORT = 8787  # the fake Voucherify
 VOUCHERIFY_API_URL_ENV = "VOUCHERIFY_API_URL"  # set: the worker calls this API instead of the fake
 VOUCHERIFY_APP_ID_ENV = "VOUCHERIFY_APP_ID"
 VOUCHERIFY_APP_TOKEN_ENV = "VOUCHERIFY_APP_TOKEN"
 WORKER_FUNCTION = "RollbackWorkerFunction"
 WORKER_QUEUE = "RollbackQueue"
+RECONCILER_FUNCTION = "ReconcilerFunction"
+RECONCILE_SECONDS_ENV = "LOCAL_RECONCILE_SECONDS"
+DEFAULT_RECONCILE_SECONDS = 60.0  # make run's: a scheduled run a minute (the template's default is rate(1 hour))
+# The remaining time of a local reconciler invocation's context, instead of the template's Timeout (900 s): a run
+# stops SAVE_SECONDS (20 s) before it and saves, so a stop of the stack never waits for a long walk.
+LOCAL_RECONCILE_TIMEOUT_SECONDS = 60.0
+HISTORY_ENV = "LOCAL_HISTORY"
+DEFAULT_HISTORY = 400  # make run's fake holds this many objects (redemptions, rollbacks, failed ones) to list
+HISTORY_WEBHOOKS_ENV = "LOCAL_HISTORY_WEBHOOKS"
+DEFAULT_HISTORY_WEBHOOKS = 0.5  # the share of the history's webhooks make run delivers at start-up
+HISTORY_DAYS = 90.0  # the history spans the last 90 days
 PAYLOADS_DIR = PROJECT_ROOT / "events" / "payloads"
 # Settings that differ between functions by design (per route in the template) and that each function reads when it
 # is loaded (WebhookSettings at init), so one process serves both routes right: no clash warning for them.
@@ -98,6 +126,14 @@ class LocalConfig:
     voucherify_api_url: str = ""
     voucherify_app_id: str = ""
     voucherify_app_token: str = ""
+    # The fake's history (with the fake only): ``history`` objects over HISTORY_DAYS up to now, seeded with
+    # ``history_seed``; a seeded share ``history_webhooks`` of their webhooks sent, signed, at start-up (in the
+    # background), the rest left for the reconciler to find.
+    history: int = 0
+    history_webhooks: float = DEFAULT_HISTORY_WEBHOOKS
+    history_seed: int = 0
+    # ReconcilerFunction invoked every ``reconcile_seconds`` (0: never), as its ScheduleV2 event would.
+    reconcile_seconds: float = 0.0
     # Template parameters other than their defaults, as `sam deploy --parameter-overrides` gives them.
     parameter_overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -120,6 +156,9 @@ class LocalConfig:
             voucherify_api_url=api_url,
             voucherify_app_id=app_id,
             voucherify_app_token=app_token,
+            history=_count_from_env(env, HISTORY_ENV, DEFAULT_HISTORY),
+            history_webhooks=_share_from_env(env, HISTORY_WEBHOOKS_ENV, DEFAULT_HISTORY_WEBHOOKS),
+            reconcile_seconds=_seconds_from_env(env, RECONCILE_SECONDS_ENV, DEFAULT_RECONCILE_SECONDS),
         )
 
     @property
@@ -138,3 +177,39 @@ class LocalConfig:
 
     def secret_value(self) -> dict[str, str]:
         return {"signing_secret": self.signing_secret, "header_token": self.header_token}
+
+
+def _count_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of objects, 0 or more; ValueError saying what is wrong otherwise."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number of objects (0 or more), got {raw!r}")
+    return value
+
+
+def _number_from_env(env: Mapping[str, str], name: str, default: float, *, at_most: float, what: str) -> float:
+    """A finite number between 0 and ``at_most``; ValueError saying what is wrong otherwise."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= at_most:  # NaN and infinity too
+        raise ValueError(f"{name} must be {what}, got {raw!r}")
+    return value
+
+
+def _share_from_env(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number_from_env(env, name, default, at_most=1.0, what="a share between 0 and 1")
+
+
+def _seconds_from_env(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number_from_env(env, name, default, at_most=86_400.0, what="a number of seconds up to 86400 (0: off)")

@@ -58,8 +58,6 @@ RUN_SECONDS = 600.0  # each run of a --local backfill: well inside the ledger's 
 DRY_RUN_SECONDS = 6 * 3600.0  # a dry run holds no lease: one walk, however long the budget makes it
 LEASE_WAIT_SECONDS = 120.0  # how long --local waits for another run (make run's scheduled one) to let go
 LEASE_RETRY_SECONDS = 1.0
-OUT_OF_TIME_SLACK_SECONDS = 2.0  # a wait for the budget's next token, beyond the longest request
-COUNTS = ("listed", "recorded", "corrected", "unchanged", "unreadable", "api_calls", "windows", "splits")
 
 _sleep: Callable[[float], None] = time.sleep
 _clock: Callable[[], float] = time.monotonic
@@ -257,8 +255,15 @@ def progress_bar(since: datetime, until: datetime) -> ProgressBar | None:
     return ProgressBar(since, until, stream) if callable(isatty) and isatty() else None
 
 
+def _counts() -> tuple[str, ...]:
+    """The counts a run reports and a job adds up (the ledger's list of them)."""
+    from voucherify_ledger.ledger.reconciliation import COUNTS
+
+    return COUNTS
+
+
 def _added(totals: dict[str, int], counts: Any) -> dict[str, int]:
-    return {name: totals.get(name, 0) + int(getattr(counts, name, 0)) for name in COUNTS}
+    return {name: totals.get(name, 0) + int(getattr(counts, name, 0)) for name in _counts()}
 
 
 def _deadline(seconds: float) -> Callable[[], float]:
@@ -310,15 +315,9 @@ def dry_run(service: Any, target: Target, api: Api, since: datetime, until: date
         "runs": 1,
         "resume_after": None if report.done else found["resume_after"],
         "error": report.error,
-        **{name: found[name] for name in COUNTS},
+        **{name: found[name] for name in _counts()},
+        "unlisted_ids": found["unlisted_ids"],
     }
-
-
-def out_of_time(service: Any, time_left: Callable[[], float]) -> bool:
-    """True when a run that stopped with an error stopped for want of time: its lister refuses a call that could not
-    end within the run (``ListingFailed``, an ``error``) before the walk itself sees the time is up. The job saved
-    where it got to, and the next run continues it; a real failure there is met again by that run."""
-    return time_left() <= service.client.max_request_seconds + OUT_OF_TIME_SLACK_SECONDS
 
 
 def local_backfill(service: Any, target: Target, api: Api, since: datetime, until: datetime) -> dict[str, Any]:
@@ -375,7 +374,7 @@ def local_backfill(service: Any, target: Target, api: Api, since: datetime, unti
             runs += 1
             totals = _added(totals, report.counts)
             resume_after = report.as_dict()["resume_after"] or resume_after
-            if report.error and not out_of_time(service, time_left):
+            if report.error:
                 error = report.error
                 break
             if report.done:
@@ -387,7 +386,7 @@ def local_backfill(service: Any, target: Target, api: Api, since: datetime, unti
         if bar:
             bar.close()
     summary.update(done=done, runs=runs, started=started, resume_after=None if done else resume_after, error=error)
-    return {**summary, **{name: totals.get(name, 0) for name in COUNTS}}
+    return {**summary, **{name: totals.get(name, 0) for name in _counts()}}
 
 
 def start_remote(args: argparse.Namespace, target: Target, since: datetime, until: datetime) -> dict[str, Any]:

@@ -1,25 +1,36 @@
 """The whole bundle on 127.0.0.1 (``make run``, and the tests' end-to-end stack): ``LocalStack``.
 
 ``config`` (settings and ``make run``'s environment), ``stack`` (``LocalStack``), ``services`` (background
-services), ``banner`` (what ``make run`` prints), ``__main__`` (``make run``). The pieces it is built from are in
-``ledger_dev.harness``.
+services), ``reconciler`` (``ReconcilerFunction`` on the local schedule), ``history`` (the fake's history and the share
+of its webhooks delivered), ``banner`` (what ``make run`` prints), ``__main__`` (``make run``). The pieces it is built
+from are in ``ledger_dev.harness``.
 """
 
 from ledger_dev.local_stack.config import (
     ACCOUNT_ID,
     API_PORT_ENV,
+    API_SECRET_ID,
     AWS_HOST_ENV,
     AWS_PORT_ENV,
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
     DEFAULT_HEADER_TOKEN,
+    DEFAULT_HISTORY,
+    DEFAULT_HISTORY_WEBHOOKS,
+    DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SIGNING_SECRET,
     DEFAULT_VOUCHERIFY_PORT,
     DUMMY_CREDENTIALS,
     HEADER_TOKEN_ENV,
+    HISTORY_DAYS,
+    HISTORY_ENV,
+    HISTORY_WEBHOOKS_ENV,
     HOST,
+    LOCAL_RECONCILE_TIMEOUT_SECONDS,
     PAYLOADS_DIR,
     PER_FUNCTION_SETTINGS,
+    RECONCILE_SECONDS_ENV,
+    RECONCILER_FUNCTION,
     REGION,
     SIGNING_SECRET_ENV,
     STACK_NAME,
@@ -33,24 +44,36 @@ from ledger_dev.local_stack.config import (
     LocalConfig,
     aws_client,
 )
+from ledger_dev.local_stack.history import HistoryWebhooks
+from ledger_dev.local_stack.reconciler import ScheduledReconciler
 from ledger_dev.local_stack.services import BackgroundService, PollingService
 from ledger_dev.local_stack.stack import LocalStack, StartupError
 
 __all__ = [
     "ACCOUNT_ID",
     "API_PORT_ENV",
+    "API_SECRET_ID",
     "AWS_HOST_ENV",
     "AWS_PORT_ENV",
     "DEFAULT_API_PORT",
     "DEFAULT_AWS_PORT",
     "DEFAULT_HEADER_TOKEN",
+    "DEFAULT_HISTORY",
+    "DEFAULT_HISTORY_WEBHOOKS",
+    "DEFAULT_RECONCILE_SECONDS",
     "DEFAULT_SIGNING_SECRET",
     "DEFAULT_VOUCHERIFY_PORT",
     "DUMMY_CREDENTIALS",
     "HEADER_TOKEN_ENV",
+    "HISTORY_DAYS",
+    "HISTORY_ENV",
+    "HISTORY_WEBHOOKS_ENV",
     "HOST",
+    "LOCAL_RECONCILE_TIMEOUT_SECONDS",
     "PAYLOADS_DIR",
     "PER_FUNCTION_SETTINGS",
+    "RECONCILER_FUNCTION",
+    "RECONCILE_SECONDS_ENV",
     "REGION",
     "SIGNING_SECRET_ENV",
     "STACK_NAME",
@@ -62,9 +85,11 @@ __all__ = [
     "WORKER_FUNCTION",
     "WORKER_QUEUE",
     "BackgroundService",
+    "HistoryWebhooks",
     "LocalConfig",
     "LocalStack",
     "PollingService",
+    "ScheduledReconciler",
     "StartupError",
     "aws_client",
 ]

@@ -1,4 +1,8 @@
-"""``make run`` (``python -m ledger_dev.local_stack``): the local stack until Ctrl-C or SIGTERM."""
+"""``make run`` (``python -m ledger_dev.local_stack``): the local stack until Ctrl-C or SIGTERM.
+
+The stack sends the share of its fake's history webhooks in the background; the banner waits for them (at most
+``HISTORY_WAIT_SECONDS``), so that it is not scrolled away by the deliveries' log lines.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -16,13 +21,21 @@ from ledger_dev.local_stack.config import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
     DEFAULT_HEADER_TOKEN,
+    DEFAULT_HISTORY,
+    DEFAULT_HISTORY_WEBHOOKS,
+    DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SIGNING_SECRET,
     HEADER_TOKEN_ENV,
+    HISTORY_ENV,
+    HISTORY_WEBHOOKS_ENV,
     HOST,
+    RECONCILE_SECONDS_ENV,
     SIGNING_SECRET_ENV,
     LocalConfig,
 )
 from ledger_dev.local_stack.stack import LocalStack, StartupError
+
+HISTORY_WAIT_SECONDS = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog=f"Environment: {API_PORT_ENV} (default {DEFAULT_API_PORT}), {AWS_PORT_ENV} (default "
         f"{DEFAULT_AWS_PORT}), {AWS_HOST_ENV} (default {HOST}; 0.0.0.0 lets `sam local` containers reach it), "
         f"{SIGNING_SECRET_ENV} (default {DEFAULT_SIGNING_SECRET!r}), {HEADER_TOKEN_ENV} (default "
-        f"{DEFAULT_HEADER_TOKEN!r}).",
+        f"{DEFAULT_HEADER_TOKEN!r}), {RECONCILE_SECONDS_ENV} (seconds between reconciler runs, default "
+        f"{DEFAULT_RECONCILE_SECONDS:g}; 0: none), {HISTORY_ENV} (objects in the fake's history, default "
+        f"{DEFAULT_HISTORY}), {HISTORY_WEBHOOKS_ENV} (the share of their webhooks sent at start-up, default "
+        f"{DEFAULT_HISTORY_WEBHOOKS:g}).",
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "boto3", "urllib3"):
@@ -48,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = LocalConfig.from_env()
         with LocalStack(config) as stack:
+            history = stack.history_webhooks
+            if history is not None and not history.done:
+                print(f"sending {history.share:.0%} of the fake's history webhooks to the API…", flush=True)
+                deadline = time.monotonic() + HISTORY_WAIT_SECONDS
+                while not stop.is_set() and not history.wait(0.1) and time.monotonic() < deadline:
+                    pass
             print(stack.banner(), flush=True)
             while not stop.wait(0.5):  # until Ctrl-C / SIGTERM
                 pass

@@ -1,27 +1,33 @@
 """What ``make run`` prints on start: the endpoints, the routes, the queues, and a ready-to-paste ``curl`` per sample
 payload (signed over the file's exact bytes with the secret in use), then the CLI commands that look the redemptions
-up and roll one back."""
+up, roll one back and backfill what the webhooks never delivered."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger_dev.harness.template import HttpRoute, parameter_default
+from ledger_dev.harness.template import HttpRoute, parameter_default, resources
 from ledger_dev.local_stack.config import (
     API_PORT_ENV,
     AWS_PORT_ENV,
     DEFAULT_AWS_PORT,
+    DEFAULT_VOUCHERIFY_PORT,
     HEADER_TOKEN_ENV,
     PAYLOADS_DIR,
+    RECONCILE_SECONDS_ENV,
+    RECONCILER_FUNCTION,
     SIGNING_SECRET_ENV,
     VOUCHERIFY_API_URL_ENV,
+    VOUCHERIFY_PORT_ENV,
 )
+from ledger_dev.local_stack.history import backfill_since
 from voucherify_ledger.models.ids import is_succeeded_redemption_id
 
 if TYPE_CHECKING:
@@ -51,6 +57,9 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
     for service in stack.running_services:
         describe = getattr(service, "describe", None)
         lines += [f"  {line}" for line in (describe() if callable(describe) else [f"service       {service.name}"])]
+    reconciles = "VoucherifyApiUrl" in stack.refs and RECONCILER_FUNCTION in resources("AWS::Serverless::Function")
+    if reconciles and stack.reconciler is None:
+        lines.append(f"  reconciler    not scheduled ({RECONCILE_SECONDS_ENV}=0, or ReconcileSchedule Off)")
     lines.append(
         f"  signing secret: {SIGNING_SECRET_ENV} "
         + ("(set in your environment)" if cfg.signing_secret_from_env else f'(not set: default "{cfg.signing_secret}")')
@@ -72,20 +81,45 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
         example = next((e.redemption_id for e in examples if is_succeeded_redemption_id(e.redemption_id)), "r_…")
         lines += ["", "Roll a redemption back through the queue and the worker:"]
         lines.append(f'  {cli_command(cfg.aws_port)} rollback {example} --reason "order cancelled" --local --wait 30')
+    if reconciles:
+        lines += ["", *reconcile_lines(stack)]
     lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)
 
 
-def cli_command(aws_port: int, cwd: Path | None = None) -> str:
+def reconcile_lines(stack: LocalStack) -> list[str]:
+    """The backfill of the whole history (``--since`` a day before it begins) and the reconciler's status, as they
+    paste: ``--local`` finds the API as ``make run`` calls it (its fake's port, or ``VOUCHERIFY_API_URL``)."""
+    cfg = stack.config
+    api: dict[str, str] = {}
+    if cfg.voucherify_api_url:
+        api[VOUCHERIFY_API_URL_ENV] = cfg.voucherify_api_url
+    elif stack.fake_voucherify is not None:
+        port = int(stack.fake_voucherify.url.rsplit(":", 1)[1])
+        if port != DEFAULT_VOUCHERIFY_PORT:
+            api[VOUCHERIFY_PORT_ENV] = str(port)
+    scheduled = "the scheduled runs cover the last hour and its overlap" if stack.reconciler else "no scheduled runs"
+    return [
+        f"Record what the webhooks never delivered: backfill the fake's history ({scheduled}), then see the reconciler:"
+        if stack.fake_voucherify is not None
+        else f"Record what the webhooks never delivered (a backfill; {scheduled}), then see the reconciler:",
+        f"  {cli_command(cfg.aws_port, env=api)} reconcile --local --since {backfill_since()}",
+        f"  {cli_command(cfg.aws_port)} reconcile --status --local",
+    ]
+
+
+def cli_command(aws_port: int, cwd: Path | None = None, *, env: Mapping[str, str] | None = None) -> str:
     """``redemption-ledger`` as it pastes into a shell here: the venv's script (relative to ``cwd`` when inside it),
-    after ``LOCAL_AWS_PORT=…`` when the embedded AWS is not on its default port (what ``--local`` reads)."""
+    after ``LOCAL_AWS_PORT=…`` when the embedded AWS is not on its default port (what ``--local`` reads), and after
+    ``env``'s other variables (NAME=value, each as given)."""
     script = Path(sys.executable).parent / "redemption-ledger"
     shown = str(script) if script.exists() else "redemption-ledger"
     if script.exists():
         with contextlib.suppress(ValueError):
             shown = str(script.relative_to(cwd or Path.cwd()))
-    port = f"{AWS_PORT_ENV}={aws_port} " if aws_port != DEFAULT_AWS_PORT else ""
-    return port + shown
+    variables = {AWS_PORT_ENV: str(aws_port)} if aws_port != DEFAULT_AWS_PORT else {}
+    variables.update(env or {})
+    return "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items()) + shown
 
 
 @dataclass(frozen=True)

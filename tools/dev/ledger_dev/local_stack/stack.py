@@ -8,7 +8,11 @@
   port ``sam local start-api`` uses) by ``harness.api_emulator``: each request becomes a real API Gateway HTTP API
   (payload 2.0) event handed to the real handler, loaded with the function's environment from the template;
 - the rollback worker: its queue polled (``harness.sqs_poller``), its API the fake Voucherify
-  (``ledger_dev.fake_voucherify``) or ``VOUCHERIFY_API_URL``.
+  (``ledger_dev.fake_voucherify``) or ``VOUCHERIFY_API_URL``;
+- the reconciler (``reconciler``): ``ReconcilerFunction`` invoked every ``reconcile_seconds`` as its ``ScheduleV2``
+  event would (not when the template's schedule is disabled: ``ReconcileSchedule=Off``), against the same API;
+- the fake's history (``history``): ``history`` objects over 90 days, of which a share ``history_webhooks`` of
+  webhooks is sent to the webhook routes in the background once the API serves; the rest are for the reconciler.
 
 ``LocalStack`` is what ``make run`` runs and what the tests start in-process on ephemeral ports::
 
@@ -48,17 +52,18 @@ from ledger_dev.harness.template import (
     function_environment,
     http_routes,
     load_template,
-    parameter_default,
     resources,
 )
 from ledger_dev.local_stack.banner import banner
 from ledger_dev.local_stack.config import (
     ACCOUNT_ID,
     API_PORT_ENV,
+    API_SECRET_ID,
     AWS_PORT_ENV,
     DEFAULT_AWS_PORT,
     PAYLOADS_DIR,
     PER_FUNCTION_SETTINGS,
+    RECONCILER_FUNCTION,
     STACK_NAME,
     VOUCHERIFY_API_URL_ENV,
     VOUCHERIFY_APP_ID_ENV,
@@ -69,6 +74,8 @@ from ledger_dev.local_stack.config import (
     LocalConfig,
     aws_client,
 )
+from ledger_dev.local_stack.history import HistoryWebhooks, seed
+from ledger_dev.local_stack.reconciler import ScheduledReconciler, schedule_of
 from ledger_dev.local_stack.services import SHUTDOWN_TIMEOUT_SECONDS, BackgroundService
 
 if TYPE_CHECKING:
@@ -109,7 +116,9 @@ class LocalStack:
 
     Attributes once started: ``config`` (with the actual ports), ``aws_endpoint``, ``api_url``,
     ``refs`` (logical id / ``Id.Attribute`` / parameter → local value, what function environments are
-    resolved from), ``queues`` (logical id → ``LocalQueue``), ``services``.
+    resolved from), ``queues`` (logical id → ``LocalQueue``), ``services``; with the API: ``fake_voucherify``
+    (unless ``VOUCHERIFY_API_URL``), ``rollback_poller``, ``reconciler`` (when scheduled), ``history_webhooks``
+    (when the fake's history has webhooks to send).
     """
 
     def __init__(self, config: LocalConfig | None = None, *, services: Iterable[BackgroundService] = ()) -> None:
@@ -128,6 +137,8 @@ class LocalStack:
         self._started_services: list[BackgroundService] = []
         self.fake_voucherify: FakeVoucherify | None = None
         self.rollback_poller: SqsPoller | None = None
+        self.reconciler: ScheduledReconciler | None = None
+        self.history_webhooks: HistoryWebhooks | None = None
         self.started = False
 
     # --- public API -------------------------------------------------------------------------------
@@ -232,6 +243,9 @@ class LocalStack:
             target=self._api.serve_forever, kwargs={"poll_interval": 0.05}, name="local-api", daemon=True
         )
         self._api_thread.start()
+        if self.history_webhooks is not None:  # once the API serves: start-up does not wait for them
+            self.history_webhooks.start(self)
+            self._started_services.append(self.history_webhooks)
 
     def _start_moto(self) -> None:
         from ledger_dev.harness.moto_patches import MotoServer, serialize_moto_dynamodb
@@ -291,7 +305,8 @@ class LocalStack:
                 self.queues[queue.logical_id] = queue
 
     def _start_rollbacks(self) -> None:
-        """The worker's API (the fake Voucherify, or VOUCHERIFY_API_URL) and keys, and its queue's poller."""
+        """The worker's and the reconciler's API (the fake Voucherify with its history, or VOUCHERIFY_API_URL) and
+        keys, the worker's queue poller and the reconciler's schedule."""
         cfg = self.config
         if not cfg.rollbacks or WORKER_FUNCTION not in resources("AWS::Serverless::Function"):
             return
@@ -321,7 +336,13 @@ class LocalStack:
             self._started_services.append(fake)
             self.fake_voucherify = fake
             api_url, keys = fake.url, api_secret_value()
-        secret_id = self.refs.get("VoucherifyApiSecretId") or parameter_default("VoucherifyApiSecretId")
+            if cfg.history:
+                seed(fake, cfg)
+                if webhook and cfg.history_webhooks > 0:
+                    self.history_webhooks = HistoryWebhooks(
+                        fake, objects=cfg.history, share=cfg.history_webhooks, seed=cfg.history_seed
+                    )
+        secret_id = self.refs.get("VoucherifyApiSecretId") or API_SECRET_ID
         self.aws_client("secretsmanager").create_secret(Name=secret_id, SecretString=keys)
         self.refs["VoucherifyApiUrl"] = api_url
         self.function(WORKER_FUNCTION)  # loaded now: a configuration error stops start-up, not the first message
@@ -339,6 +360,12 @@ class LocalStack:
             poller.start(self)
             self._started_services.append(poller)
             self.rollback_poller = poller
+        schedule = schedule_of(RECONCILER_FUNCTION, self.refs) if cfg.reconcile_seconds > 0 else None
+        if schedule is not None and schedule.enabled:
+            reconciler = ScheduledReconciler(cfg.reconcile_seconds, schedule=schedule)
+            reconciler.start(self)  # loads the function now: a configuration error stops start-up
+            self._started_services.append(reconciler)
+            self.reconciler = reconciler
 
     def _load(self, logical_id: str) -> LocalFunction:
         environment = function_environment(logical_id, self.refs)

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = LocalConfig.from_env()
         with LocalStack(config) as stack:
             history = stack.history_webhooks
-            if history is not None and not history.done:
+            if history is not None and history.share > 0 and not history.done:
                 print(f"sending {history.share:.0%} of the fake's history webhooks to the API…", flush=True)
                 deadline = time.monotonic() + HISTORY_WAIT_SECONDS
                 while not stop.is_set() and not history.wait(0.1) and time.monotonic() < deadline:

@@ -338,7 +338,7 @@ class LocalStack:
             api_url, keys = fake.url, api_secret_value()
             if cfg.history:
                 seed(fake, cfg)
-                if webhook and cfg.history_webhooks > 0:
+                if webhook:  # a share of 0 sends nothing; the banner still says what the fake holds
                     self.history_webhooks = HistoryWebhooks(
                         fake, objects=cfg.history, share=cfg.history_webhooks, seed=cfg.history_seed
                     )

@@ -20,6 +20,7 @@ from voucherify_ledger.ledger.keys import (
     ROLLED_BACK,
     SUCCEEDED,
     iso,
+    redeemed_day,
 )
 from voucherify_ledger.ledger.redemptions import REDEMPTION_FAILED, redemption_summary, rollback_summary, summary_digest
 from voucherify_ledger.models.webhooks import (
@@ -85,6 +86,8 @@ def expected_ledger(corpora: Sequence[Corpus]) -> dict[tuple[str, str], dict[str
             summary = redemption_summary(parsed, parsed.redemption)
             item.update(_plain(summary))  # as a scan reads it back (a fraction's Decimal as a float)
             item["redemption_digest"] = summary_digest(summary)  # what a conflicting redelivery is told apart by
+            if isinstance(summary.get("redeemed_at"), str):  # ByRedeemedDay: written with the redemption itself
+                item["redeemed_day"] = redeemed_day(summary["redeemed_at"])
             item["status"] = REDEMPTION_FAILED if redemption_id in corpus.failed else SUCCEEDED
             _as_the_corpus_says(item, corpus.truth.get(redemption_id, {}))
             expected[(item["pk"], item["sk"])] = item

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from ledger_dev.fake_voucherify import FakeVoucherify
-from ledger_dev.harness.moto_patches import MotoServer
+from ledger_dev.harness.moto_patches import MotoServer, linear_update_validation
 from ledger_dev.harness.template import create_table
 from redemption_ledger_cli import local, reconcile, where
 from support.cli import run_cli
@@ -103,6 +103,7 @@ def moto_server() -> Iterator[str]:
     requests_log = logging.getLogger("werkzeug")  # one line on stderr per request otherwise
     level = requests_log.level
     requests_log.setLevel(logging.ERROR)
+    linear_update_validation()  # as make run's moto (moto_patches): an update's clause check in linear time
     server = MotoServer("127.0.0.1", 0, verbose=False)
     server.start()
     assert server.error is None

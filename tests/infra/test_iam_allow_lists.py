@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from support.template import of_type, sam_source
+from voucherify_ledger.ledger.keys import INDEXES
 
 # What the AWS managed policies SAM attaches to a role it generates grant (AWS's published policy documents). No role
 # holds one: each function has an explicit role (template.yaml, FunctionLogs); these are here so that a managed policy
@@ -103,6 +104,8 @@ def resource_name(resource: Any) -> str:
     ``log-group:<id>`` (the streams of a log group of the template)."""
     if resource == "*" or (isinstance(resource, str) and re.fullmatch(r"arn:[^:]*:[^:]*:[^:]*:[^:]*:\*", resource)):
         return "*"
+    if resource == {"Ref": "AWS::StackId"}:
+        return "the stack"
     if isinstance(resource, dict):
         if "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn":
             return resource["Fn::GetAtt"][0]
@@ -358,3 +361,43 @@ def test_the_reconciler_policy_allows_every_call_it_makes(cfn: dict[str, Any], a
     allowed = {action for action, _ in grants(cfn, "ReconcilerFunction")}
     assert {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= calls
     assert calls <= allowed, sorted(calls - allowed)
+
+
+# --- the managed policies the stack offers the services and people around it ---------------------------------------
+POLICIES: dict[str, set[tuple[str, str]]] = {
+    "RollbackRequestSenderPolicy": {("sqs:SendMessage", "RollbackQueue")},
+    "LedgerOperatorPolicy": {
+        ("cloudformation:DescribeStacks", "the stack"),  # --stack: the outputs
+        ("dynamodb:GetItem", LEDGER),
+        ("dynamodb:Query", LEDGER),  # show: a redemption's items; --wait on an order request
+        *{("dynamodb:Query", f"{LEDGER}/index/{name}") for name in INDEXES.values()},  # list
+        ("dynamodb:Scan", f"{LEDGER}/index/Quarantine"),  # quarantine list
+        ("dynamodb:UpdateItem", LEDGER),  # quarantine replay; a backfill job
+        ("dynamodb:PutItem", LEDGER),
+        ("dynamodb:DeleteItem", LEDGER),
+        ("sqs:SendMessage", "RollbackQueue"),  # rollback
+        ("lambda:InvokeFunction", "ReconcilerFunction"),  # reconcile --stack
+    },
+}
+
+
+def policy_grants(template: dict[str, Any], policy: str) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for statement in template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]:
+        assert statement["Effect"] == "Allow" and "Condition" not in statement and "NotAction" not in statement
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        found |= {(action, resource_name(resource)) for action in actions for resource in resources}
+    return found
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_each_managed_policy_grants_exactly_its_allow_list_and_is_an_output(cfn: dict[str, Any], policy: str) -> None:
+    assert cfn["Resources"][policy]["Type"] == "AWS::IAM::ManagedPolicy"
+    assert policy_grants(cfn, policy) == POLICIES[policy]
+    assert cfn["Outputs"][f"{policy}Arn"]["Value"] == {"Ref": policy}
+
+
+def test_the_queue_arns_are_outputs(cfn: dict[str, Any]) -> None:
+    for queue in ("RollbackQueue", "RollbackDeadLetterQueue"):
+        assert cfn["Outputs"][f"{queue}Arn"]["Value"] == {"Fn::GetAtt": [queue, "Arn"]}

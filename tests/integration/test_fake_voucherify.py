@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from ledger_dev.fake_voucherify import ERRORS, FakeVoucherify
 from support.documents import SHARED_DIR
+from support.receiver import Receiver, running_receiver
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption, WebhookEnvelope
 from voucherify_ledger.webhooks.auth import verify_signature
 
@@ -257,43 +256,20 @@ def test_the_control_endpoint(fake: FakeVoucherify) -> None:
     assert call(fake.url, "/_fake/reset", {}, headers={})[0] == 200 and fake.calls() == 0
 
 
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(inner) -> None:
-                raw = inner.rfile.read(int(inner.headers["content-length"]))
-                self.received.append(({k.lower(): v for k, v in inner.headers.items()}, raw))
-                inner.send_response(200)
-                inner.send_header("content-length", "0")
-                inner.end_headers()
-
-            def log_message(inner, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    server = _Receiver()
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as server:
+        yield server
 
 
-def test_a_successful_rollback_sends_the_signed_webhook(receiver: _Receiver) -> None:
+def test_a_successful_rollback_sends_the_signed_webhook(receiver: Receiver) -> None:
     url = f"http://127.0.0.1:{receiver.server_address[1]}/webhooks/redemption-rollback-succeeded"
     with FakeVoucherify(webhook_url=url, webhook_secret="s3cret", webhook_delay=0.0) as fake:
         fake.add_redemption(R, order_id="ord_w", customer_id="cust_w", voucher_code="CODE-1", amount=500)
         _, _, answer = rollback(fake)
         assert fake.wait_for_webhooks(5)
 
-    ((headers, raw),) = receiver.received
+    ((_, headers, raw),) = receiver.received
     assert verify_signature("s3cret", raw, headers["x-voucherify-signature"])
     envelope = WebhookEnvelope.model_validate_json(raw)
     assert (envelope.type, envelope.event.type) == ("redemption.rollback.succeeded", "redemption.rollback.succeeded")

@@ -5,18 +5,17 @@ make listed, the history seeded over the control endpoint, and its webhooks sent
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from ledger_dev.fake_voucherify import FakeVoucherify
+from support.receiver import Receiver, running_receiver
 from voucherify_ledger.webhooks.auth import verify_signature
 
 KEYS = {"X-App-Id": "local-app-id", "X-App-Token": "local-app-token"}
@@ -159,36 +158,13 @@ def test_the_control_endpoint_seeds_a_history(shared: FakeVoucherify) -> None:
     assert min(o["date"] for o in shared.history()) >= "2025-01-30"
 
 
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(inner) -> None:
-                raw = inner.rfile.read(int(inner.headers["content-length"]))
-                self.received.append((inner.path, {k.lower(): v for k, v in inner.headers.items()}, raw))
-                inner.send_response(200)
-                inner.send_header("content-length", "0")
-                inner.end_headers()
-
-            def log_message(inner, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    server = _Receiver()
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as server:
+        yield server
 
 
-def test_the_historys_webhooks_go_signed_to_their_routes_with_a_seeded_share_dropped(receiver: _Receiver) -> None:
+def test_the_historys_webhooks_go_signed_to_their_routes_with_a_seeded_share_dropped(receiver: Receiver) -> None:
     url = f"http://127.0.0.1:{receiver.server_address[1]}/webhooks/redemption-rollback-succeeded"
     with FakeVoucherify(webhook_url=url, webhook_secret="s3cret", drop_share=0.25, seed=3) as fake:
         fake.seed_history(200, end=END)

@@ -121,10 +121,10 @@ class ReconcileStore:
         found = self.table.get(reconcile_job_key(job_id))
         return Job.from_item(found) if found else None
 
-    def running_job(self) -> Job | None:
-        job_id = (self.state() or {}).get("running_job")
-        found = self.table.get(reconcile_job_key(str(job_id))) if job_id else None
-        return Job.from_item(found) if found else None
+    def running_job(self, state: Mapping[str, Any] | None = None) -> Job | None:
+        """The backfill the state item names (``state``: that item, when the caller has just read it)."""
+        job_id = ((self.state() if state is None else state) or {}).get("running_job")
+        return self.job(str(job_id)) if job_id else None
 
     def start_job(self, since: datetime, until: datetime, now: datetime) -> tuple[Job, bool]:
         """The running backfill, or a new one of ``[since, until)``; True when this call started it."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.deliveries import Delivery
-from voucherify_ledger.ledger.keys import iso
+from voucherify_ledger.ledger.keys import iso, parse_iso
 from voucherify_ledger.ledger.reconciliation import Job
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData
 from voucherify_ledger.reconcile.objects import ApiData, UnreadableObject, data_redemption_id, raw_copy, webhook_data
@@ -116,11 +116,12 @@ class Reconciler:
         if not dry_run and not store.acquire(owner, now, self.lease_seconds):
             return RunReport(False, None, False, None, RunCounts())
         try:
-            job = store.running_job() if window is None else None
+            state = (store.state() or {}) if window is None else {}  # one read: the running job, or the checkpoint
+            job = store.running_job(state) if window is None else None
             if window is None and job is not None:
                 window = Window(job.next_after, job.until)
             elif window is None:
-                window = Window((store.checkpoint() or now) - self.overlap, now)
+                window = Window((parse_iso(state.get("checkpoint")) or now) - self.overlap, now)
             counts = RunCounts()
             listed_ids: set[str] = set()
 

@@ -118,7 +118,7 @@ class ReconcileService:
         """The checkpoint, the running backfill (or the last one) and the last scheduled run's counts."""
         store = self.ledger.reconciliation
         state = store.state() or {}
-        running = store.running_job()
+        running = store.running_job(state)
         last_job = None if running else (store.job(str(state["last_job"])) if state.get("last_job") else None)
         return {
             "checkpoint": state.get("checkpoint"),

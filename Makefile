@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-infra test-e2e typecheck schema lint clean loadtest chaos bench bench-publish
+.PHONY: install run build test test-unit test-integration test-infra test-e2e typecheck schema lint clean loadtest chaos bench bench-publish
 
 $(STAMP): pyproject.toml tools/dev/pyproject.toml layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,10 +30,33 @@ clean: clean-checkov
 clean-checkov:
 	rm -rf $(CHECKOV_VENV)
 
+# The SAM CLI (`make build`, `sam validate --lint` in `make lint`) in its own venv too: it pins its own boto3 and
+# cfn-lint.
+SAM_VENV ?= .venv-sam
+SAM_VERSION := 1.170.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_VERSION)
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
+	@touch $@
+
+clean: clean-sam
+.PHONY: clean-sam
+clean-sam:
+	rm -rf $(SAM_VENV)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m ledger_dev.local_stack
+
+# `sam build` with no python3.13 and no Docker (the layer's and the functions' Makefiles), then a check of what it
+# built: python3.13 / arm64 wheels only, no development dependency, each handler where the built template says.
+build: $(STAMP) $(SAM_STAMP)
+	PYTHON=$(CURDIR)/$(BIN)/python $(SAM) build
+	$(BIN)/python -m ledger_dev.build_check .aws-sam/build
 
 # The tests by tier: unit (no AWS, no sockets: seconds), integration (moto and the fakes in-process), infra (the
 # template: SAM translator, cfn-lint, IAM, checkov), e2e (make run's stack over HTTP, the load test, the bench's
@@ -82,10 +105,11 @@ bench-publish: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -m voucherify_ledger.models.rollback_request > docs/rollback-request.schema.json
 
-lint: $(STAMP) typecheck
+lint: $(STAMP) $(SAM_STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache

@@ -54,16 +54,33 @@ def test_every_function_code_exists_with_its_handler() -> None:
         assert f"def {handler}(" in source.read_text(encoding="utf-8"), name
 
 
+def test_every_function_is_built_by_the_functions_makefile() -> None:
+    """No function needs python3.13 or Docker to build: each is its app.py, copied by functions/Makefile."""
+    makefile = (PROJECT_ROOT / "functions" / "Makefile").read_text(encoding="utf-8")
+    for name, res in of_type(sam_source(), "AWS::Serverless::Function").items():
+        assert res["Metadata"]["BuildMethod"] == "makefile", name
+        assert res["Metadata"]["ContextPath"] == "functions", name
+        assert res["Properties"]["Handler"] == "app.lambda_handler", name
+        assert name in makefile.split("FUNCTIONS :=", 1)[1].split("\n\n", 1)[0], name
+    assert 'cp app.py "$(ARTIFACTS_DIR)/"' in makefile
+
+
 def test_shared_layer_is_built_for_python313_and_used_by_every_function(cfn: dict[str, Any]) -> None:
     layers = of_type(sam_source(), "AWS::Serverless::LayerVersion")
     layer = layers["SharedLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    # Built by its own Makefile (python3.13 / arm64 wheels by pip): `sam build` needs neither python3.13 nor Docker.
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"].get("BuildArchitecture", "arm64") == "arm64"
     assert "python3.13" in layer["Properties"]["CompatibleRuntimes"]
     assert "arm64" in layer["Properties"]["CompatibleArchitectures"]
     folder = PROJECT_ROOT / layer["Properties"]["ContentUri"]
     assert (folder / "requirements.txt").is_file() and (folder / "voucherify_ledger" / "__init__.py").is_file()
-    assert not (folder / "python").exists()  # BuildMethod python3.13 makes the python/ folder itself
+    makefile = (folder / "Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-SharedLayer:" in makefile
+    assert "--platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON)" in makefile
+    assert "LAMBDA_PLATFORM ?= manylinux2014_aarch64" in makefile and "LAMBDA_PYTHON ?= 3.13" in makefile
+    assert "--only-binary=:all:" in makefile
+    assert not (folder / "python").exists()  # the build makes the python/ folder itself
     (version,) = [n for n in of_type(cfn, "AWS::Lambda::LayerVersion") if n.startswith("SharedLayer")]
     for name, res in of_type(cfn, "AWS::Lambda::Function").items():
         assert {"Ref": version} in res["Properties"].get("Layers", []), name

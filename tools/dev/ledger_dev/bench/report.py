@@ -192,8 +192,9 @@ NOTES = """
   parsing) and the waits. Both the batch and the single record use that same setup; the note gives the CPU
   time of the worker and of moto for each. The drain uses the template's `RollbackWorkerMaxConcurrency`
   executions, each pacing itself to an equal share of the budget, against a fake that answers 429 beyond it.
-- **Size** is the layer `sam build` would make for python3.13/arm64: its `requirements.txt` as manylinux2014
-  aarch64 wheels plus `voucherify_ledger`; boto3 comes with the runtime and is not in it.
+- **Size** is the layer `sam build` makes for python3.13/arm64, built by the same `layers/shared/Makefile` target:
+  its `requirements.txt` as manylinux2014 aarch64 wheels plus `voucherify_ledger`; boto3 comes with the runtime and is
+  not in it.
 
 ## Why some targets are missed
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,8 +11,6 @@ from pathlib import Path
 
 from ledger_dev.bench.report import TARGETS, Report, Row
 from ledger_dev.bench.seeds import LAYER_DIR, WEBHOOK_FUNCTIONS, WORKER_FUNCTION, function_dir
-
-LAYER_PLATFORM = ("manylinux2014_aarch64", "3.13")
 
 
 def directory_bytes(path: Path) -> int:
@@ -29,39 +26,22 @@ def zipped_bytes(path: Path) -> int:
 
 
 def build_layer(target: Path) -> None:
-    """The layer as ``sam build`` (BuildMethod python3.13, arm64) makes it: its requirements as platform
-    wheels, and the package, under ``python/``."""
-    python = target / "python"
-    platform_tag, version = LAYER_PLATFORM
+    """The layer as ``sam build`` makes it: the layer's own Makefile (``build-SharedLayer``), which fetches its
+    requirements as python3.13 / arm64 wheels and copies the package, under ``python/``."""
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--platform",
-            platform_tag,
-            "--only-binary=:all:",
-            "--python-version",
-            version,
-            "--implementation",
-            "cp",
-            "--target",
-            str(python),
-            "-r",
-            str(LAYER_DIR / "requirements.txt"),
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(LAYER_DIR),
+            "build-SharedLayer",
+            f"ARTIFACTS_DIR={target}",
+            f"PYTHON={sys.executable}",
         ],
         check=True,
         timeout=300,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    shutil.copytree(
-        LAYER_DIR / "voucherify_ledger",
-        python / "voucherify_ledger",
-        ignore=shutil.ignore_patterns("__pycache__"),
     )
 
 

@@ -136,13 +136,16 @@ class RedemptionStore:
         self.table = table
 
     # --- writes ---------------------------------------------------------------------------------
-    def record(self, data: EventRedemptionSucceededData, delivery: Delivery) -> WriteOutcome:
+    def record(
+        self, data: EventRedemptionSucceededData, delivery: Delivery, *, reconcile_job_id: str | None = None
+    ) -> WriteOutcome:
         """One conditional UpdateItem of the redemption item, unless the redemption is recorded already: then nothing
         is written and the outcome is ``duplicate`` (from the item the condition found: no second read), with the
         delivery kept as a conflict (``CONFLICT#…``) when what it says of the redemption differs.
 
         The redemption is recorded as what it is: ``SUCCEEDED``, or ``FAILED`` for a failed attempt
-        (``ledger_status``), unless a rollback that came first has left ``ROLLED_BACK``."""
+        (``ledger_status``), unless a rollback that came first has left ``ROLLED_BACK``. ``reconcile_job_id``: the
+        backfill job (``bf_…``) that recorded it from Voucherify's list, kept as ``reconcile_job_id``."""
         redemption = data.redemption
         status = ledger_status(redemption)
         summary = redemption_summary(data, redemption)
@@ -161,6 +164,8 @@ class RedemptionStore:
             update.set("updated_at", iso(delivery.received_at))
             update.set("redemption_digest", digest)
             update.set("redemption_delivery", audit)
+            if reconcile_job_id is not None:
+                update.set("reconcile_job_id", reconcile_job_id)
             return update, f"attribute_not_exists({update.name_of('redemption_recorded_at')})"
 
         # ALL_NEW: the status a rollback that came first left in place. Returned values cost no capacity.

@@ -127,7 +127,7 @@ class Reconciler:
 
             def handle(page: Sequence[Mapping[str, Any]]) -> None:
                 listed_ids.update(str(obj.get("id")) for obj in page if obj.get("object") != "redemption_rollback")
-                self._reconcile_page(page, now, counts, dry_run)
+                self._reconcile_page(page, now, counts, dry_run, job.job_id if job is not None else None)
                 if progress is not None:
                     progress(counts, max(filter(None, map(created_at, page)), default=None))
 
@@ -203,7 +203,12 @@ class Reconciler:
             self.metric("ReconcileLagSeconds", max(0.0, (now - checkpoint).total_seconds()))
 
     def _reconcile_page(
-        self, objects: Sequence[Mapping[str, Any]], now: datetime, counts: RunCounts, dry_run: bool
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        now: datetime,
+        counts: RunCounts,
+        dry_run: bool,
+        job_id: str | None = None,
     ) -> None:
         counts.listed += len(objects)
         read: list[tuple[ApiData, Delivery]] = []
@@ -214,11 +219,19 @@ class Reconciler:
                 counts.unreadable += 1
         states = self.ledger.redemptions.states(data_redemption_id(data) for data, _ in read)  # one batch read
         for data, delivery in read:
-            self._reconcile(data, delivery, states.get(data_redemption_id(data)), counts, dry_run)
+            self._reconcile(data, delivery, states.get(data_redemption_id(data)), counts, dry_run, job_id)
 
     def _reconcile(
-        self, data: ApiData, delivery: Delivery, state: Mapping[str, Any] | None, counts: RunCounts, dry_run: bool
+        self,
+        data: ApiData,
+        delivery: Delivery,
+        state: Mapping[str, Any] | None,
+        counts: RunCounts,
+        dry_run: bool,
+        job_id: str | None = None,
     ) -> None:
+        """``job_id``: the backfill job of the run, noted on a redemption it records (``reconcile_job_id``): history
+        from before the webhooks were set up, not a lost delivery."""
         if isinstance(data, EventRedemptionRollbackSucceededData):
             known = [*((state or {}).get("rollback_ids") or []), *((state or {}).get("failed_rollback_ids") or [])]
             if data.redemption_rollback.id in known:
@@ -231,7 +244,8 @@ class Reconciler:
         if state is not None and state.get("redemption_recorded_at"):
             counts.unchanged += 1  # an item a rollback made before its redemption came still lacks the redemption
             return
-        if not dry_run and self.ledger.redemptions.record(data, delivery).status == "duplicate":
+        recorded = None if dry_run else self.ledger.redemptions.record(data, delivery, reconcile_job_id=job_id)
+        if recorded is not None and recorded.status == "duplicate":
             counts.unchanged += 1  # a webhook came in meanwhile
             return
         counts.recorded += 1

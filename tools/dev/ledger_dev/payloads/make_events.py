@@ -1,4 +1,5 @@
-"""Writes ``events/``: API Gateway HTTP API (payload 2.0) events for ``sam local invoke``, and ``env.json``.
+"""Writes ``events/``: API Gateway HTTP API (payload 2.0) events for ``sam local invoke``, the ledger table's DynamoDB
+stream event for ``LedgerEventsFunction``, and ``env.json``.
 
     python -m ledger_dev.payloads.make_events          # (re)write the files
     python -m ledger_dev.payloads.make_events --check  # exit 1 when a committed file differs from a fresh one
@@ -9,6 +10,11 @@ Every event is what API Gateway hands the function (``ledger_dev.harness.apigw.h
 Voucherify delivery of a payload from ``events/payloads/``: bare ("Raw payload") or wrapped in a
 v2024-01-01 envelope, compact JSON as Voucherify sends it, signed (``x-voucherify-signature``) with the
 documented local dev secret. Ids and times are derived from the payloads, so regeneration is stable.
+
+``ledger_events_stream.json`` is a batch of the ledger table's stream (NEW_AND_OLD_IMAGES) as Lambda hands it to
+``LedgerEventsFunction``: the items the ledger writes for the same payloads — a redemption, a failed one, a rollback,
+a rollback request that failed, a quarantined delivery, a redemption the reconciler recorded — one record for each
+event type (``docs/events/``), and one that gives none.
 
 ``env.json`` gives each function its template environment resolved to the local stack's resources, with
 ``AWS_ENDPOINT_URL`` pointing at the ``make run`` moto server, and the worker's ``VOUCHERIFY_API_URL`` at
@@ -21,10 +27,12 @@ import argparse
 import base64
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,11 +40,18 @@ from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.queues import local_queue_name
 from ledger_dev.harness.template import PROJECT_ROOT, function_environment, http_routes, load_template, resources
 from ledger_dev.local_stack import config
+from voucherify_ledger.ledger.deliveries import Delivery, delivery_audit
+from voucherify_ledger.ledger.dynamo import compress
+from voucherify_ledger.ledger.keys import iso, redeemed_day
+from voucherify_ledger.ledger.quarantine import quarantine_id_for
+from voucherify_ledger.ledger.summaries import ledger_status, redemption_summary, rollback_summary, summary_digest
+from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, EventRedemptionSucceededData
 from voucherify_ledger.webhooks.auth import SIGNATURE_HEADER, sign
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 PAYLOADS_DIR = EVENTS_DIR / "payloads"
 ENV_FILE = "env.json"
+STREAM_FILE = "ledger_events_stream.json"
 
 SIGNING_SECRET = config.DEFAULT_SIGNING_SECRET  # documented local dev secret
 # The `make run` moto server as a `sam local` container reaches it (Docker Desktop; on Linux run
@@ -271,6 +286,13 @@ def local_refs(endpoint: str) -> dict[str, str]:
     for table_id in resources("AWS::DynamoDB::Table"):
         refs[table_id] = config.TABLE_NAME
         refs[f"{table_id}.Arn"] = f"arn:aws:dynamodb:{region}:{account}:table/{config.TABLE_NAME}"
+    for bus_id, bus in resources("AWS::Events::EventBus").items():
+        # the stack's own bus, named as the template names it (else <stack name>-<logical id>)
+        name = (bus.get("Properties") or {}).get("Name") or f"{config.STACK_NAME}-{bus_id}"
+        if isinstance(name, dict) and "Fn::Sub" in name:
+            name = re.sub(r"\$\{([^}]+)\}", lambda found: refs[found.group(1)], str(name["Fn::Sub"]))
+        arn = f"arn:aws:events:{region}:{account}:event-bus/{name}"
+        refs.update({bus_id: str(name), f"{bus_id}.Name": str(name), f"{bus_id}.Arn": arn})
     for queue_id, queue in resources("AWS::SQS::Queue").items():
         name = local_queue_name(queue_id, queue.get("Properties") or {}, refs)
         url = f"{endpoint}/{account}/{name}"
@@ -279,12 +301,184 @@ def local_refs(endpoint: str) -> dict[str, str]:
     return refs
 
 
+# --- the ledger table's stream (LedgerEventsFunction) ----------------------------------------------------------
+STREAM_TABLE_ARN = f"arn:aws:dynamodb:{config.REGION}:{config.ACCOUNT_ID}:table/{config.TABLE_NAME}"
+RECONCILED_ID = "r_0e6ff48b91cfa02e97"  # the seed redemption, as the reconciler found it in Voucherify's list
+
+
+def _received(data: dict[str, Any]) -> datetime:
+    return _event_time(data) + timedelta(seconds=3)
+
+
+def _delivery(raw: bytes, route: str, received_at: datetime, **fields: Any) -> Delivery:
+    return Delivery(raw=raw, route=route, received_at=received_at, **fields)
+
+
+def redemption_item(data: dict[str, Any], delivery: Delivery) -> dict[str, Any]:
+    """The item ``RedemptionStore.record`` writes for ``data`` (its raw copy inline)."""
+    model = EventRedemptionSucceededData.model_validate(data)
+    summary = redemption_summary(model, model.redemption)
+    return {
+        "pk": "REDEMPTION#" + model.redemption.id,
+        "sk": "REDEMPTION",
+        **summary,
+        "entity": "redemption",
+        "status": ledger_status(model.redemption),
+        "redeemed_day": redeemed_day(summary["redeemed_at"]),
+        "redemption_recorded_at": iso(delivery.received_at),
+        "updated_at": iso(delivery.received_at),
+        "redemption_digest": summary_digest(summary),
+        "redemption_delivery": delivery_audit(delivery, compress(delivery.raw)),
+    }
+
+
+def rolled_back_item(data: dict[str, Any], delivery: Delivery) -> dict[str, Any]:
+    """The item ``RedemptionStore.record_rollback`` writes when the rollback comes before its redemption."""
+    model = EventRedemptionRollbackSucceededData.model_validate(data)
+    rollback = model.redemption_rollback
+    summary = rollback_summary(rollback, model.redemption_id, model)
+    item: dict[str, Any] = {"pk": "REDEMPTION#" + model.redemption_id, "sk": "REDEMPTION"}
+    if model.redemption is not None:
+        item.update(redemption_summary(model, model.redemption))
+    when = iso(delivery.received_at)
+    entry = {k: v for k, v in summary.items() if k not in ("rollback_id", "redemption_id")}
+    audit = delivery_audit(delivery, compress(delivery.raw))
+    item.update(
+        {
+            "entity": "redemption",
+            f"rollback#{rollback.id}": {"source": "webhook", "recorded_at": when, **entry, "delivery": audit},
+            "status": "ROLLED_BACK",
+            "rolled_back_at": iso(rollback.date),
+            "rollback_ids": {rollback.id},
+            "updated_at": when,
+        }
+    )
+    return item
+
+
+def _stream_value(value: Any) -> dict[str, Any]:
+    """An attribute value in DynamoDB JSON as a stream event carries it (binary base64-encoded)."""
+    if isinstance(value, bytes):
+        return {"B": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, dict):
+        return {"M": {k: _stream_value(v) for k, v in value.items()}}
+    if isinstance(value, (set, frozenset)):
+        return {"SS": sorted(value)}
+    if isinstance(value, list):
+        return {"L": [_stream_value(v) for v in value]}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float, Decimal)):
+        return {"N": str(value)}
+    if value is None:
+        return {"NULL": True}
+    return {"S": str(value)}
+
+
+def stream_record(
+    number: int, when: datetime, old: dict[str, Any] | None, new: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One record of the ledger table's stream (NEW_AND_OLD_IMAGES), as Lambda hands it over."""
+    item = new if new is not None else old
+    assert item is not None
+    stream: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(when.timestamp()),
+        "Keys": {"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+    }
+    if new is not None:
+        stream["NewImage"] = {k: _stream_value(v) for k, v in new.items()}
+    if old is not None:
+        stream["OldImage"] = {k: _stream_value(v) for k, v in old.items()}
+    stream["SequenceNumber"] = f"{4_000_000_000_000_000_000 + number}"
+    stream["SizeBytes"] = len(json.dumps(stream, separators=(",", ":")))
+    stream["StreamViewType"] = "NEW_AND_OLD_IMAGES"
+    return {
+        "eventID": hashlib.sha256(f"stream/{number}".encode()).hexdigest()[:32],
+        "eventName": "INSERT" if old is None else ("MODIFY" if new is not None else "REMOVE"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": config.REGION,
+        "dynamodb": stream,
+        "eventSourceARN": f"{STREAM_TABLE_ARN}/stream/2024-01-01T00:00:00.000",
+    }
+
+
+def build_stream_event() -> dict[str, Any]:
+    """A batch of the ledger's stream whose records give each event type of docs/events once."""
+    succeeded, failed = load_payload("redemption_succeeded"), load_payload("redemption_failed")
+    rollback = load_payload("redemption_rollback_succeeded")
+    seed_at, failed_at, rollback_at = _received(succeeded), _received(failed), _received(rollback)
+    seed = redemption_item(succeeded, _delivery(compact(succeeded), "redemption-succeeded", seed_at))
+    # a duplicate of the seed writes nothing; the worker's request to roll it back fails (result FAILURE)
+    request_at = seed_at + timedelta(hours=20)
+    pending = {
+        "pk": seed["pk"],
+        "sk": "REQUEST#cancel-1001",
+        "state": "PENDING",
+        "entity": "rollback_request",
+        "request_id": "cancel-1001",
+        "redemption_id": seed["redemption_id"],
+        "created_at": iso(request_at),
+        "updated_at": iso(request_at),
+        "message_id": "0b1c6e0a-5f0e-4c2e-9a51-1f6e0c2f7a01",
+        "receive_count": 1,
+        "reason": "Order cancelled by the customer",
+        "attempts": 1,
+    }
+    request_failed = {
+        **pending,
+        "state": "FAILED",
+        "updated_at": iso(request_at + timedelta(milliseconds=420)),
+        "rollback_id": _id("rrf_", "stream", "request"),
+        "error": {"status": 200, "key": "customer_rules_violated", "message": "Customer does not match the rules"},
+        "api_calls": 1,
+    }
+    invalid = json.loads(json.dumps(succeeded))
+    invalid["redemption"]["status"] = "PARTIALLY_SUCCEEDED"
+    raw = compact(invalid)
+    quarantine_at = seed_at + timedelta(minutes=5)
+    quarantined = {
+        "pk": "QUARANTINE#" + quarantine_id_for(raw),
+        "sk": "QUARANTINE",
+        "entity": "quarantine",
+        "quarantine_id": quarantine_id_for(raw),
+        "first_received_at": iso(quarantine_at),
+        "raw_zlib": compress(raw),
+        "last_received_at": iso(quarantine_at),
+        "route": "redemption-succeeded",
+        "reason": "the payload does not match the redemption.succeeded schema",
+        "errors": ["redemption.status: Input should be 'SUCCEEDED', 'FAILED', 'ROLLED BACK' or 'ROLLED_BACK'"],
+        "expires_at": int((quarantine_at + timedelta(days=30)).timestamp()),
+        "deliveries": 1,
+    }
+    found = json.loads(json.dumps(succeeded))
+    found["redemption"]["id"] = RECONCILED_ID
+    reconciled_at = seed_at + timedelta(hours=1)
+    reconciled = redemption_item(found, _delivery(compact(found["redemption"]), "reconciler", reconciled_at))
+    records = [
+        (seed_at, None, seed),
+        (failed_at, None, redemption_item(failed, _delivery(compact(failed), "redemption-succeeded", failed_at))),
+        (quarantine_at, None, quarantined),
+        (reconciled_at, None, reconciled),
+        (request_at, None, pending),  # gives no event
+        (request_at + timedelta(milliseconds=420), pending, request_failed),
+        (
+            rollback_at,
+            None,
+            rolled_back_item(rollback, _delivery(compact(rollback), "redemption-rollback-succeeded", rollback_at)),
+        ),
+    ]
+    records.sort(key=lambda r: r[0])
+    return {"Records": [stream_record(n, when, old, new) for n, (when, old, new) in enumerate(records, start=1)]}
+
+
 def _text(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 GENERATORS: dict[str, Callable[[], Any]] = {
     **{f"{spec.name}.json": (lambda spec=spec: build_event(spec)) for spec in EVENT_FILES},
+    STREAM_FILE: build_stream_event,
     ENV_FILE: build_env,
 }
 

@@ -442,6 +442,14 @@ def test_items_no_consumer_follows_give_nothing(item: dict[str, Any]) -> None:
     assert events_of(record("MODIFY", keys_of(item), old=item, new={**item, "x": 1})) == []
 
 
+def test_a_modify_without_its_old_image_is_refused_not_taken_for_new() -> None:
+    item = redemption_item()
+    change = record("MODIFY", keys_of(item), new=item)
+    change["dynamodb"]["StreamViewType"] = "NEW_IMAGE"
+    with pytest.raises(ValueError, match="without its old image"):
+        events_of(change)
+
+
 def test_a_remove_gives_nothing() -> None:
     item = with_rollback(redemption_item("redemption_rollback_succeeded"))
     assert events_of(record("REMOVE", keys_of(item), old=item)) == []

@@ -152,9 +152,12 @@ def events_of(record: DynamoDBRecord | Mapping[str, Any]) -> list[LedgerEvent]:
     keys = stream.keys
     pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
     old, new = stream.old_image, stream.new_image
+    if record.event_name.name == "MODIFY" and "OldImage" not in stream:
+        # Every MODIFY would look new: the stream must carry both images.
+        raise ValueError(f"a MODIFY without its old image (StreamViewType {stream.get('StreamViewType')})")
     time = change_time(record)
     if pk.startswith(REDEMPTION_PREFIX) and sk == REDEMPTION_SK:
-        details = redemption_details(old, new)
+        details = redemption_details(old, {"redemption_id": pk.removeprefix(REDEMPTION_PREFIX), **new})
     elif sk.startswith(REQUEST_SK_PREFIX) or (pk.startswith(REJECTED_PREFIX) and sk == REJECTED_SK):
         details = request_details(pk, sk, old, new)
     elif pk.startswith(QUARANTINE_PREFIX) and sk == QUARANTINE_SK:

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from ledger_dev.harness import moto_patches
 from ledger_dev.harness.moto_patches import MotoServer, serialize_moto_dynamodb
-from ledger_dev.harness.template import create_table
+from ledger_dev.harness.template import create_table, table_definition
 
 TABLE = "voucherify-ledger"
 
@@ -75,6 +75,84 @@ def test_a_failed_transaction_is_undone_from_its_own_items_without_copying_the_t
     assert len(_keys(dynamodb)) == 30  # and nothing else was lost
     item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}})["Item"]
     assert item["status"] == {"S": "SUCCEEDED"}
+
+
+STREAMED = "voucherify-ledger-streamed"
+
+
+@pytest.fixture
+def streamed(dynamodb: Any) -> Any:
+    """A ledger table with the stream LedgerEventsFunction reads (new and old images), beside the fixture's."""
+    definition = table_definition(table_name=STREAMED)
+    definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    dynamodb.create_table(**definition)
+    return dynamodb
+
+
+def _put_streamed(client: Any, pk: str, **extra: str) -> None:
+    item = {"pk": {"S": pk}, "sk": {"S": "REDEMPTION"}, **{k: {"S": v} for k, v in extra.items()}}
+    client.put_item(TableName=STREAMED, Item=item)
+
+
+def _stream(client: Any) -> list[dict[str, Any]]:
+    """Every record of the streamed table's stream, oldest first."""
+    from botocore.config import Config
+
+    no_account_endpoint = Config(account_id_endpoint_mode="disabled")  # <account>.streams-ddb.…: not moto's
+    streams = boto3.client("dynamodbstreams", region_name="eu-west-1", config=no_account_endpoint)
+    arn = client.describe_table(TableName=STREAMED)["Table"]["LatestStreamArn"]
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+    return list(streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"])
+
+
+def test_an_update_that_creates_its_item_writes_one_stream_record_and_one_that_changes_nothing_none(
+    streamed: Any,
+) -> None:
+    """moto writes an INSERT of the key alone before the update's own, and a MODIFY for an unchanged item."""
+    key = {"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}}
+    update = {"UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "status"}}
+    for status in ("SUCCEEDED", "SUCCEEDED"):
+        streamed.update_item(TableName=STREAMED, Key=key, **update, ExpressionAttributeValues={":s": {"S": status}})
+    _put_streamed(streamed, "REDEMPTION#r_1", status="SUCCEEDED")  # the same item put again
+    streamed.update_item(TableName=STREAMED, Key=key, **update, ExpressionAttributeValues={":s": {"S": "ROLLED_BACK"}})
+
+    records = _stream(streamed)
+
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
+    assert records[0]["dynamodb"]["NewImage"]["status"] == {"S": "SUCCEEDED"}
+    numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert numbers == [numbers[0], numbers[0] + 1]  # no gap left by a record not written
+
+
+def test_a_failed_transaction_leaves_nothing_in_the_stream(streamed: Any) -> None:
+    """With the cheap rollback, moto undid the items but kept the stream records of the writes it undid."""
+    _put_streamed(streamed, "REDEMPTION#r_1", status="SUCCEEDED")
+    transaction = [
+        {"Put": {"TableName": STREAMED, "Item": {"pk": {"S": "REDEMPTION#r_new"}, "sk": {"S": "REDEMPTION"}}}},
+        {
+            "ConditionCheck": {
+                "TableName": STREAMED,
+                "Key": {"pk": {"S": "REDEMPTION#r_1"}, "sk": {"S": "REDEMPTION"}},
+                "ConditionExpression": "attribute_not_exists(pk)",  # fails: r_1 is there
+            }
+        },
+    ]
+    with pytest.raises(streamed.exceptions.TransactionCanceledException):
+        streamed.transact_write_items(TransactItems=transaction)
+
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in _stream(streamed)] == ["REDEMPTION#r_1"]
+
+
+def test_stream_iterators_are_kept_up_to_a_bound(streamed: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto keeps every iterator each GetRecords answers with, for ever."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    monkeypatch.setattr(moto_patches, "MAX_SHARD_ITERATORS", 5)
+    _put_streamed(streamed, "REDEMPTION#r_1")
+    for _ in range(10):  # two iterators each: GetShardIterator's and the one GetRecords answers with
+        assert len(_stream(streamed)) == 1
+    assert len(dynamodbstreams_backends["123456789012"]["eu-west-1"].shard_iterators) <= 5
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@
     redemption-ledger reconcile --since 2026-08-01 --until 2026-09-01 --stack my-stack  # a backfill job, started now
     redemption-ledger reconcile --since 2026-08-01 --dry-run --stack my-stack  # count it here, write nothing
     redemption-ledger reconcile --status --stack my-stack             # checkpoint, running job, last run
+    redemption-ledger events --local --follow                         # the ledger's events, as they are published
+    redemption-ledger events --stack my-stack                         # how to keep the stack's events to read them
 
 ``rollback`` puts a RollbackRequest (``docs/rollback-request.schema.json``) on the rollback queue: the queue of
 ``make run`` (``--local``), the stack's ``RollbackQueueUrl`` output (``--stack``), ``--queue-url`` or
@@ -28,8 +30,11 @@ Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reac
 ``reconcile`` walks Voucherify's ``GET /v1/redemptions`` over a time range and records what the ledger lacks, as a
 backfill job of the reconciler: run here to its end (``--local``), or started in a deployed stack.
 
+``events`` prints the ledger's events (EventBridge, source ``voucherify.ledger``) from the log group a rule on the
+bus keeps them in: ``make run``'s own (``--local``), or one subscribed to a deployed stack's bus (``--log-group``).
+
 Each subcommand is a ``register_*`` function in ``COMMANDS`` (``list`` in ``listing``, ``rollback`` in ``rollback``,
-``reconcile`` in ``reconcile``):
+``reconcile`` in ``reconcile``, ``events`` in ``events``):
 add one to add a command. It may import the layer package, boto3 and the standard library, nothing else
 (``tests/e2e/test_cli_installs_alone.py``).
 """
@@ -41,6 +46,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from redemption_ledger_cli.events import register_events
 from redemption_ledger_cli.listing import register_list
 from redemption_ledger_cli.reconcile import EXIT_BUSY, register_reconcile
 from redemption_ledger_cli.rollback import register_rollback
@@ -238,6 +244,7 @@ COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     register_rollback,
     register_quarantine,
     register_reconcile,
+    register_events,
 ]
 
 
@@ -247,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads the Voucherify redemption ledger (DynamoDB), queues rollback requests and reconciles "
         "the ledger with Voucherify's list of redemptions.",
         epilog="Exit codes: 0 found, 1 nothing found, 2 wrong usage, 3 the ledger cannot be reached or read "
-        "(rollback, reconcile: see their --help).",
+        "(rollback, reconcile, events: see their --help).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = target_options()

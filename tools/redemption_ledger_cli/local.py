@@ -9,6 +9,8 @@ takes them from here; the CLI therefore reaches it without importing the harness
 - the ledger table ``voucherify-ledger`` and the rollback queue ``voucherify-ledger-local-rollback-queue`` (the
   template's ``RollbackQueue`` named after the local stack, as the local stack names every queue without a
   ``QueueName``; a test holds the two equal);
+- the ledger's events (what ``LedgerEventsFunction`` puts on the event bus, source ``voucherify.ledger``) kept in the
+  log group ``/voucherify-ledger/local/ledger-events`` by a rule of the local stack's own on that bus;
 - the fake Voucherify on ``$LOCAL_VOUCHERIFY_PORT`` (default 8787, bound like the embedded AWS), and the API keys
   the rollback worker and the reconciler read in the embedded Secrets Manager under ``voucherify-ledger/api`` (the
   template's ``VoucherifyApiSecretId`` default; a test holds the two equal).
@@ -29,6 +31,8 @@ REGION = "eu-west-1"
 TABLE_NAME = "voucherify-ledger"
 STACK_NAME = "voucherify-ledger-local"  # AWS::StackName of the local stack (queue names derive from it)
 ROLLBACK_QUEUE_NAME = f"{STACK_NAME}-rollback-queue"  # the template's RollbackQueue, locally
+LEDGER_EVENTS_SOURCE = "voucherify.ledger"  # the Source of every event LedgerEventsFunction puts on the bus
+LEDGER_EVENTS_LOG_GROUP = "/voucherify-ledger/local/ledger-events"  # where the local stack keeps them
 VOUCHERIFY_PORT_ENV = "LOCAL_VOUCHERIFY_PORT"
 DEFAULT_VOUCHERIFY_PORT = 8787  # the fake Voucherify
 API_SECRET_ID = "voucherify-ledger/api"  # the template's VoucherifyApiSecretId default: the API keys
@@ -74,6 +78,7 @@ class LocalAws:
     region: str = REGION
     table_name: str = TABLE_NAME
     rollback_queue_name: str = ROLLBACK_QUEUE_NAME
+    events_log_group: str = LEDGER_EVENTS_LOG_GROUP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalAws:

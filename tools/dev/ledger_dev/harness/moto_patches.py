@@ -15,6 +15,13 @@ under concurrent requests needs. Each fix is here, named, and held by ``tests/in
   expression's tree and walks the whole subtree each time: quadratic in its actions, ~20 ms of every write of the
   ledger's ~25-attribute updates, most of a delivery's time under moto. Checking at the root alone gives the same
   answer (the root's walk finds every clause), in one walk.
+- ``faithful_moto_streams()`` (applied with the first too) — **a table's stream holds what DynamoDB Streams would.**
+  moto writes two ``INSERT`` records for an ``UpdateItem`` that creates its item (the first, of the key alone, from
+  the empty item it puts before applying the update), one record for a write that changes nothing (DynamoDB writes
+  none), and — with the cheap rollback — keeps the records of a ``TransactWriteItems`` that failed and was undone;
+  each ``GetRecords`` adds an iterator to a map that is never pruned. Fixed: one record per write that changes the
+  item, none for an undone transaction (stream requests take the DynamoDB lock, so no reader sees them in between),
+  and at most ``MAX_SHARD_ITERATORS`` iterators kept (the oldest dropped, as AWS expires them after 15 minutes).
 - ``MotoServer`` — **a ``ThreadedMotoServer`` that fails and stops quickly**: one that cannot listen (a port in
   use) sets ``error`` and returns from ``start()`` instead of waiting for ever (werkzeug ends the server's thread,
   so moto's ``start()`` never hears it is ready); and it polls for shutdown every 50 ms, not every 0.5 s, so that
@@ -33,6 +40,8 @@ from moto.server import ThreadedMotoServer
 
 _MOTO_DYNAMODB_LOCK = threading.RLock()
 SERVER_POLL_INTERVAL_SECONDS = 0.05
+MAX_SHARD_ITERATORS = 1_000  # moto's stream iterators kept; the oldest are dropped (AWS expires them in 15 minutes)
+_STREAM_WRITES = threading.local()  # .muted: a write inside UpdateItem whose record the update's own replaces
 
 
 def serialize_moto_dynamodb() -> None:
@@ -51,6 +60,75 @@ def serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     _cheap_moto_transactions()
     linear_update_validation()
+    faithful_moto_streams()
+    _serialize_moto_streams()
+
+
+def faithful_moto_streams() -> None:
+    """A table's stream records as DynamoDB Streams writes them (see the module's docstring): one per write that
+    changes the item, none for a write that changes nothing, a bounded map of shard iterators; idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard, Table
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    if getattr(StreamShard.add, "_faithful", False):
+        return
+    every_write = StreamShard.add
+    plain_put = Table.put_item
+    plain_update = DynamoDBBackend.update_item
+    plain_get_records = DynamoDBStreamsBackend.get_records
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        if getattr(_STREAM_WRITES, "muted", 0):
+            return
+        if old is not None and new is not None and old == new:  # keys and every attribute, by value
+            return  # DynamoDB writes no stream record for a write that leaves the item as it was
+        every_write(self, old, new)
+
+    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # UpdateItem on a missing item first puts the key alone, then records the whole update itself.
+        updating = getattr(_STREAM_WRITES, "updating", 0)
+        _STREAM_WRITES.muted = getattr(_STREAM_WRITES, "muted", 0) + (1 if updating else 0)
+        try:
+            return plain_put(self, *args, **kwargs)
+        finally:
+            _STREAM_WRITES.muted -= 1 if updating else 0
+
+    def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _STREAM_WRITES.updating = getattr(_STREAM_WRITES, "updating", 0) + 1
+        try:
+            return plain_update(self, *args, **kwargs)
+        finally:
+            _STREAM_WRITES.updating -= 1
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        answer = plain_get_records(self, iterator_arn, limit)
+        while len(self.shard_iterators) > MAX_SHARD_ITERATORS:
+            del self.shard_iterators[next(iter(self.shard_iterators))]
+        return answer
+
+    add._faithful = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
+    Table.put_item = put_item  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
+
+
+def _serialize_moto_streams() -> None:
+    """DynamoDB Streams requests under the DynamoDB lock: a reader never sees the records of a transaction that is
+    then undone."""
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    if getattr(DynamoDBStreamsHandler.call_action, "_serialized", False):
+        return
+    unlocked = DynamoDBStreamsHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _MOTO_DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    DynamoDBStreamsHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def linear_update_validation() -> None:
@@ -89,11 +167,14 @@ def _cheap_moto_transactions() -> None:
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved: list[tuple[Any, Any, Any, Any]] = []
+        streams: dict[int, tuple[Any, int]] = {}  # the stream records before the transaction, per table
         for entry in transact_items[:100]:
             operation = next(iter(entry.values()), None) or {}
             table = self.tables.get(operation.get("TableName"))
             if table is None:
                 continue
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
             key = operation.get("Key") or operation.get("Item") or {}
             try:
                 hash_key = DynamoType(key[table.hash_key_attr])
@@ -113,6 +194,8 @@ def _cheap_moto_transactions() -> None:
                     table.items[hash_key][range_key] = item
                 else:
                     table.items[hash_key] = item
+            for shard, records in streams.values():  # an undone transaction leaves nothing in the stream
+                del shard.items[records:]
             raise
         finally:
             backend_module.copy = copy  # type: ignore[assignment]

@@ -1,6 +1,6 @@
 """What ``make run`` prints on start: the endpoints, the routes, the queues, and a ready-to-paste ``curl`` per sample
 payload (signed over the file's exact bytes with the secret in use), then the CLI commands that look the redemptions
-up, roll one back and backfill what the webhooks never delivered."""
+up, roll one back, backfill what the webhooks never delivered and follow the ledger's events."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
         lines.append(f'  {cli_command(cfg.aws_port)} rollback {example} --reason "order cancelled" --local --wait 30')
     if reconciles:
         lines += ["", *reconcile_lines(stack)]
+    if stack.ledger_events is not None and stack.ledger_events.pollers and stack.ledger_events.buses:
+        lines += ["", *events_lines(stack)]
     lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)
 
@@ -105,6 +107,16 @@ def reconcile_lines(stack: LocalStack) -> list[str]:
         else f"Record what the webhooks never delivered (a backfill; {scheduled}), then see the reconciler:",
         f"  {cli_command(cfg.aws_port, env=api)} reconcile --local --since {backfill_since()}",
         f"  {cli_command(cfg.aws_port)} reconcile --status --local",
+    ]
+
+
+def events_lines(stack: LocalStack) -> list[str]:
+    """``events --local --follow`` as it pastes: the ledger's events, as the stream function publishes them."""
+    assert stack.ledger_events is not None
+    functions = ", ".join(stack.ledger_events.pollers)
+    return [
+        f"Follow the ledger's events ({functions} on the bus {', '.join(stack.ledger_events.buses)}; Ctrl-C stops):",
+        f"  {cli_command(stack.config.aws_port)} events --local --follow",
     ]
 
 

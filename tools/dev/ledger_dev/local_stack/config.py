@@ -132,6 +132,9 @@ class LocalConfig:
     history: int = 0
     history_webhooks: float = DEFAULT_HISTORY_WEBHOOKS
     history_seed: int = 0
+    # The ledger table's stream (as the template defines it) polled for the functions of its DynamoDB events, the
+    # ledger's events kept in a log group; False: a table without a stream, nothing polled.
+    streams: bool = True
     # ReconcilerFunction invoked every ``reconcile_seconds`` (0: never), as its ScheduleV2 event would.
     reconcile_seconds: float = 0.0
     # Template parameters other than their defaults, as `sam deploy --parameter-overrides` gives them.

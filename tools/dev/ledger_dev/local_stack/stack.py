@@ -9,6 +9,9 @@
   (payload 2.0) event handed to the real handler, loaded with the function's environment from the template;
 - the rollback worker: its queue polled (``harness.sqs_poller``), its API the fake Voucherify
   (``ledger_dev.fake_voucherify``) or ``VOUCHERIFY_API_URL``;
+- the ledger's stream (``streams``): every function's ``Type: DynamoDB`` event polled as Lambda's event source mapping
+  does (batching, filters, partial batch failures, retries, the on-failure queue, all as the template says), the
+  template's event bus created and the ledger's events kept in a log group by a rule of the local stack's own;
 - the reconciler (``reconciler``): ``ReconcilerFunction`` invoked every ``reconcile_seconds`` as its ``ScheduleV2``
   event would (not when the template's schedule is disabled: ``ReconcileSchedule=Off``), against the same API;
 - the fake's history (``history``): ``history`` objects over 90 days, of which a share ``history_webhooks`` of
@@ -77,6 +80,7 @@ from ledger_dev.local_stack.config import (
 from ledger_dev.local_stack.history import HistoryWebhooks, seed
 from ledger_dev.local_stack.reconciler import ScheduledReconciler, schedule_of
 from ledger_dev.local_stack.services import SHUTDOWN_TIMEOUT_SECONDS, BackgroundService
+from ledger_dev.local_stack.streams import LedgerEvents, create_event_buses, stream_events
 
 if TYPE_CHECKING:
     from ledger_dev.fake_voucherify import FakeVoucherify
@@ -118,7 +122,8 @@ class LocalStack:
     ``refs`` (logical id / ``Id.Attribute`` / parameter → local value, what function environments are
     resolved from), ``queues`` (logical id → ``LocalQueue``), ``services``; with the API: ``fake_voucherify``
     (unless ``VOUCHERIFY_API_URL``), ``rollback_poller``, ``reconciler`` (when scheduled), ``history_webhooks``
-    (when the fake's history has webhooks to send).
+    (when the fake's history has webhooks to send); ``ledger_events`` (``streams.LedgerEvents``: the stream pollers
+    and the events' log group) when the template has a ``DynamoDB`` event.
     """
 
     def __init__(self, config: LocalConfig | None = None, *, services: Iterable[BackgroundService] = ()) -> None:
@@ -139,6 +144,7 @@ class LocalStack:
         self.rollback_poller: SqsPoller | None = None
         self.reconciler: ScheduledReconciler | None = None
         self.history_webhooks: HistoryWebhooks | None = None
+        self.ledger_events: LedgerEvents | None = None
         self.started = False
 
     # --- public API -------------------------------------------------------------------------------
@@ -232,6 +238,7 @@ class LocalStack:
         self._clear_parameter_caches()
         self._create_resources()
         self._start_rollbacks()
+        self._start_streams()
         for service in self.services:
             log.info("starting %s", service.name)
             service.start(self)
@@ -292,9 +299,13 @@ class LocalStack:
         tables = resources("AWS::DynamoDB::Table")
         if tables:
             table_id = "LedgerTable" if "LedgerTable" in tables else next(iter(tables))
-            create_table(self.aws_client("dynamodb"), table_id, cfg.table_name)
+            dynamodb = self.aws_client("dynamodb")
+            create_table(dynamodb, table_id, cfg.table_name, stream=cfg.streams)
             arn = f"arn:aws:dynamodb:{cfg.region}:{ACCOUNT_ID}:table/{cfg.table_name}"
             self.refs.update({table_id: cfg.table_name, f"{table_id}.Arn": arn})
+            stream_arn = dynamodb.describe_table(TableName=cfg.table_name)["Table"].get("LatestStreamArn")
+            if stream_arn:
+                self.refs[f"{table_id}.StreamArn"] = stream_arn
         secret = self.aws_client("secretsmanager").create_secret(
             Name=cfg.secret_id, SecretString=json.dumps(cfg.secret_value())
         )
@@ -303,6 +314,17 @@ class LocalStack:
         if queues:
             for queue in create_queues(self.aws_client("sqs"), queues, self.refs):
                 self.queues[queue.logical_id] = queue
+        if resources("AWS::Events::EventBus"):
+            create_event_buses(self.aws_client("events"), self.refs)
+
+    def _start_streams(self) -> None:
+        """The stream pollers of the template's DynamoDB events, and the log group that keeps the ledger's events."""
+        if not self.config.streams or not stream_events():
+            return
+        events = LedgerEvents()
+        events.start(self)
+        self._started_services.append(events)
+        self.ledger_events = events
 
     def _start_rollbacks(self) -> None:
         """The worker's and the reconciler's API (the fake Voucherify with its history, or VOUCHERIFY_API_URL) and

@@ -12,12 +12,14 @@ from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from voucherify_ledger.events.stream import LedgerEventsStream
+from voucherify_ledger.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
 stream = LedgerEventsStream.from_env(logger=logger, metrics=metrics)
 
 
+@traced  # X-Ray, when the stack's Tracing parameter is On (voucherify_ledger.tracing)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

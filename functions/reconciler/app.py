@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from voucherify_ledger.reconcile.service import ReconcileService
+from voucherify_ledger.tracing import traced
 
 # What a run keeps of the invocation's time to record its counts and where it stopped, and release its lease.
 SAVE_SECONDS = 20.0
@@ -29,6 +30,7 @@ def metric(name: str, value: float) -> None:
 service = ReconcileService.from_env(metric=metric)
 
 
+@traced  # X-Ray, when the stack's Tracing parameter is On (voucherify_ledger.tracing)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

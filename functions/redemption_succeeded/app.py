@@ -6,6 +6,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from voucherify_ledger.tracing import traced
 from voucherify_ledger.webhooks.receiver import WebhookReceiver, message_as_is
 from voucherify_ledger.webhooks.routes import REDEMPTION_SUCCEEDED
 
@@ -14,6 +15,7 @@ metrics = Metrics()
 receiver = WebhookReceiver.from_env(REDEMPTION_SUCCEEDED, logger=logger, metrics=metrics)
 
 
+@traced  # X-Ray, when the stack's Tracing parameter is On (voucherify_ledger.tracing)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

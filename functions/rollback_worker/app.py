@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from voucherify_ledger.rollbacks.batch import ConcurrentBatch
 from voucherify_ledger.rollbacks.worker import RollbackWorker
+from voucherify_ledger.tracing import traced
 
 logger = Logger()
 metrics = Metrics()
@@ -21,6 +22,7 @@ batch = ConcurrentBatch(
 )
 
 
+@traced  # X-Ray, when the stack's Tracing parameter is On (voucherify_ledger.tracing)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

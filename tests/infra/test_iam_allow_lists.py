@@ -47,6 +47,9 @@ def own_logs(function: str) -> set[tuple[str, str]]:
 
 LEDGER = "LedgerTable"
 
+# With the Tracing parameter On only (a statement under the TracingOn condition): X-Ray accepts no resource but "*".
+TRACING = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+
 
 WEBHOOK_SECRET = "secret:WebhookSecretId"
 
@@ -58,18 +61,21 @@ API_SECRET = "secret:VoucherifyApiSecretId"
 # is added to the template without being added here, or removed from it, fails the test.
 ALLOWED: dict[str, set[tuple[str, str]]] = {
     "RedemptionSucceededFunction": own_logs("RedemptionSucceededFunction")
+    | TRACING
     | {
         ("dynamodb:GetItem", LEDGER),  # the existing redemption (idempotency, merge of early rollbacks)
         ("dynamodb:UpdateItem", LEDGER),  # the redemption; quarantine records
         ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
     },
     "RedemptionRollbackSucceededFunction": own_logs("RedemptionRollbackSucceededFunction")
+    | TRACING
     | {
         ("dynamodb:GetItem", LEDGER),
         ("dynamodb:UpdateItem", LEDGER),  # the rollback, written into its redemption's item; quarantine records
         ("secretsmanager:GetSecretValue", WEBHOOK_SECRET),
     },
     "RollbackWorkerFunction": own_logs("RollbackWorkerFunction")
+    | TRACING
     | {
         # the event source mapping, with the function's role, on the rollback queue only
         ("sqs:ReceiveMessage", "RollbackQueue"),
@@ -89,12 +95,24 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         ("secretsmanager:GetSecretValue", API_SECRET),
     },
     "ReconcilerFunction": own_logs("ReconcilerFunction")
+    | TRACING
     | {
         ("dynamodb:BatchGetItem", LEDGER),  # what the ledger holds of a listed page, in one read
         ("dynamodb:GetItem", LEDGER),  # its state (checkpoint, lease) and backfill jobs
         ("dynamodb:UpdateItem", LEDGER),  # the webhooks' own writes; its state and jobs
         ("dynamodb:Query", f"{LEDGER}/index/ByRedeemedDay"),  # what the ledger holds of a walked range
         ("secretsmanager:GetSecretValue", API_SECRET),
+    },
+    "LedgerEventsFunction": own_logs("LedgerEventsFunction")
+    | TRACING
+    | {
+        # the event source mapping reads the ledger's stream with the function's role, that stream only
+        ("dynamodb:DescribeStream", f"{LEDGER}/stream"),
+        ("dynamodb:GetRecords", f"{LEDGER}/stream"),
+        ("dynamodb:GetShardIterator", f"{LEDGER}/stream"),
+        ("dynamodb:ListStreams", f"{LEDGER}/stream"),
+        ("events:PutEvents", "bus:LedgerEventBus"),  # the stack's bus, or the one LedgerEventBusName names
+        ("sqs:SendMessage", "LedgerEventsDeadLetterQueue"),  # the batches the stream gives up on
     },
 }
 
@@ -109,6 +127,8 @@ def resource_name(resource: Any) -> str:
     if isinstance(resource, dict):
         if "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "Arn":
             return resource["Fn::GetAtt"][0]
+        if "Fn::GetAtt" in resource and resource["Fn::GetAtt"][1] == "StreamArn":
+            return resource["Fn::GetAtt"][0] + "/stream"
         if "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], str):
             text = resource["Fn::Sub"]
             index = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/\w+)", text)
@@ -120,6 +140,13 @@ def resource_name(resource: Any) -> str:
             )
             if log_group:
                 return f"log-group:{log_group.group(1)}"
+        if "Fn::If" in resource and resource["Fn::If"][0] == "CreateLedgerEventBus":
+            # the stack's own bus, or the existing one LedgerEventBusName names: nothing else
+            _, own, named = resource["Fn::If"]
+            region_account = "${AWS::Region}:${AWS::AccountId}"
+            expected = f"arn:${{AWS::Partition}}:events:{region_account}:event-bus/${{LedgerEventBusName}}"
+            if own == {"Fn::GetAtt": ["LedgerEventBus", "Arn"]} and named == {"Fn::Sub": expected}:
+                return "bus:LedgerEventBus"
         if "Fn::If" in resource:
             # the secret by ARN or by name: both branches must name the same parameter
             _, by_arn, by_name = resource["Fn::If"]
@@ -142,6 +169,9 @@ def grants(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
         found |= set(MANAGED_POLICIES[name])
     for policy in role.get("Policies", []):
         for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:  # a statement granted only when its condition holds: counted as granted
+                condition, statement, otherwise = statement["Fn::If"]
+                assert (condition, otherwise) == ("TracingOn", {"Ref": "AWS::NoValue"}), condition
             assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
             assert "Condition" not in statement, statement  # none expected: a condition would need its own review
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -165,7 +195,7 @@ def test_each_role_grants_exactly_its_allow_list(cfn: dict[str, Any], function: 
 def test_no_action_on_a_wildcard_resource(cfn: dict[str, Any], function: str) -> None:
     """Not even log writes: "*" would let a function write into any log group of the account."""
     wildcard = {(action, resource) for action, resource in grants(cfn, function) if resource == "*"}
-    assert wildcard == set(), sorted(wildcard)
+    assert wildcard == TRACING, sorted(wildcard)  # X-Ray's, and only with Tracing On (grants checks the condition)
     assert not [action for action, _ in grants(cfn, function) if "*" in action]
 
 
@@ -176,9 +206,11 @@ def test_no_role_holds_a_managed_policy(cfn: dict[str, Any]) -> None:
     for function in ALLOWED:
         role_id = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
         assert "ManagedPolicyArns" not in cfn["Resources"][role_id]["Properties"], function
-    (mapping,) = of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionName"] == {"Ref": "RollbackWorkerFunction"}
-    assert resource_name(mapping["Properties"]["EventSourceArn"]) == "RollbackQueue"
+    mappings = {
+        mapping["Properties"]["FunctionName"]["Ref"]: resource_name(mapping["Properties"]["EventSourceArn"])
+        for mapping in of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+    }
+    assert mappings == {"RollbackWorkerFunction": "RollbackQueue", "LedgerEventsFunction": f"{LEDGER}/stream"}
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED))

@@ -231,6 +231,6 @@ def test_the_expanded_event_source_mapping_reports_batch_item_failures_and_caps_
 ) -> None:
     """As CloudFormation receives it (the lint of this template: tests/infra/test_template_lint.py)."""
     mappings = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    (mapping,) = mappings
+    (mapping,) = [m for m in mappings if m["FunctionName"] == {"Ref": "RollbackWorkerFunction"}]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "RollbackWorkerMaxConcurrency"}}

@@ -13,10 +13,28 @@ import pytest
 
 from support.documents import compact, seed_documents
 from support.functions import Aws, LambdaApp
-from support.template import WEBHOOK_FUNCTIONS, as_list, of_type, references, sam_source, worker, worker_statements
+from support.template import (
+    WEBHOOK_FUNCTIONS,
+    as_list,
+    of_type,
+    policy_statements,
+    references,
+    sam_source,
+    worker,
+    worker_statements,
+)
 
 # Services whose actions read or write data: never on "*", only on resources the template defines or names.
 DATA_SERVICES = {"dynamodb", "secretsmanager", "sqs", "sns", "s3", "kms", "ssm", "events", "lambda", "logs"}
+
+
+# The Tracing parameter's grant (a statement under the TracingOn condition): X-Ray takes no resource-level permissions.
+TRACING_STATEMENT = {
+    "Sid": "Tracing",
+    "Effect": "Allow",
+    "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    "Resource": ["*"],
+}
 
 
 # None: every function has an explicit role (template.yaml, FunctionLogs). The managed policies SAM would attach
@@ -39,11 +57,10 @@ def statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
     role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
     policies = cfn["Resources"][role]["Properties"].get("Policies") or []
     found = []
-    for policy in policies:
-        for statement in policy["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            found.append({**statement, "Action": actions, "Resource": resources})
+    for statement in policy_statements(policies):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        found.append({**statement, "Action": actions, "Resource": resources})
     return found
 
 
@@ -65,6 +82,8 @@ def policy_problems(cfn: dict[str, Any]) -> list[str]:
             where = f"{function}/{statement.get('Sid', '?')}"
             if statement["Effect"] != "Allow" or "NotAction" in statement or "NotResource" in statement:
                 problems.append(f"{where}: only plain Allow statements are expected")
+            if statement == TRACING_STATEMENT:
+                continue  # X-Ray's, with Tracing On: no resource but "*" exists for it
             problems += [f"{where}: wildcard action {a}" for a in statement["Action"] if "*" in a]
             services = {action.split(":")[0] for action in statement["Action"]}
             if not services & DATA_SERVICES:
@@ -152,6 +171,8 @@ def test_webhook_function_may_only_use_the_ledger_read_its_secret_and_write_its_
 ) -> None:
     log_group = cfn["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     for statement in statements(cfn, function):
+        if statement == TRACING_STATEMENT:
+            continue
         for action in statement["Action"]:
             service = action.split(":")[0]
             assert service in {"dynamodb", "secretsmanager", "logs"}, action
@@ -288,10 +309,12 @@ def test_the_worker_policies_are_least_privilege() -> None:
         "RedemptionsOfAnOrder",
         "FanOutAndRetryDelays",
         "VoucherifyApiKeys",
+        "Tracing",
     }
     for statement in by_sid.values():
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in as_list(statement["Action"]))
+    assert {**by_sid["Tracing"], "Resource": ["*"]} == TRACING_STATEMENT
     logs = by_sid["OwnLogGroup"]
     assert set(logs["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert "${RollbackWorkerFunctionLogs}:*" in logs["Resource"]["Fn::Sub"]

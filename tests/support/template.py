@@ -54,11 +54,23 @@ def worker() -> dict[str, Any]:
     return resources("AWS::Serverless::Function")[WORKER]["Properties"]
 
 
+def policy_statements(policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statements of a role's inline policies, a conditional one (``!If [TracingOn, statement, NoValue]``, the
+    X-Ray grant of the Tracing parameter) as the statement it grants when its condition holds."""
+    found = []
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                condition, statement, otherwise = statement["Fn::If"]
+                assert (condition, otherwise) == ("TracingOn", {"Ref": "AWS::NoValue"}), condition
+            found.append(statement)
+    return found
+
+
 def worker_statements() -> list[dict[str, Any]]:
     """The worker role's statements (its own AWS::IAM::Role: tests/infra/test_iam_allow_lists.py says why)."""
     role = worker()["Role"]["Fn::GetAtt"][0]
-    policies = resources("AWS::IAM::Role")[role]["Properties"]["Policies"]
-    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
+    return policy_statements(resources("AWS::IAM::Role")[role]["Properties"]["Policies"])
 
 
 def as_list(value: Any) -> list[Any]:

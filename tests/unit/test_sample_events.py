@@ -94,6 +94,8 @@ def test_env_json_gives_every_function_its_template_environment_for_make_run() -
         elif logical_id == "ReconcilerFunction":
             assert env["VOUCHERIFY_API_URL"] == "http://host.docker.internal:8787"
             ReconcilerSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})
+        elif logical_id == "LedgerEventsFunction":
+            assert env["EVENT_BUS_NAME"] == "voucherify-ledger-local-ledger"  # make run's bus
         else:
             assert env["WEBHOOK_SECRET_ID"] == template_parameter_default("WebhookSecretId")
             WebhookSettings.from_env({**env, "AWS_SAM_LOCAL": "true"})

@@ -8,6 +8,7 @@ import pytest
 from ledger_dev.harness.template import function_environment, load_template
 from support.worker import WORKER_REQUIRED_ENV
 from voucherify_ledger.settings import SettingsError, WorkerSettings
+from voucherify_ledger.tracing import TRACING_ENV
 
 
 def test_settings_divide_the_budget_between_concurrent_executions() -> None:
@@ -53,7 +54,8 @@ def test_every_variable_the_template_sets_is_a_worker_setting() -> None:
         name.lower()
         for name in function_environment("RollbackWorkerFunction", {"RollbackQueue": "q", "LedgerTable": "t"})
     }
-    own = {name for name in names if not name.startswith(("powertools_", "aws_"))}  # AWS_ENDPOINT_URL is boto3's
+    # AWS_ENDPOINT_URL is boto3's; LEDGER_TRACING is read by voucherify_ledger.tracing, before any settings
+    own = {name for name in names if not name.startswith(("powertools_", "aws_"))} - {TRACING_ENV.lower()}
     assert own <= set(WorkerSettings.model_fields)
     defaults = {n: p.get("Default") for n, p in load_template()["Parameters"].items()}
     assert WorkerSettings.model_fields["voucherify_api_url"].default == defaults["VoucherifyApiUrl"]

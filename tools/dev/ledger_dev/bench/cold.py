@@ -22,6 +22,8 @@ from ledger_dev.bench.seeds import (
     webhook_secret,
 )
 
+TRACED_FUNCTION = "RedemptionSucceededFunction"  # what Tracing On costs at init, measured on one webhook function
+
 
 def child_script(logical_id: str, *, floor: bool, first_event: Mapping[str, Any] | None = None) -> ChildScript:
     """One cold-start child (``programs/cold_start.py``): the function's handler module, or its floor."""
@@ -54,6 +56,11 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
         env = child_environment(logical_id)
         plans.append((f"{logical_id}", child_script(logical_id, floor=False, first_event=event), env))
         plans.append((f"{logical_id}:floor", child_script(logical_id, floor=True, first_event=event), env))
+    # The same webhook function with the Tracing parameter On: Powertools' Tracer and the X-Ray SDK loaded and
+    # botocore patched at init (LAMBDA_TASK_ROOT set, as in Lambda: outside it the Tracer disables itself).
+    traced_env = child_environment(TRACED_FUNCTION, {"LEDGER_TRACING": "On", "LAMBDA_TASK_ROOT": str(LAYER_DIR)})
+    traced_env["AWS_XRAY_CONTEXT_MISSING"] = "IGNORE_ERROR"
+    plans.append((f"{TRACED_FUNCTION}:tracing", child_script(TRACED_FUNCTION, floor=False), traced_env))
     for plan in plans:  # compile caches (.pyc) warm, as in a deployed package
         run_child(plan[1], plan[2])
     for _ in range(repeat):
@@ -82,6 +89,17 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
                 TARGETS["rss"],
             ),
         )
+        if logical_id == TRACED_FUNCTION:
+            report.add(
+                Row(
+                    "cold",
+                    f"{logical_id} init, Tracing On",
+                    median(r["init_ms"] for r in runs[f"{logical_id}:tracing"]),
+                    median(r["init_ms"] for r in mine),
+                    "ms",
+                    note="ratio against the same function with Tracing Off (Powertools Tracer + X-Ray SDK at init)",
+                ),
+            )
         if logical_id in WEBHOOK_FUNCTIONS:
             report.add(
                 Row(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,8 +52,12 @@ def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in found.items() if kind is None or res["Type"] == kind}
 
 
-def table_definition(logical_id: str = "LedgerTable", table_name: str = "voucherify-ledger") -> dict[str, Any]:
-    """``CreateTable`` arguments from the template's ``AWS::DynamoDB::Table`` properties."""
+def table_definition(
+    logical_id: str = "LedgerTable", table_name: str = "voucherify-ledger", *, stream: bool = True
+) -> dict[str, Any]:
+    """``CreateTable`` arguments from the template's ``AWS::DynamoDB::Table`` properties: its keys, indexes, billing
+    mode, encryption and (unless ``stream`` is False) its stream, ``StreamSpecification`` as CloudFormation passes it
+    (a ``StreamViewType`` enables the stream)."""
     props = resources()[logical_id]["Properties"]
     definition: dict[str, Any] = {
         "TableName": table_name,
@@ -63,13 +69,19 @@ def table_definition(logical_id: str = "LedgerTable", table_name: str = "voucher
         definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     if props.get("SSESpecification", {}).get("SSEEnabled"):
         definition["SSESpecification"] = {"Enabled": True}
+    view_type = (props.get("StreamSpecification") or {}).get("StreamViewType")
+    if stream and view_type:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
     return definition
 
 
-def create_table(client: Any, logical_id: str = "LedgerTable", table_name: str = "voucherify-ledger") -> str:
-    """Creates the table (and its TTL setting) as the template defines it; returns its name."""
+def create_table(
+    client: Any, logical_id: str = "LedgerTable", table_name: str = "voucherify-ledger", *, stream: bool = True
+) -> str:
+    """Creates the table (its stream, unless ``stream`` is False, and its TTL setting) as the template defines it;
+    returns its name."""
     props = resources()[logical_id]["Properties"]
-    client.create_table(**table_definition(logical_id, table_name))
+    client.create_table(**table_definition(logical_id, table_name, stream=stream))
     client.get_waiter("table_exists").wait(TableName=table_name)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
@@ -116,44 +128,76 @@ def function_environment(logical_id: str, refs: dict[str, Any]) -> dict[str, str
     """The function's environment (Globals merged with its own), intrinsic functions resolved from ``refs``.
 
     ``refs`` maps logical ids and parameter names to local values; a parameter not in ``refs`` takes
-    its template default.
+    its template default. A variable whose ``Fn::If`` chooses ``AWS::NoValue`` is left out, as CloudFormation does.
     """
     template = load_template()
-    params = {name: str(p.get("Default", "")) for name, p in (template.get("Parameters") or {}).items()}
-    values = {**params, **{k: str(v) for k, v in refs.items()}}
+    values = template_values(refs)
     variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     own = resources()[logical_id]["Properties"].get("Environment", {}).get("Variables", {})
     variables.update(own)
-    return {name: _resolve(value, values) for name, value in variables.items()}
+    resolved = {name: _resolve(value, values) for name, value in variables.items()}
+    return {name: value for name, value in resolved.items() if value is not None}
 
 
-def condition_holds(name: str, values: dict[str, str]) -> bool:
-    """The template condition ``name`` (``Conditions``), evaluated with ``values``."""
-    return _holds(load_template()["Conditions"][name], values)
+def template_values(refs: Mapping[str, Any]) -> dict[str, str]:
+    """What intrinsic functions resolve from: every parameter's ``Default``, then ``refs`` (logical ids,
+    ``Id.Attribute``, parameters given, pseudo parameters)."""
+    params = {name: str(p.get("Default", "")) for name, p in (load_template().get("Parameters") or {}).items()}
+    return {**params, **{k: str(v) for k, v in refs.items()}}
 
 
-def _holds(expression: Any, values: dict[str, str]) -> bool:
-    if "Condition" in expression:
-        return condition_holds(expression["Condition"], values)
-    ((function, arguments),) = expression.items()
-    if function == "Fn::Equals":
-        left, right = (_resolve(argument, values) for argument in arguments)
-        return left == right
-    if function == "Fn::Not":
-        return not _holds(arguments[0], values)
-    if function == "Fn::And":
-        return all(_holds(argument, values) for argument in arguments)
-    if function == "Fn::Or":
-        return any(_holds(argument, values) for argument in arguments)
-    raise ValueError(f"unsupported condition function {function}")
+def condition_holds(name: str, values: Mapping[str, str]) -> bool:
+    """The template condition ``name`` (``Conditions``) evaluated with ``values`` (``template_values``)."""
+    conditions = load_template().get("Conditions") or {}
+    if name not in conditions:
+        raise KeyError(f"no condition {name!r} in the template")
+    return bool(resolve_value(conditions[name], values))
 
 
-def _resolve(value: Any, values: dict[str, str]) -> str:
-    if isinstance(value, dict) and "Fn::If" in value:
-        condition, when_true, when_false = value["Fn::If"]
-        return _resolve(when_true if condition_holds(condition, values) else when_false, values)
+def resolve_value(value: Any, values: Mapping[str, str]) -> Any:
+    """A template value with its intrinsic functions resolved from ``values``: ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``,
+    ``Fn::If`` (None for ``AWS::NoValue``), ``Fn::Equals`` / ``Not`` / ``And`` / ``Or``, ``Condition``,
+    ``Fn::Select``, ``Fn::Split``, ``Fn::Join``; lists and maps recursively. A name ``values`` lacks is a KeyError."""
+    if isinstance(value, list):
+        return [resolve_value(item, values) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1:
+        return {key: resolve_value(item, values) for key, item in value.items()}
+    ((name, args),) = value.items()
+    if name == "Ref":
+        return None if args == "AWS::NoValue" else values[args]
+    if name == "Fn::GetAtt":
+        return values[".".join(args) if isinstance(args, list) else str(args)]
+    if name == "Fn::Sub":
+        text, extra = (args[0], args[1]) if isinstance(args, list) else (args, {})
+        scope = {**values, **{k: str(resolve_value(v, values)) for k, v in extra.items()}}
+        return re.sub(r"\$\{([^}!][^}]*)\}", lambda m: scope[m.group(1)], text)
+    if name == "Fn::If":
+        chosen = args[1] if condition_holds(args[0], values) else args[2]
+        return resolve_value(chosen, values)
+    if name == "Condition":
+        return condition_holds(args, values)
+    if name == "Fn::Equals":
+        return str(resolve_value(args[0], values)) == str(resolve_value(args[1], values))
+    if name == "Fn::Not":
+        return not resolve_value(args[0], values)
+    if name == "Fn::And":
+        return all(resolve_value(arg, values) for arg in args)
+    if name == "Fn::Or":
+        return any(resolve_value(arg, values) for arg in args)
+    if name == "Fn::Select":
+        return resolve_value(args[1], values)[int(resolve_value(args[0], values))]
+    if name == "Fn::Split":
+        return str(resolve_value(args[1], values)).split(args[0])
+    if name == "Fn::Join":
+        return str(args[0]).join(str(resolve_value(item, values)) for item in resolve_value(args[1], values))
+    return {name: resolve_value(args, values)}
+
+
+def _resolve(value: Any, values: dict[str, str]) -> str | None:
     if isinstance(value, dict) and "Ref" in value:
-        return values[value["Ref"]]
+        return None if value["Ref"] == "AWS::NoValue" else values[value["Ref"]]
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return values[".".join(value["Fn::GetAtt"])]
     if isinstance(value, dict) and "Fn::Sub" in value:
@@ -161,6 +205,9 @@ def _resolve(value: Any, values: dict[str, str]) -> str:
         for name, replacement in values.items():
             text = text.replace("${" + name + "}", replacement)
         return text
+    if isinstance(value, dict) and "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        return _resolve(when_true if condition_holds(condition, values) else when_false, values)
     return str(value)
 
 

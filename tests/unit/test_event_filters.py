@@ -1,6 +1,6 @@
 """Lambda's event filtering as the local stream poller applies it (EventBridge pattern syntax on the record): the
 matchers, nesting, lists, absence, ``$or``, several filters OR'ed, and a pattern the emulation does not understand
-refused when read."""
+refused when read — with the template's own filters on the ledger's items."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from ledger_dev.harness.event_filters import FilterPattern, FilterPatternError, matches_any
+from ledger_dev.harness.template import template_values
+from ledger_dev.local_stack.streams import stream_events, stream_mapping
 
 
 def item(pk: str, event_name: str = "INSERT", **new: Any) -> dict[str, Any]:
@@ -97,3 +99,16 @@ def test_or_at_a_level_and_several_filters_are_alternatives() -> None:
 def test_a_pattern_the_emulation_does_not_understand_is_refused_when_read(pattern: str) -> None:
     with pytest.raises((FilterPatternError, ValueError)):
         FilterPattern.parse(pattern)
+
+
+def test_the_templates_stream_filters_read_and_pass_the_items_events_come_from() -> None:
+    events = stream_events()
+    assert events, "template.yaml has no DynamoDB stream event"
+    values = {**template_values({}), "LedgerTable.StreamArn": "arn:stream", "LedgerEventsDeadLetterQueue.Arn": "arn:q"}
+    for event in events:
+        filters = stream_mapping(event, values).filters
+        for kept in ("REDEMPTION#r_1", "QUARANTINE#q_1"):  # redemptions, rollbacks, requests; quarantined deliveries
+            assert matches_any(filters, item(kept)), (event.function, kept)
+            assert matches_any(filters, item(kept, "MODIFY")), (event.function, kept)
+        for dropped in ("RECONCILE", "IDEMPOTENCY#rollback-worker"):  # the reconciler's state, Powertools' records
+            assert not matches_any(filters, item(dropped)), (event.function, dropped)

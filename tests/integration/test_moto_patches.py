@@ -269,3 +269,56 @@ def test_an_update_expression_is_checked_in_linear_time_and_still_refused_with_t
             UpdateExpression="SET a = :a SET b = :b",
             ExpressionAttributeValues={":a": {"S": "1"}, ":b": {"S": "2"}},
         )
+
+
+def test_an_update_expression_is_parsed_once_and_each_walker_builds_its_table_once(dynamodb: Any) -> None:
+    """The same updates give the same items and the same errors, from one parse per expression text and one
+    node-type table per walker (moto would parse twice per UpdateItem and rebuild the table at every node)."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import ExpressionAttributeValueProcessor
+
+    moto_patches.linear_update_validation()
+    expression = "SET " + ", ".join(f"#a{i} = if_not_exists(#a{i}, :v{i})" for i in range(10)) + " REMOVE gone"
+    names = {f"#a{i}": f"attr{i}" for i in range(10)}
+
+    def update(k: int, value: str) -> None:
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": f"REDEMPTION#r_{k}"}, "sk": {"S": "REDEMPTION"}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{i}": {"S": f"{value}-{i}"} for i in range(10)},
+        )
+
+    for k in range(3):
+        update(k, str(k))
+    items = {item["pk"]["S"]: item["attr9"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]}
+    assert items == {f"REDEMPTION#r_{k}": f"{k}-9" for k in range(3)}
+    assert UpdateExpressionParser.make(expression) is UpdateExpressionParser.make(expression)  # kept, by its text
+    update(0, "later")  # if_not_exists keeps what is there: the kept tree was never resolved against an item
+    assert {item["pk"]["S"]: item["attr9"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]} == items
+
+    calls = 0
+    own_map = ExpressionAttributeValueProcessor._processing_map
+
+    def counting(self: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return own_map(self)
+
+    ExpressionAttributeValueProcessor._processing_map = counting  # type: ignore[method-assign]
+    try:
+        walker = ExpressionAttributeValueProcessor({f":v{i}": {"S": "x"} for i in range(10)})
+        walker.traverse(UpdateExpressionParser.make("SET " + ", ".join(f"a{i} = :v{i}" for i in range(10))))
+    finally:
+        ExpressionAttributeValueProcessor._processing_map = own_map  # type: ignore[method-assign]
+    assert calls == 1  # once for a walk over ~40 nodes
+
+    for _ in range(2):  # a malformed expression is refused every time: a failed parse is not kept
+        with pytest.raises(dynamodb.exceptions.ClientError, match="Invalid UpdateExpression"):
+            dynamodb.update_item(
+                TableName=TABLE,
+                Key={"pk": {"S": "REDEMPTION#r_0"}, "sk": {"S": "REDEMPTION"}},
+                UpdateExpression="SET a = = :a",
+                ExpressionAttributeValues={":a": {"S": "1"}},
+            )

@@ -14,7 +14,11 @@ under concurrent requests needs. Each fix is here, named, and held by ``tests/in
   moto's check that an ``UpdateExpression`` has at most one SET / REMOVE / ADD clause runs at every node of the
   expression's tree and walks the whole subtree each time: quadratic in its actions, ~20 ms of every write of the
   ledger's ~25-attribute updates, most of a delivery's time under moto. Checking at the root alone gives the same
-  answer (the root's walk finds every clause), in one walk.
+  answer (the root's walk finds every clause), in one walk. With it, **update expressions parsed once and walked
+  without rebuilding**: moto parses the same ``UpdateExpression`` twice per ``UpdateItem`` (its request handler,
+  then its backend), and each of the ~10 walks of the validation builds its node-type table again at every node.
+  The parse of an expression is now kept (a bounded cache by its text; moto's validator works on a deep copy, and
+  nothing else changes the tree) and each walker builds its table once. Same trees, same answers, same errors.
 - ``faithful_moto_streams()`` (applied with the first too) — **a table's stream holds what DynamoDB Streams would.**
   moto writes two ``INSERT`` records for an ``UpdateItem`` that creates its item (the first, of the key alone, from
   the empty item it puts before applying the update), one record for a write that changes nothing (DynamoDB writes
@@ -147,6 +151,56 @@ def linear_update_validation() -> None:
 
     verify_action_counts._linear = True  # type: ignore[attr-defined]
     ActionCountValidator.verify_action_counts = verify_action_counts  # type: ignore[method-assign]
+    _update_expressions_parsed_once()
+
+
+PARSED_EXPRESSIONS_KEPT = 1_024
+
+
+def _update_expressions_parsed_once() -> None:
+    """``UpdateExpressionParser.make`` cached by expression text, and each ``DepthFirstTraverser``'s node-type
+    table built once per walker (see the module's docstring); idempotent."""
+    import functools
+
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    if getattr(UpdateExpressionParser.make, "_parsed_once", False):
+        return
+    parse = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+
+    @functools.lru_cache(maxsize=PARSED_EXPRESSIONS_KEPT)
+    def parsed(cls: Any, expression: str) -> Any:
+        return parse(cls, expression)
+
+    def make(cls: Any, expression: str) -> Any:
+        return parsed(cls, expression)
+
+    make._parsed_once = True  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(make)  # type: ignore[assignment,method-assign]
+
+    def table(self: Any) -> tuple[tuple[type, Any], ...]:
+        built: tuple[tuple[type, Any], ...] | None = self.__dict__.get("_node_table")
+        if built is None:
+            built = self.__dict__["_node_table"] = tuple(self._processing_map().items())
+            self.__dict__["_node_kinds"] = tuple(kind for kind, _ in built)
+        return built
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        kinds: tuple[type, ...] | None = self.__dict__.get("_node_kinds")
+        if kinds is None:
+            table(self)
+            kinds = self.__dict__["_node_kinds"]
+        return kinds
+
+    def process(self: Any, node: Any) -> Any:
+        for kind, processor in table(self):
+            if isinstance(node, kind):
+                return processor(node)
+        return None
+
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
+    DepthFirstTraverser.process = process  # type: ignore[method-assign]
 
 
 def _cheap_moto_transactions() -> None:

@@ -112,3 +112,15 @@ def test_a_handler_missing_where_the_built_template_points_is_named(
 
 def test_no_build_at_all_is_named(tmp_path: Path) -> None:
     assert check(tmp_path).problems == [f"{tmp_path / 'template.yaml'}: no built template (run `make build`)"]
+
+
+def test_a_requirement_the_layer_lacks_is_named_and_the_runtimes_or_an_extras_are_not(build: Path) -> None:
+    metadata = build / "SharedLayer" / "python" / "pydantic_core-1.0.dist-info" / "METADATA"
+    metadata.write_text(
+        "Metadata-Version: 2.1\nName: pydantic-core\n"
+        "Requires-Dist: typing-extensions>=4.6\n"  # in the layer
+        "Requires-Dist: botocore>=1.11\n"  # the runtime's
+        "Requires-Dist: pytest ; extra == 'test'\n"  # an extra: not installed, not needed
+        "Requires-Dist: wrapt<3,>=1.10\n"  # missing
+    )
+    assert check(build).problems == ["pydantic_core-1.0.dist-info: needs wrapt, which is not in the layer"]

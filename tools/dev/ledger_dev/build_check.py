@@ -3,6 +3,7 @@
 - every compiled file in the layer is for CPython 3.13 on arm64 (a wheel built for this machine would import here
   and fail on Lambda), and every wheel's tags say the same;
 - no development dependency is in the layer, nor boto3/botocore (the runtime brings them);
+- every distribution the layer ships has what it requires in the layer (or in the runtime: boto3, botocore);
 - the layer's ``voucherify_ledger`` is the source tree's, without caches;
 - each function's handler module is where the built template says, and defines the handler.
 
@@ -38,6 +39,20 @@ def dev_dependencies(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> froze
     return frozenset(normalized(re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0]) for spec in extra)
 
 
+def required_distributions(metadata: str) -> set[str]:
+    """What a distribution's METADATA requires unconditionally (no extra; markers other than extras are taken as
+    holding on Lambda's python3.13)."""
+    needed = set()
+    for line in metadata.splitlines():
+        if not line.startswith("Requires-Dist:"):
+            continue
+        spec, _, marker = line.split(":", 1)[1].partition(";")
+        if "extra" in marker or 'python_version < "3.' in marker.replace("'", '"'):
+            continue
+        needed.add(normalized(re.split(r"[\[<>=!~ (]", spec.strip(), maxsplit=1)[0]))
+    return needed
+
+
 @dataclass
 class Findings:
     problems: list[str] = field(default_factory=list)
@@ -62,6 +77,11 @@ def check_layer(python: Path, findings: Findings, source: Path = PROJECT_ROOT / 
         tags = [line.split(":", 1)[1].strip() for line in wheel.read_text().splitlines() if line.startswith("Tag:")]
         if not tags or not all(PURE_TAG.match(t) or ARM64_TAG.match(t) for t in tags):
             findings.problem(f"{wheel.parent.name}: wheel tags {tags} are not pure or cp313 / aarch64")
+    shipped = {normalized(d.name.removesuffix(".dist-info").rsplit("-", 1)[0]) for d in python.glob("*.dist-info")}
+    for metadata in sorted(python.glob("*.dist-info/METADATA")):
+        for needed in required_distributions(metadata.read_text(encoding="utf-8")):
+            if needed not in shipped and needed not in {normalized(n) for n in RUNTIME_BRINGS}:
+                findings.problem(f"{metadata.parent.name}: needs {needed}, which is not in the layer")
     for path in sorted(python.rglob("*.so")):
         findings.extensions += 1
         match = EXTENSION.search(path.name)

@@ -405,7 +405,6 @@ POLICIES: dict[str, set[tuple[str, str]]] = {
         *{("dynamodb:Query", f"{LEDGER}/index/{name}") for name in INDEXES.values()},  # list
         ("dynamodb:Scan", f"{LEDGER}/index/Quarantine"),  # quarantine list
         ("dynamodb:UpdateItem", LEDGER),  # quarantine replay; a backfill job
-        ("dynamodb:PutItem", LEDGER),
         ("dynamodb:DeleteItem", LEDGER),
         ("sqs:SendMessage", "RollbackQueue"),  # rollback
         ("lambda:InvokeFunction", "ReconcilerFunction"),  # reconcile --stack

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -33,7 +33,7 @@ from support.functions import (
     Aws,
     LambdaApp,
 )
-from support.worker import Harness, template_refs
+from support.worker import R1, R2, Harness, redemption_document, template_refs
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.webhooks.auth import sign
 
@@ -140,12 +140,14 @@ def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_harness(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, serialized_dynamodb: None
 ) -> Iterator[Callable[..., Harness]]:
-    """Builds the queues from template.yaml, the API secret, a fake Voucherify and the worker."""
+    """Builds the queues from template.yaml, the API secret, a fake Voucherify and the worker. The fake knows ``R1``
+    and ``R2`` as Voucherify does the redemptions it sent a webhook of (``known``; ``known=()``: none); a test adds any
+    other redemption it rolls back (``fake.add_redemption``, ``add_stack``): the fake answers 404 for the rest."""
     from aws_lambda_powertools.utilities import parameters
 
     fakes: list[FakeVoucherify] = []
 
-    def build(*, env: dict[str, str] | None = None, **fake_options: Any) -> Harness:
+    def build(*, env: dict[str, str] | None = None, known: Iterable[str] = (R1, R2), **fake_options: Any) -> Harness:
         parameters.clear_caches()
         sqs = boto3.client("sqs")
         aws.secrets.create_secret(Name=API_SECRET_ID, SecretString=api_secret_value())
@@ -153,6 +155,8 @@ def make_harness(
         queues = {q.logical_id: q for q in create_queues(sqs, resources("AWS::SQS::Queue"), refs)}
         fake = FakeVoucherify(**{"webhook_delay": None, **fake_options}).start()
         fakes.append(fake)
+        for redemption_id in known:
+            fake.know_webhook(redemption_document(redemption_id))
         environment = function_environment("RollbackWorkerFunction", refs)
         environment.update(
             VOUCHERIFY_API_URL=fake.url,

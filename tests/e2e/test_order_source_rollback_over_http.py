@@ -1,7 +1,8 @@
 """`make run` end to end, by the merchant's own order id: Voucherify's redemption.succeeded webhooks for order 1001 go
 over HTTP to the stack's API, then `redemption-ledger rollback --order-source-id 1001 --local --wait 30` puts the
-request on the queue, the worker fans it out (ByOrderSourceId) and the fake Voucherify rolls back each succeeded
-redemption of the order once — a stack through its parent — and `list --order-source-id 1001` lists them."""
+request on the queue, the worker fans it out (ByOrderSourceId) and the fake Voucherify, which knows the redemptions
+from those webhooks alone, rolls back each succeeded redemption of the order once — a stack through its parent — and
+`list --order-source-id 1001` lists them."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ OTHER = "r_e2esourceother0001"  # another order: left alone
 def test_rollback_by_order_source_id_rolls_back_every_redemption_of_the_order_once(stack: LocalStack) -> None:
     fake = stack.fake_voucherify
     assert fake is not None and stack.rollback_poller is not None
-    fake.add_redemption(LONE, order_id=ORDER, order_source_id=SOURCE)
-    fake.add_stack(PARENT, CHILDREN, order_id=ORDER, order_source_id=SOURCE)
     # As Voucherify sends them: one webhook per redeemable of the stack, one for the stack, one for the lone voucher.
     for redemption_id, parent in ((LONE, None), (PARENT, None), *((child, PARENT) for child in CHILDREN)):
         document = redemption_document(redemption_id, order_id=ORDER, order_source_id=SOURCE, parent_id=parent)
         deliver_redemption(stack, document)
     deliver_redemption(stack, redemption_document(OTHER, order_id="ord_e2esource00000002", order_source_id="e2e-1002"))
+    # the fake (strict) knows them from those webhooks alone, the stack by its children naming their parent
+    assert all(fake.known(r) is not None for r in (LONE, *CHILDREN, OTHER))
+    known_parent = fake.known(PARENT)
+    assert known_parent is not None and sorted(known_parent.children) == sorted(CHILDREN)
 
     code, queued = cli_json(
         "rollback", "--order-source-id", SOURCE, "--reason", "Order cancelled", "--local", "--wait", "30"

@@ -19,7 +19,7 @@ from ledger_dev.fake_voucherify import FakeVoucherify
 from ledger_dev.local_stack import LocalStack
 from redemption_ledger_cli import cli
 from support.cli import cli_json
-from support.documents import SEED_REDEMPTION_ID
+from support.documents import SEED_REDEMPTION_ID, payload
 from support.local import deliver_seed, start_stack
 
 APP_ID, APP_TOKEN = "0b9f3c1e-e2e-app", "e2e-secret-token"
@@ -28,6 +28,7 @@ APP_ID, APP_TOKEN = "0b9f3c1e-e2e-app", "e2e-secret-token"
 @pytest.fixture
 def external_api() -> Iterator[FakeVoucherify]:
     with FakeVoucherify(app_id=APP_ID, app_token=APP_TOKEN, webhook_url=None) as api:
+        api.know_webhook(payload("redemption_succeeded"))  # the redemption whose webhook deliver_seed sends
         yield api
 
 

@@ -265,6 +265,7 @@ def test_rollback_by_order_source_id_queues_it_and_waits_for_every_redemption(st
     harness = make_harness()
     harness.fake.add_stack(PARENT, [CHILD_A, CHILD_B], order_id=TREE_ORDER)
     harness.fake.add_stack(UNLISTED_PARENT, [ORPHAN], order_id=TREE_ORDER)
+    harness.fake.add_redemption(LONE, order_id=TREE_ORDER, order_source_id=TREE_SOURCE)
     stop = threading.Event()
 
     def worker() -> None:  # the event source mapping: polls the queue while the CLI waits

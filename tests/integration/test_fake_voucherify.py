@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -46,8 +48,10 @@ def shared() -> Iterator[FakeVoucherify]:
 
 @pytest.fixture
 def fake(shared: FakeVoucherify) -> FakeVoucherify:
+    """The shared fake, reset, knowing ``R`` (a fake knows only the redemptions it is given, as Voucherify does)."""
     shared.reset()
-    shared.accept_unknown = True
+    shared.lenient = False
+    shared.add_redemption(R)
     return shared
 
 
@@ -76,14 +80,49 @@ def test_keys_are_checked(fake: FakeVoucherify) -> None:
     assert fake.rollback_id(R) is None and fake.calls(R) == 2
 
 
-def test_unknown_redemptions_are_404_when_strict(fake: FakeVoucherify) -> None:
-    fake.accept_unknown = False
-    fake.add_redemption("r_known0000000000001")
+def test_the_default_fake_answers_404_not_found_for_a_redemption_it_does_not_know() -> None:
+    unknown = "r_unknown00000000001"
+    with FakeVoucherify(webhook_url="http://127.0.0.1:9/unused", webhook_delay=None) as fake:
+        fake.add_redemption("r_known0000000000001")
 
-    status, _, body = rollback(fake)
+        answers = [rollback(fake, unknown), rollback(fake, unknown, "rollbacks")]
 
-    assert (status, body["key"], body["resource_id"]) == (404, "not_found", R)
-    assert rollback(fake, "r_known0000000000001")[0] == 200
+        assert rollback(fake, "r_known0000000000001")[0] == 200
+        assert fake.rollback_id(unknown) is None and fake.known(unknown) is None
+        assert fake.calls(unknown) == 2 and fake.webhooks == [] and fake.state()["webhooks_pending"] == 1
+
+    documented = REDEMPTIONS["paths"]["/v1/redemptions/{redemptionId}/rollback"]["post"]["responses"]["404"]
+    example = documented["content"]["application/json"]["examples"]["Cannot find customer"]["value"]
+    for status, _, body in answers:
+        assert status == 404 and set(body) == set(example)  # code, key, message, details, request_id, resource_*
+        assert (body["code"], body["key"], body["message"]) == (example["code"], example["key"], example["message"])
+        assert (body["resource_id"], body["resource_type"]) == (unknown, "redemption")
+        assert body["details"] == f"Cannot find redemption with id {unknown}"
+        assert re.fullmatch(r"v-[0-9a-f]{18}", body["request_id"])
+
+
+def test_a_lenient_fake_rolls_back_a_redemption_it_was_never_given() -> None:
+    unknown = "r_unknown00000000001"
+    with FakeVoucherify(lenient=True, webhook_delay=None) as fake:
+        status, _, body = rollback(fake, unknown)
+
+        assert (status, body["redemption"], body["id"]) == (200, unknown, fake.rollback_id(unknown))
+        assert rollback(fake, unknown)[2]["key"] == "already_rolled_back"
+        assert rollback(fake, "rf_unknown0000000001")[0] == 404  # a failed attempt is never rolled back
+
+
+@pytest.mark.parametrize(("flags", "answer"), [((), 404), (("--strict",), 404), (("--lenient",), 200)])
+def test_the_fake_alone_is_strict_unless_told_lenient(flags: tuple[str, ...], answer: int) -> None:
+    command = [sys.executable, "-m", "ledger_dev.fake_voucherify", "--port", "0", *flags]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            url = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
+            assert url, line
+            assert call(url.group(1), "/v1/redemptions/r_unknown00000000001/rollback")[0] == answer
+        finally:
+            process.terminate()
 
 
 def test_stacks(fake: FakeVoucherify) -> None:
@@ -203,6 +242,8 @@ def test_faults_can_target_one_redemption_and_a_seeded_share(fake: FakeVoucherif
 
     def statuses(seed: int) -> list[int]:
         with FakeVoucherify(seed=seed) as seeded:
+            for i in range(16):
+                seeded.add_redemption(f"r_share{i:015d}")
             seeded.fail("status", status=503, times=None, probability=0.5)
             return [rollback(seeded, f"r_share{i:015d}")[0] for i in range(16)]
 
@@ -212,6 +253,8 @@ def test_faults_can_target_one_redemption_and_a_seeded_share(fake: FakeVoucherif
 
 
 def test_the_rate_limit_answers_429_with_headers(fake: FakeVoucherify) -> None:
+    for i in range(3):
+        fake.add_redemption(f"r_rate{i:016d}")
     fake.rate_limit_per_minute = 2
     try:
         answers = [rollback(fake, f"r_rate{i:016d}") for i in range(3)]

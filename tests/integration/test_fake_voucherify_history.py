@@ -132,6 +132,7 @@ def test_faults_and_the_rate_limit_apply_to_the_list(fake: FakeVoucherify) -> No
     some = fake.history()[0]["id"]
     fake.fail("error", key="not_found", redemption_id=some)
     assert get(fake, f"/v1/redemptions/{some}")[0] == 404 and get(fake, f"/v1/redemptions/{some}")[0] == 200
+    fake.add_redemption("r_rate0000000001")
     fake.rate_limit_per_minute = 2
     try:
         answers = [get(fake, "/v1/redemptions")[0], post(fake, "/v1/redemptions/r_rate0000000001/rollback", {})[0]]

@@ -10,7 +10,7 @@ import pytest
 
 from support.documents import payload
 from support.functions import emitted_metrics
-from support.worker import Harness, record_redemption
+from support.worker import Harness, redeemed
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
 
@@ -33,7 +33,7 @@ def record_failed_attempt(harness: Harness, order_id: str) -> None:
 
 def test_a_failed_attempt_of_the_order_is_left_alone(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     record_failed_attempt(harness, ORDER)
-    record_redemption(harness.ledger, SUCCEEDED, order_id=ORDER)
+    redeemed(harness, SUCCEEDED, order_id=ORDER)
     harness.send(order_id=ORDER, reason="Refund", request_id="refund-1")
 
     harness.drain()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from support.documents import payload
-from support.worker import Harness, record_redemption, redemption_data, set_stack_role
+from support.worker import Harness, record_redemption, redeemed, redemption_data, set_stack_role
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import StorageRefusedError
 from voucherify_ledger.ledger.redemptions import RedemptionStore
@@ -28,13 +28,13 @@ OTHER = "r_sourceother0000001"  # another order of the same customer
 def record_order(harness: Harness) -> None:
     """Order 1001 in the ledger: two lone redemptions, one already rolled back, a stack; and another order."""
     for redemption_id in (*LONE, DONE):
-        record_redemption(harness.ledger, redemption_id, order_id=ORDER, order_source_id=SOURCE)
+        redeemed(harness, redemption_id, order_id=ORDER, order_source_id=SOURCE)
     record_redemption(harness.ledger, PARENT, order_id=ORDER, order_source_id=SOURCE)
     set_stack_role(harness.ledger, PARENT, "parent")
     record_redemption(harness.ledger, CHILD, order_id=ORDER, order_source_id=SOURCE, parent_id=PARENT)
     set_stack_role(harness.ledger, CHILD, "child")
     harness.fake.add_stack(PARENT, [CHILD], order_id=ORDER)
-    record_redemption(harness.ledger, OTHER, order_id="ord_sourceorder0000002", order_source_id="1002")
+    redeemed(harness, OTHER, order_id="ord_sourceorder0000002", order_source_id="1002")
     rolled = payload("redemption_rollback_succeeded")
     rolled["redemption"]["id"] = rolled["redemption_rollback"]["redemption"] = DONE
     harness.ledger.redemptions.record_rollback(
@@ -98,7 +98,7 @@ def test_the_same_order_source_request_delivered_twice_rolls_back_each_redemptio
 
 def test_an_order_source_id_that_looks_like_an_order_id_keeps_a_request_of_its_own(harness: Harness) -> None:
     lookalike = "ord_sourceorder0000001"  # the merchant chose Voucherify's shape for their own id
-    record_redemption(harness.ledger, LONE[0], order_id=ORDER, order_source_id=lookalike)
+    redeemed(harness, LONE[0], order_id=ORDER, order_source_id=lookalike)
     harness.send(order_id=ORDER, request_id="same-id")
     harness.send(order_source_id=lookalike, request_id="same-id")
 

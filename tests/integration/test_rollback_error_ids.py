@@ -37,7 +37,7 @@ def test_a_permanent_or_retried_error_keeps_voucherifys_request_id(harness: Harn
 
 
 def test_not_found_keeps_the_resource_it_names(make_harness: Callable[..., Harness]) -> None:
-    harness = make_harness(accept_unknown=False)
+    harness = make_harness(known=())  # the fake knows no redemption: 404 not_found
     harness.send(redemption_id=R1, request_id="req-404")
 
     harness.drain()

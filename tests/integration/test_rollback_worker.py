@@ -23,7 +23,7 @@ from ledger_dev.harness.apigw import LambdaContext, http_api_event, response_par
 from ledger_dev.harness.functions import load_handler
 from support.documents import PAYLOADS, payload
 from support.functions import SIGNING_SECRET, Aws, emitted_metrics
-from support.worker import R1, R2, Harness, metrics_emitted, record_redemption
+from support.worker import R1, R2, Harness, metrics_emitted, record_redemption, redeemed
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
@@ -154,7 +154,7 @@ def test_a_stacked_parent_is_rolled_back_with_the_stack_endpoint(harness: Harnes
 def test_client_errors_are_permanent_failures_not_retried(
     make_harness: Callable[..., Harness], setup: str, key: str, status: int
 ) -> None:
-    harness = make_harness(accept_unknown=setup != "unknown")
+    harness = make_harness(known=() if setup == "unknown" else (R1, R2))
     target = R1
     if setup == "stack_child":
         harness.fake.add_stack("r_parent0000000000009", [R1])
@@ -420,7 +420,7 @@ def test_an_order_request_rolls_back_each_succeeded_redemption_of_the_order(harn
     single_a, single_b, done = "r_order00000000000001", "r_order00000000000002", "r_order00000000000003"
     parent, child_1, child_2 = "r_ostack000000000001", "r_ostack000000000002", "r_ostack000000000003"
     for redemption_id in (single_a, single_b, done):
-        record_redemption(harness.ledger, redemption_id, order_id=order)
+        redeemed(harness, redemption_id, order_id=order)
     for child in (child_1, child_2):  # the ledger holds a stack's children (their parent is not in it)
         record_redemption(harness.ledger, child, order_id=order, parent_id=parent)
     harness.fake.add_stack(parent, [child_1, child_2], order_id=order)
@@ -692,7 +692,7 @@ def test_a_250_character_request_id_fans_out_child_ids_that_fit_and_are_the_same
     assert len(request_id) == 250
     long_tail = "r_" + "b" * 100  # the longest redemption id the contract accepts
     for redemption_id in (R1, long_tail):
-        record_redemption(harness.ledger, redemption_id, order_id=order)
+        redeemed(harness, redemption_id, order_id=order)
     body = RollbackRequest(order_id=order, reason="Refund", request_id=request_id).to_message()
     sent = [harness.send_raw(body), harness.send_raw(body)]  # the same request delivered twice
     received: list[dict[str, Any]] = []

@@ -41,6 +41,7 @@ def fake() -> Iterator[FakeVoucherify]:
 @pytest.fixture
 def client(fake: FakeVoucherify) -> VoucherifyClient:
     fake.reset()
+    fake.add_redemption(R)  # the fake answers 404 for any other redemption, as Voucherify does
     return VoucherifyClient(fake.url, StaticCredentials("app-1", TOKEN), connect_timeout=1, read_timeout=0.5)
 
 
@@ -75,7 +76,6 @@ def test_errors_come_back_typed(client: VoucherifyClient, fake: FakeVoucherify) 
     client.rollback_redemption(R)
 
     again = client.rollback_redemption(R)
-    fake.fail("error", key="not_found")
     missing = client.rollback_redemption("r_0000000000000000ff")
 
     assert (again.status, again.error_key, again.error_message) == (400, "already_rolled_back", "Already rolled back")

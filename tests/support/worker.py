@@ -114,6 +114,13 @@ def record_redemption(ledger: Ledger, redemption_id: str, **options: Any) -> Non
     assert ledger.redemptions.record(redemption_data(redemption_id, **options), delivery).status == "recorded"
 
 
+def redeemed(harness: Harness, redemption_id: str, **options: Any) -> None:
+    """``record_redemption`` into the harness's ledger, and the fake knowing the redemption from the same webhook, as
+    Voucherify knows each redemption it sent one of (the fake answers 404 for a redemption it does not know)."""
+    record_redemption(harness.ledger, redemption_id, **options)
+    harness.fake.know_webhook(redemption_document(redemption_id, **options))
+
+
 def set_stack_role(ledger: Ledger, redemption_id: str, role: str, **attributes: Any) -> None:
     """Marks a recorded redemption as a stack's ``"parent"`` or ``"child"`` (``stack_role``) with one UpdateItem, as
     the webhook path writes it on the redemption items of a stacked redemption; ``rollbacks.stacks`` and ``list

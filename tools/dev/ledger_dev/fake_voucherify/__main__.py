@@ -1,7 +1,10 @@
-"""``python -m ledger_dev.fake_voucherify --port 8787 [--history N] [--drop-share F]``: the fake alone, until Ctrl-C.
+"""``python -m ledger_dev.fake_voucherify --port 8787 [--history N] [--drop-share F] [--lenient]``: the fake alone,
+until Ctrl-C.
 
-``--history N`` seeds N objects (``--history-days``, ``--history-seed``) to list; with ``--webhook-url``,
-``--send-history`` sends their webhooks once started; ``--drop-share`` loses that share of every webhook."""
+Like Voucherify, it answers ``404 not_found`` to a rollback of a redemption it does not know: add them (``POST
+/_fake/redemptions``) or seed a history. ``--lenient`` rolls back any ``r_…`` id instead. ``--history N`` seeds N
+objects (``--history-days``, ``--history-seed``) to list; with ``--webhook-url``, ``--send-history`` sends their
+webhooks once started; ``--drop-share`` loses that share of every webhook."""
 
 from __future__ import annotations
 
@@ -18,7 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-id", default=DEFAULT_APP_ID)
     parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN)
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (429 beyond)")
-    parser.add_argument("--strict", action="store_true", help="404 not_found for redemptions not added")
+    known = parser.add_mutually_exclusive_group()
+    known.add_argument(
+        "--strict",
+        dest="lenient",
+        action="store_false",
+        help="404 not_found for a rollback of a redemption it does not know, as Voucherify answers (the default)",
+    )
+    known.add_argument("--lenient", action="store_true", help="roll back any r_… id, known or not")
+    parser.set_defaults(lenient=False)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--webhook-secret", default=None)
     parser.add_argument("--history", type=int, default=0, metavar="N", help="seed a history of N objects")
@@ -33,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         app_id=args.app_id,
         app_token=args.app_token,
         rate_limit_per_minute=args.rate_limit,
-        accept_unknown=not args.strict,
+        lenient=args.lenient,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         drop_share=args.drop_share,
@@ -45,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.send_history:
         sent = fake.send_history_webhooks()
         print(f"history webhooks: {len(sent)} sent, {fake.state()['webhooks_dropped']} dropped", flush=True)
-    print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}); Ctrl-C stops it", flush=True)
+    known = "any r_… id rolled back" if fake.lenient else "unknown redemptions 404"
+    print(f"fake Voucherify on {fake.url} (X-App-Id {fake.app_id}; {known}); Ctrl-C stops it", flush=True)
     try:
         while True:
             time.sleep(3600)

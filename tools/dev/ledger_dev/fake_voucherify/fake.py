@@ -7,13 +7,16 @@ read endpoints, over real HTTP, with a history of redemptions and rollbacks to l
   answer as Voucherify documents (``reference/voucherify/redemptions.json``): a ``redemption_rollback`` object
   (``rr_…``) shaped like the OpenAPI example; ``400 already_rolled_back`` the second time; ``400
   invalid_redemption`` for a stacked parent on ``/rollback`` (``/rollbacks`` rolls the whole stack back);
-  ``400 invalid_redemption_parent`` for a stack child; ``404 not_found`` for an unknown redemption unless
-  ``accept_unknown`` (then any ``r_…`` id is a single redemption);
+  ``400 invalid_redemption_parent`` for a stack child; ``404 not_found`` (Voucherify's error body, naming the
+  redemption) for a redemption it does not know, unless ``lenient`` (then any ``r_…`` id is a single redemption);
 - ``GET /v1/redemptions`` lists the history (``history``: redemptions ``r_…``/``rf_…`` and rollbacks
   ``rr_…``/``rrf_…``, shaped like the GET examples — ``objects``) as ``{object: "list", data_ref: "redemptions",
   redemptions, total}``, ``total`` counting every object the query matches; the query (``limit``, ``page`` 1–99,
   ``created_at[after]`` / ``[before]`` — exclusive —, ``order``, ``result``, ``filters[…]``) is read in ``listing``;
   ``GET /v1/redemptions/{id}`` answers one object or ``404 not_found``;
+- the redemptions it knows: what ``add_redemption`` / ``add_stack`` add, what ``seed_history`` seeds and what
+  ``know_webhook`` reads from webhooks Voucherify sent (``learning``: known to the rollback endpoints only, not
+  listed);
 - the history holds what ``add_redemption`` / ``add_stack`` add, every rollback the rollback endpoints make, and
   what ``seed_history`` seeds (``seeding``: thousands of objects over months, deterministic for a seed, each
   seeded redemption known to the rollback endpoints); ``history_webhooks()`` is the webhook Voucherify sent for
@@ -36,8 +39,8 @@ Control endpoint (no authentication; loopback only): see ``control``.
 
 Run it alone: ``python -m ledger_dev.fake_voucherify --port 8787 [--history 5000] [--drop-share 0.1]``. Its parts:
 ``faults``, ``gate`` (keys, rate limit), ``documents`` (what it answers with), ``objects`` (the history's objects and
-their webhooks), ``history`` (the sorted history), ``listing`` (the list's query), ``seeding``, ``webhooks`` (what it
-sends), ``control``, ``server`` (HTTP).
+their webhooks), ``history`` (the sorted history), ``listing`` (the list's query), ``seeding``, ``learning`` (the
+redemptions a webhook names), ``webhooks`` (what it sends), ``control``, ``server`` (HTTP).
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -65,6 +68,7 @@ from ledger_dev.fake_voucherify.documents import (
 from ledger_dev.fake_voucherify.faults import ERRORS, Fault, FaultKind
 from ledger_dev.fake_voucherify.gate import ApiGate
 from ledger_dev.fake_voucherify.history import History
+from ledger_dev.fake_voucherify.learning import webhook_redemptions
 from ledger_dev.fake_voucherify.listing import INVALID_QUERY, InvalidQuery, parse_query
 from ledger_dev.fake_voucherify.objects import redemption_of
 from ledger_dev.fake_voucherify.rollbacks import RollbackEndpoints
@@ -116,7 +120,7 @@ class FakeVoucherify(RollbackEndpoints):
         port: int = 0,
         app_id: str = DEFAULT_APP_ID,
         app_token: str = DEFAULT_APP_TOKEN,
-        accept_unknown: bool = True,
+        lenient: bool = False,
         rate_limit_per_minute: int | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
@@ -126,13 +130,15 @@ class FakeVoucherify(RollbackEndpoints):
         seed: int = 0,
         drop_share: float = 0.0,
     ) -> None:
-        """``webhook_delay``: seconds after a rollback before its webhook goes out (None: held until
+        """``lenient``: roll back any ``r_…`` id, known or not (as a single redemption), instead of answering ``404
+        not_found`` as Voucherify does — for load tools that roll back ids no webhook ever named;
+        ``webhook_delay``: seconds after a rollback before its webhook goes out (None: held until
         ``deliver_webhooks()``); ``webhook_before_response``: send it (synchronously) before answering the
         API call, as if the worker's own write came second; ``drop_share``: the share of webhooks lost (seeded by
         ``seed``), rollback and history webhooks alike."""
         self.host = host
         self.port = port
-        self.accept_unknown = accept_unknown
+        self.lenient = lenient
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.webhook_delay = webhook_delay
@@ -279,6 +285,29 @@ class FakeVoucherify(RollbackEndpoints):
                 self._history.add(redemption_of(self._redemptions[child], channel_id=self.app_id))
             return parent
 
+    def know_webhook(self, body: bytes | str | Mapping[str, Any]) -> list[str]:
+        """Knows the redemptions a webhook Voucherify sent names (``body`` as sent: an envelope or a Raw payload;
+        ``learning``), as Voucherify knows every redemption it sent a webhook of: the rollback endpoints roll them
+        back from now on. A redemption known already keeps what it holds and takes only what it lacked (a stack's
+        members, a rollback the webhook says succeeded). They are not added to the history. Answers the ids newly
+        known."""
+        added = []
+        with self._lock:
+            for named in webhook_redemptions(body):
+                known = self._redemptions.get(named.id)
+                if known is None:
+                    self._redemptions[named.id] = named
+                    added.append(named.id)
+                    continue
+                for name in ("order_id", "customer_id", "voucher_code", "amount", "order_source_id", "rollback_id"):
+                    if getattr(known, name) is None:
+                        setattr(known, name, getattr(named, name))
+                if known.parent_id is None and not known.children:
+                    known.parent_id = named.parent_id
+                if known.parent_id is None:
+                    known.children += [child for child in named.children if child not in known.children]
+        return added
+
     def seed_history(
         self,
         count: int,
@@ -372,6 +401,13 @@ class FakeVoucherify(RollbackEndpoints):
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    def known(self, redemption_id: str) -> FakeRedemption | None:
+        """The redemption as the rollback endpoints know it (a copy), or None: they answer ``404 not_found``
+        (unless ``lenient``)."""
+        with self._lock:
+            redemption = self._redemptions.get(redemption_id)
+            return replace(redemption, children=list(redemption.children)) if redemption else None
 
     def rollback_id(self, redemption_id: str) -> str | None:
         with self._lock:

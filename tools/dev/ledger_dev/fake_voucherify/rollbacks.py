@@ -15,7 +15,7 @@ from ledger_dev.fake_voucherify.history import History
 class RollbackEndpoints:
     """The rollback itself; the fake holds the state it works on."""
 
-    accept_unknown: bool
+    lenient: bool
     app_id: str
     _lock: threading.RLock
     _history: History
@@ -31,7 +31,7 @@ class RollbackEndpoints:
     # --- the rollback itself ----------------------------------------------------------------------
     def _known(self, redemption_id: str) -> FakeRedemption | None:
         redemption = self._redemptions.get(redemption_id)
-        if redemption is None and self.accept_unknown and redemption_id.startswith("r_"):
+        if redemption is None and self.lenient and redemption_id.startswith("r_"):
             redemption = self._redemptions[redemption_id] = FakeRedemption(redemption_id)
         return redemption
 

@@ -1,5 +1,6 @@
 """The ``chaos`` phase: rollback requests through the queue, the worker and a misbehaving fake Voucherify; every
-request must end, no redemption rolled back twice, the ledger as Voucherify says."""
+request must end, no redemption rolled back twice, the ledger as Voucherify says. The fake is strict: it rolls back
+the redemptions it knows from the webhooks the earlier phases delivered (``local_stack.known``), as Voucherify would."""
 
 from __future__ import annotations
 
@@ -80,6 +81,14 @@ def chaos_targets(corpora: Sequence[Corpus]) -> list[tuple[str, list[str]]]:
     return targets
 
 
+def _known_to(fake: Any, target: str, children: Sequence[str]) -> bool:
+    """``fake`` knows ``target``, not rolled back, as a lone redemption or as the parent of ``children``."""
+    known = fake.known(target)
+    if known is None or known.rollback_id is not None or known.parent_id is not None:
+        return False
+    return set(known.children) == set(children)
+
+
 def _queue_depth(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -110,11 +119,12 @@ def run_chaos_phase(
     if not chosen:
         report.fail(["no SUCCEEDED redemption in the ledger to roll back"])
         return report
-    for parent, children in chosen:
-        if children:
-            fake.add_stack(parent, children)
-        else:
-            fake.add_redemption(parent)
+    # The fake knows each one from the webhooks the stack recorded (a stack's parent with its children): a rollback of
+    # one it did not know would be a 404, as Voucherify answers, not the outcome this phase checks.
+    unknown = [target for target, children in chosen if not _known_to(fake, target, children)]
+    if unknown:
+        report.fail([f"the fake Voucherify does not know {target} as the ledger holds it" for target in unknown])
+        return report
     plan = [target for target, _ in chosen] + [rng.choice(chosen)[0] for _ in range(max(0, requests - distinct))]
     rng.shuffle(plan)
     request_ids = {f"chaos-{seed}-{n}": target for n, target in enumerate(plan)}

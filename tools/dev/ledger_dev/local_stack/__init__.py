@@ -2,8 +2,9 @@
 
 ``config`` (settings and ``make run``'s environment), ``stack`` (``LocalStack``), ``services`` (background
 services), ``reconciler`` (``ReconcilerFunction`` on the local schedule), ``history`` (the fake's history and the share
-of its webhooks delivered), ``banner`` (what ``make run`` prints), ``__main__`` (``make run``). The pieces it is built
-from are in ``ledger_dev.harness``.
+of its webhooks delivered), ``known`` (the redemptions the fake knows besides: the samples', those the API records),
+``banner`` (what ``make run`` prints), ``__main__`` (``make run``). The pieces it is built from are in
+``ledger_dev.harness``.
 """
 
 from ledger_dev.local_stack.config import (

@@ -80,6 +80,11 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
     if stack.rollback_poller is not None:  # a redemption the rollback API can undo (not a failed one, rf_…)
         example = next((e.redemption_id for e in examples if is_succeeded_redemption_id(e.redemption_id)), "r_…")
         lines += ["", "Roll a redemption back through the queue and the worker:"]
+        if stack.fake_voucherify is not None and not stack.fake_voucherify.lenient:
+            lines.append(
+                "  (the fake Voucherify rolls back the sample payloads' redemptions and those the API recorded; "
+                "any other id is 404 not_found, as Voucherify answers)"
+            )
         lines.append(f'  {cli_command(cfg.aws_port)} rollback {example} --reason "order cancelled" --local --wait 30')
     if reconciles:
         lines += ["", *reconcile_lines(stack)]

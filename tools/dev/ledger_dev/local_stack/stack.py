@@ -8,7 +8,9 @@
   port ``sam local start-api`` uses) by ``harness.api_emulator``: each request becomes a real API Gateway HTTP API
   (payload 2.0) event handed to the real handler, loaded with the function's environment from the template;
 - the rollback worker: its queue polled (``harness.sqs_poller``), its API the fake Voucherify
-  (``ledger_dev.fake_voucherify``) or ``VOUCHERIFY_API_URL``;
+  (``ledger_dev.fake_voucherify``) or ``VOUCHERIFY_API_URL``; the fake answers ``404 not_found`` for a redemption
+  Voucherify never made, as Voucherify does, and knows those of the sample payloads and of every webhook the API
+  records (``known``);
 - the ledger's stream (``streams``): every function's ``Type: DynamoDB`` event polled as Lambda's event source mapping
   does (batching, filters, partial batch failures, retries, the on-failure queue, all as the template says), the
   template's event bus created and the ledger's events kept in a log group by a rule of the local stack's own;
@@ -78,6 +80,7 @@ from ledger_dev.local_stack.config import (
     aws_client,
 )
 from ledger_dev.local_stack.history import HistoryWebhooks, seed
+from ledger_dev.local_stack.known import know_samples, learning
 from ledger_dev.local_stack.reconciler import ScheduledReconciler, schedule_of
 from ledger_dev.local_stack.services import SHUTDOWN_TIMEOUT_SECONDS, BackgroundService
 from ledger_dev.local_stack.streams import LedgerEvents, create_event_buses, stream_events
@@ -357,6 +360,7 @@ class LocalStack:
             fake.start(self)
             self._started_services.append(fake)
             self.fake_voucherify = fake
+            know_samples(fake, PAYLOADS_DIR)  # and, once the API serves, what its webhooks record (``known``)
             api_url, keys = fake.url, api_secret_value()
             if cfg.history:
                 seed(fake, cfg)
@@ -408,6 +412,8 @@ class LocalStack:
             )
         self._set_env(environment)
         handler = load_handler(logical_id)
+        if any(route.function == logical_id for route in self.routes):  # a webhook: the fake knows what it records
+            handler = learning(handler, lambda: self.fake_voucherify)
         return LocalFunction(
             logical_id=logical_id,
             handler=handler,

@@ -1,7 +1,9 @@
 """``make run`` (``python -m ledger_dev.local_stack``): the local stack until Ctrl-C or SIGTERM.
 
 The stack sends the share of its fake's history webhooks in the background; the banner waits for them (at most
-``HISTORY_WAIT_SECONDS``), so that it is not scrolled away by the deliveries' log lines.
+``HISTORY_WAIT_SECONDS``), so that it is not scrolled away by the deliveries' log lines. Once started, it writes the
+``sam local invoke --env-vars`` file for the ports it uses (``write_sam_env``: ``build/local/env.json``), which the
+banner names.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from ledger_dev.local_stack.config import (
@@ -36,6 +39,18 @@ from ledger_dev.local_stack.config import (
 from ledger_dev.local_stack.stack import LocalStack, StartupError
 
 HISTORY_WAIT_SECONDS = 10.0
+
+
+def write_sam_env(stack: LocalStack, path: Path | None = None) -> Path:
+    """Writes the ``sam local invoke --env-vars`` file of ``stack`` to ``path`` (``build/local/env.json``): its
+    embedded AWS and the API its worker and reconciler call (its fake, or ``VOUCHERIFY_API_URL``), on the ports in
+    use."""
+    from ledger_dev.payloads.make_events import LOCAL_ENV_FILE, write_env
+
+    where = {"aws_endpoint": stack.aws_endpoint}
+    if stack.refs.get("VoucherifyApiUrl"):
+        where["voucherify_api_url"] = stack.refs["VoucherifyApiUrl"]
+    return write_env(path or LOCAL_ENV_FILE, **where)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,13 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = LocalConfig.from_env()
         with LocalStack(config) as stack:
+            env_file = write_sam_env(stack)
             history = stack.history_webhooks
             if history is not None and history.share > 0 and not history.done:
                 print(f"sending {history.share:.0%} of the fake's history webhooks to the API…", flush=True)
                 deadline = time.monotonic() + HISTORY_WAIT_SECONDS
                 while not stop.is_set() and not history.wait(0.1) and time.monotonic() < deadline:
                     pass
-            print(stack.banner(), flush=True)
+            print(stack.banner(env_file=env_file), flush=True)
             while not stop.wait(0.5):  # until Ctrl-C / SIGTERM
                 pass
             print("\nstopping the local stack…", flush=True)

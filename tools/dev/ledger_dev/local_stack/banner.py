@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ledger_dev.harness.template import HttpRoute, parameter_default, resources
 from ledger_dev.local_stack.config import (
     API_PORT_ENV,
+    AWS_HOST_ENV,
     AWS_PORT_ENV,
     DEFAULT_AWS_PORT,
     DEFAULT_VOUCHERIFY_PORT,
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
     from ledger_dev.local_stack.stack import LocalStack
 
 
-def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
-    """What ``make run`` prints: where everything listens, ready-to-paste signed curl commands, the CLI to try."""
+def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR, *, env_file: Path | None = None) -> str:
+    """What ``make run`` prints: where everything listens, ready-to-paste signed curl commands, the CLI to try;
+    with ``env_file`` (the ``sam local invoke --env-vars`` file written for this stack's ports), how to use it."""
     cfg = stack.config
     width = max(len(key) for key in stack.route_keys()) if stack.routes else 0
     lines = [
@@ -77,6 +79,8 @@ def banner(stack: LocalStack, payloads_dir: Path = PAYLOADS_DIR) -> str:
         lines += ["", "Then look the redemptions up in the ledger:"]
         cli = cli_command(cfg.aws_port)
         lines += [f"  {cli} show {rid} --local" for rid in dict.fromkeys(e.redemption_id for e in examples)]
+    if env_file is not None:
+        lines += ["", *sam_local_lines(stack, env_file, payloads_dir.parent)]
     if stack.rollback_poller is not None:  # a redemption the rollback API can undo (not a failed one, rf_…)
         example = next((e.redemption_id for e in examples if is_succeeded_redemption_id(e.redemption_id)), "r_…")
         lines += ["", "Roll a redemption back through the queue and the worker:"]
@@ -123,6 +127,19 @@ def events_lines(stack: LocalStack) -> list[str]:
         f"Follow the ledger's events ({functions} on the bus {', '.join(stack.ledger_events.buses)}; Ctrl-C stops):",
         f"  {cli_command(stack.config.aws_port)} events --local --follow",
     ]
+
+
+def sam_local_lines(stack: LocalStack, env_file: Path, events_dir: Path) -> list[str]:
+    """``sam local invoke`` of a function in Docker against this stack: ``env_file`` gives each function its
+    environment for the ports in use (``events/env.json`` is the default ports')."""
+    shown = _display_path(env_file)
+    event = events_dir / "redemption_succeeded.json"
+    lines = [f"Invoke a function in Docker against this stack (after `sam build`): --env-vars {shown}, for these ports"]
+    if event.is_file() and "RedemptionSucceededFunction" in resources("AWS::Serverless::Function"):
+        lines.append(f"  sam local invoke RedemptionSucceededFunction -e {_display_path(event)} --env-vars {shown}")
+    if stack.config.aws_host not in ("0.0.0.0", "::"):  # a container reaches loopback only through Docker Desktop
+        lines.append(f"  (on Linux: {AWS_HOST_ENV}=0.0.0.0 make run, and --add-host host.docker.internal:host-gateway)")
+    return lines
 
 
 def cli_command(aws_port: int, cwd: Path | None = None, *, env: Mapping[str, str] | None = None) -> str:

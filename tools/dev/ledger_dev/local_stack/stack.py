@@ -448,6 +448,7 @@ class LocalStack:
             sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()
 
     # --- banner -----------------------------------------------------------------------------------
-    def banner(self, payloads_dir: Path = PAYLOADS_DIR) -> str:
-        """What ``make run`` prints on start (``banner.banner``)."""
-        return banner(self, payloads_dir)
+    def banner(self, payloads_dir: Path = PAYLOADS_DIR, *, env_file: Path | None = None) -> str:
+        """What ``make run`` prints on start (``banner.banner``; ``env_file``: the ``sam local invoke --env-vars`` file
+        written for this stack)."""
+        return banner(self, payloads_dir, env_file=env_file)

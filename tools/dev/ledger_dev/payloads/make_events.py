@@ -18,7 +18,8 @@ event type (``docs/events/``), and one that gives none.
 
 ``env.json`` gives each function its template environment resolved to the local stack's resources, with
 ``AWS_ENDPOINT_URL`` pointing at the ``make run`` moto server, and the worker's ``VOUCHERIFY_API_URL`` at
-the ``make run`` fake Voucherify, as seen from the SAM container.
+the ``make run`` fake Voucherify, as seen from the SAM container, on their default ports (5000, 8787). ``make run``
+writes the same file for the ports it actually uses to ``build/local/env.json`` (``write_env``) and prints its path.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from ledger_dev.harness.apigw import http_api_event
 from ledger_dev.harness.queues import local_queue_name
@@ -54,10 +56,15 @@ ENV_FILE = "env.json"
 STREAM_FILE = "ledger_events_stream.json"
 
 SIGNING_SECRET = config.DEFAULT_SIGNING_SECRET  # documented local dev secret
-# The `make run` moto server as a `sam local` container reaches it (Docker Desktop; on Linux run
-# `sam local invoke --add-host host.docker.internal:host-gateway` and LOCAL_AWS_HOST=0.0.0.0 make run).
-CONTAINER_AWS_ENDPOINT = f"http://host.docker.internal:{config.DEFAULT_AWS_PORT}"
-CONTAINER_VOUCHERIFY_URL = f"http://host.docker.internal:{config.DEFAULT_VOUCHERIFY_PORT}"  # the fake
+# The `make run` moto server and fake Voucherify as a `sam local` container reaches them (Docker Desktop; on Linux
+# run `sam local invoke --add-host host.docker.internal:host-gateway` and LOCAL_AWS_HOST=0.0.0.0 make run).
+CONTAINER_HOST = "host.docker.internal"
+LOCAL_AWS_ENDPOINT = f"http://{config.HOST}:{config.DEFAULT_AWS_PORT}"  # make run's, on its default ports
+LOCAL_VOUCHERIFY_URL = f"http://{config.HOST}:{config.DEFAULT_VOUCHERIFY_PORT}"  # the fake
+CONTAINER_AWS_ENDPOINT = f"http://{CONTAINER_HOST}:{config.DEFAULT_AWS_PORT}"
+CONTAINER_VOUCHERIFY_URL = f"http://{CONTAINER_HOST}:{config.DEFAULT_VOUCHERIFY_PORT}"
+LOCAL_ENV_FILE = PROJECT_ROOT / "build" / "local" / ENV_FILE  # what make run writes for the ports it uses
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::1"})
 LOCAL_API = f"{config.HOST}:{config.DEFAULT_API_PORT}"  # where `sam local start-api` listens
 PROJECT_ID = "proj_5T4Rpl4T1nuM"  # the example project id of Voucherify's OpenAPI file
 USER_AGENT = "Voucherify-Webhooks"
@@ -254,15 +261,31 @@ def build_event(spec: WebhookEventFile) -> dict[str, Any]:
     return event
 
 
-def build_env() -> dict[str, dict[str, str]]:
-    """``sam local invoke --env-vars`` file: per function, its environment for the `make run` resources."""
-    refs = {**local_refs(CONTAINER_AWS_ENDPOINT), "VoucherifyApiUrl": CONTAINER_VOUCHERIFY_URL}
+def container_url(url: str) -> str:
+    """``url`` as a `sam local` container reaches it: a server on this machine's loopback (or every interface)
+    through ``CONTAINER_HOST``; any other URL (a real Voucherify) as it is."""
+    split = urlsplit(url)
+    if split.hostname not in _LOOPBACK:
+        return url
+    port = f":{split.port}" if split.port else ""
+    return urlunsplit((split.scheme, CONTAINER_HOST + port, split.path, split.query, split.fragment))
+
+
+def build_env(
+    aws_endpoint: str = LOCAL_AWS_ENDPOINT, voucherify_api_url: str = LOCAL_VOUCHERIFY_URL
+) -> dict[str, dict[str, str]]:
+    """``sam local invoke --env-vars`` file: per function, its environment for the `make run` resources, with its
+    embedded AWS at ``aws_endpoint`` and the worker's and the reconciler's API at ``voucherify_api_url`` (as `make run`
+    reaches them: the file has them as a container does, ``container_url``). The defaults, `make run` on its default
+    ports, give the committed ``events/env.json``."""
+    endpoint = container_url(aws_endpoint)
+    refs = {**local_refs(endpoint), "VoucherifyApiUrl": container_url(voucherify_api_url)}
     files: dict[str, dict[str, str]] = {}
     for logical_id in resources("AWS::Serverless::Function"):
         env = function_environment(logical_id, refs)
         env.update(
             {
-                "AWS_ENDPOINT_URL": CONTAINER_AWS_ENDPOINT,
+                "AWS_ENDPOINT_URL": endpoint,
                 **config.DUMMY_CREDENTIALS,
                 "AWS_DEFAULT_REGION": config.REGION,
                 "AWS_REGION": config.REGION,
@@ -476,6 +499,14 @@ def _text(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def write_env(path: Path = LOCAL_ENV_FILE, **where: str) -> Path:
+    """Writes ``build_env(**where)`` (``aws_endpoint``, ``voucherify_api_url``) to ``path``: what `make run` does for
+    the ports it uses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_text(build_env(**where)), encoding="utf-8")
+    return path
+
+
 GENERATORS: dict[str, Callable[[], Any]] = {
     **{f"{spec.name}.json": (lambda spec=spec: build_event(spec)) for spec in EVENT_FILES},
     STREAM_FILE: build_stream_event,
@@ -515,7 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         stale = stale_files()
         for name in stale:
-            print(f"events/{name} is out of date: run python -m ledger_dev.payloads.make_events", file=sys.stderr)
+            print(
+                f"events/{name} is out of date: run .venv/bin/python -m ledger_dev.payloads.make_events",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     for path in write_all():
         print(f"wrote {path.relative_to(PROJECT_ROOT)}")

@@ -7,20 +7,18 @@ reads one."""
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from ledger_dev.harness.moto_patches import MotoServer
 from ledger_dev.local_stack.streams import LEDGER_EVENTS_PATTERN, LEDGER_EVENTS_RULE
 from redemption_ledger_cli import events, local
-from support.cli import run_cli
+from support.cli import moto_server as support_moto_server
+from support.cli import reset_moto, run_cli
 from support.functions import Aws
 
 BUS = "voucherify-ledger-local-ledger"
@@ -29,25 +27,8 @@ TYPES = ["Redemption Recorded", "Redemption Rolled Back", "Delivery Quarantined"
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    requests_log = logging.getLogger("werkzeug")
-    level = requests_log.level
-    requests_log.setLevel(logging.ERROR)
-    server = MotoServer("127.0.0.1", 0, verbose=False)
-    server.start()
-    assert server.error is None
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        requests_log.setLevel(level)
-
-
-def _reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=5) as answer:
-        answer.read()
+    with support_moto_server() as endpoint:
+        yield endpoint
 
 
 class Bus:
@@ -75,10 +56,10 @@ class Bus:
 def bus(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", local.AWS_HOST_ENV):
         monkeypatch.delenv(name, raising=False)
-    _reset(moto_server)
+    reset_moto(moto_server)
     monkeypatch.setenv(local.AWS_PORT_ENV, moto_server.rsplit(":", 1)[1])
     yield Bus(moto_server)
-    _reset(moto_server)
+    reset_moto(moto_server)
 
 
 def lines(out: str) -> list[dict[str, Any]]:

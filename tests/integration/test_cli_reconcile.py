@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,10 +17,10 @@ import boto3
 import pytest
 
 from ledger_dev.fake_voucherify import FakeVoucherify
-from ledger_dev.harness.moto_patches import MotoServer, linear_update_validation
 from ledger_dev.harness.template import create_table
 from redemption_ledger_cli import local, reconcile, where
-from support.cli import run_cli
+from support.cli import moto_server as support_moto_server
+from support.cli import reset_moto, run_cli
 from support.functions import TABLE_NAME, Aws
 from support.listing import T0, ListEndpoint, history, stamp
 from voucherify_ledger.ledger import Ledger
@@ -100,26 +98,8 @@ def fake(shared_fake: FakeVoucherify) -> FakeVoucherify:
 # --- make run's embedded AWS, as --local finds it -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    requests_log = logging.getLogger("werkzeug")  # one line on stderr per request otherwise
-    level = requests_log.level
-    requests_log.setLevel(logging.ERROR)
-    linear_update_validation()  # as make run's moto (moto_patches): an update's clause check in linear time
-    server = MotoServer("127.0.0.1", 0, verbose=False)
-    server.start()
-    assert server.error is None
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        requests_log.setLevel(level)
-
-
-def _reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=5) as answer:
-        answer.read()
+    with support_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -131,7 +111,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def local_ledger(moto_server: str, monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Iterator[Ledger]:
     """The local stack's table and API secret on a clean moto server, found by --local through LOCAL_AWS_PORT."""
-    _reset(moto_server)
+    reset_moto(moto_server)
     monkeypatch.setenv(local.AWS_PORT_ENV, moto_server.rsplit(":", 1)[1])
     dynamodb = local.aws_client("dynamodb", moto_server)
     create_table(dynamodb, table_name=local.TABLE_NAME)
@@ -139,7 +119,7 @@ def local_ledger(moto_server: str, monkeypatch: pytest.MonkeyPatch, clean_env: N
         Name=local.API_SECRET_ID, SecretString=json.dumps({"app_id": APP_ID, "app_token": APP_TOKEN})
     )
     yield Ledger(local.TABLE_NAME, dynamodb)
-    _reset(moto_server)
+    reset_moto(moto_server)
 
 
 @pytest.fixture

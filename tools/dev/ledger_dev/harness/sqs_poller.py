@@ -22,12 +22,12 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger_dev.harness.apigw import LambdaContext
+from ledger_dev.harness.polling import poll_until_stopped
 
 log = logging.getLogger("ledger_dev.harness.sqs_poller")
 
@@ -233,23 +233,16 @@ class SqsPoller:
         return [f"queue poller  {self.queue_url} -> {self.function_name}  (batch {self.batch_size})"]
 
     def _run(self) -> None:
-        started = time.monotonic()
-        consecutive_errors = 0
-        while not self._stop.is_set():
-            if self.max_runtime_seconds is not None and time.monotonic() - started > self.max_runtime_seconds:
-                log.info("%s: ran %.0f s, stopping", self.name, self.max_runtime_seconds)
-                break
-            try:
-                result = self.poll_once()
-            except Exception:
-                self.errors += 1
-                consecutive_errors += 1
-                log.exception("%s: poll failed", self.name)
-                if consecutive_errors >= self.max_consecutive_errors:
-                    log.error("%s: %d polls failed in a row, stopping", self.name, consecutive_errors)
-                    break
-                self._stop.wait(min(5.0, self.idle_sleep_seconds * 2**consecutive_errors))
-                continue
-            consecutive_errors = 0
-            if not result.received:
-                self._stop.wait(self.idle_sleep_seconds)
+        poll_until_stopped(
+            self.name,
+            self._stop,
+            lambda: bool(self.poll_once().received),
+            interval=self.idle_sleep_seconds,
+            max_runtime_seconds=self.max_runtime_seconds,
+            max_consecutive_errors=self.max_consecutive_errors,
+            on_error=self._count_error,
+            log=log,
+        )
+
+    def _count_error(self) -> None:
+        self.errors += 1

@@ -44,6 +44,7 @@ from typing import Any
 
 from ledger_dev.harness.apigw import LambdaContext
 from ledger_dev.harness.event_filters import FilterPattern, matches_any
+from ledger_dev.harness.polling import poll_until_stopped
 
 log = logging.getLogger("ledger_dev.harness.stream_poller")
 
@@ -652,26 +653,19 @@ class StreamPoller:
         return [f"stream poller {table} (its stream) -> {self.mapping.function}  ({self.mapping.describe()})"]
 
     def _run(self) -> None:
-        started = time.monotonic()
-        consecutive_errors = 0
-        while not self._stop.is_set():
-            if self.max_runtime_seconds is not None and time.monotonic() - started > self.max_runtime_seconds:
-                log.info("%s: ran %.0f s, stopping", self.name, self.max_runtime_seconds)
-                break
-            try:
-                result = self.poll_once()
-            except Exception:
-                self.errors += 1
-                consecutive_errors += 1
-                log.exception("%s: poll failed", self.name)
-                if consecutive_errors >= self.max_consecutive_errors:
-                    log.error("%s: %d polls failed in a row, stopping", self.name, consecutive_errors)
-                    break
-                self._stop.wait(min(5.0, self.poll_interval_seconds * 2**consecutive_errors))
-                continue
-            consecutive_errors = 0
-            if not result.read:
-                self._stop.wait(self.poll_interval_seconds)
+        poll_until_stopped(
+            self.name,
+            self._stop,
+            lambda: bool(self.poll_once().read),
+            interval=self.poll_interval_seconds,
+            max_runtime_seconds=self.max_runtime_seconds,
+            max_consecutive_errors=self.max_consecutive_errors,
+            on_error=self._count_error,
+            log=log,
+        )
+
+    def _count_error(self) -> None:
+        self.errors += 1
 
 
 def _fields(result: PollResult) -> tuple[int, ...]:

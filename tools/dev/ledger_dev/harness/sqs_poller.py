@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger_dev.harness.apigw import LambdaContext
-from ledger_dev.harness.polling import poll_until_stopped
+from ledger_dev.harness.polling import BackgroundPoller
 
 log = logging.getLogger("ledger_dev.harness.sqs_poller")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_BATCH_SIZE = 10  # a standard queue's ReceiveMessage limit
-SHUTDOWN_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def sqs_record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> di
     return record
 
 
-class SqsPoller:
+class SqsPoller(BackgroundPoller):
     """Polls one queue and hands its batches to a handler. ``start()``/``stop()`` run it on a daemon thread
     that stops by itself after ``max_runtime_seconds`` or ``max_consecutive_errors`` failed polls."""
 
@@ -120,10 +118,8 @@ class SqsPoller:
         self.max_runtime_seconds = max_runtime_seconds
         self.max_consecutive_errors = max_consecutive_errors
         self.name = name or f"sqs-poller:{function_name}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.invocations = 0
-        self.errors = 0
 
     @property
     def queue_arn(self) -> str:
@@ -207,42 +203,11 @@ class SqsPoller:
                 log.warning("could not delete a message: %s", failure.get("Code"))
 
     # --- background -------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, stack: Any = None) -> SqsPoller:
-        """Starts polling on a daemon thread (``stack`` is accepted so the local stack can run it as a
-        background service)."""
-        if self.running:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("%s did not stop within %.0f s", self.name, timeout)
-            self._thread = None
-
     def describe(self) -> list[str]:
         return [f"queue poller  {self.queue_url} -> {self.function_name}  (batch {self.batch_size})"]
 
-    def _run(self) -> None:
-        poll_until_stopped(
-            self.name,
-            self._stop,
-            lambda: bool(self.poll_once().received),
-            interval=self.idle_sleep_seconds,
-            max_runtime_seconds=self.max_runtime_seconds,
-            max_consecutive_errors=self.max_consecutive_errors,
-            on_error=self._count_error,
-            log=log,
-        )
+    def poll_busy(self) -> bool:
+        return bool(self.poll_once().received)
 
-    def _count_error(self) -> None:
-        self.errors += 1
+    def idle_interval(self) -> float:
+        return self.idle_sleep_seconds

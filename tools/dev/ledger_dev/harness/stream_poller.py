@@ -44,7 +44,7 @@ from typing import Any
 
 from ledger_dev.harness.apigw import LambdaContext
 from ledger_dev.harness.event_filters import FilterPattern, matches_any
-from ledger_dev.harness.polling import poll_until_stopped
+from ledger_dev.harness.polling import BackgroundPoller
 
 log = logging.getLogger("ledger_dev.harness.stream_poller")
 
@@ -59,7 +59,6 @@ POLL_INTERVAL_SECONDS = 0.25  # Lambda reads each shard four times a second
 RETRY_BASE_SECONDS = 0.2  # a failed batch's next attempt: 0.2 s, doubling, at most RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 5.0
 DESCRIBE_INTERVAL_SECONDS = 10.0  # new shards looked for this often (and whenever a shard ends)
-SHUTDOWN_TIMEOUT_SECONDS = 5.0
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
@@ -388,7 +387,7 @@ class PollResult:
     discarded: int = 0
 
 
-class StreamPoller:
+class StreamPoller(BackgroundPoller):
     """Follows one table stream and hands its batches to a handler. ``start()``/``stop()`` run it on a daemon thread
     that stops by itself after ``max_runtime_seconds`` or ``max_consecutive_errors`` failed rounds."""
 
@@ -432,10 +431,8 @@ class StreamPoller:
         # The last invocation records that went to the on-failure destination (or were dropped without one).
         self.failure_records: deque[dict[str, Any]] = deque(maxlen=1_000)
         self.invocations = 0
-        self.errors = 0
         self._described_at: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._rounds = threading.Condition()
         self._rounds_started = 0
         self._last_idle_round = 0
@@ -623,49 +620,21 @@ class StreamPoller:
         return True
 
     # --- background -------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, stack: Any = None) -> StreamPoller:
-        """Polls on a daemon thread (``stack`` is accepted so the local stack can run it as a background service);
-        after a stop, each shard is read again after its checkpoint."""
-        if self.running:
-            return self
+    def before_start(self) -> None:
+        """After a stop, each shard is read again after its checkpoint."""
         for shard in self.shards.values():
             shard.iterator, shard.buffer, shard.read_after = None, [], shard.checkpoint
             shard.closed = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("%s did not stop within %.0f s (a handler still running)", self.name, timeout)
-            self._thread = None
 
     def describe(self) -> list[str]:
         table = self.stream_arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
         return [f"stream poller {table} (its stream) -> {self.mapping.function}  ({self.mapping.describe()})"]
 
-    def _run(self) -> None:
-        poll_until_stopped(
-            self.name,
-            self._stop,
-            lambda: bool(self.poll_once().read),
-            interval=self.poll_interval_seconds,
-            max_runtime_seconds=self.max_runtime_seconds,
-            max_consecutive_errors=self.max_consecutive_errors,
-            on_error=self._count_error,
-            log=log,
-        )
+    def poll_busy(self) -> bool:
+        return bool(self.poll_once().read)
 
-    def _count_error(self) -> None:
-        self.errors += 1
+    def idle_interval(self) -> float:
+        return self.poll_interval_seconds
 
 
 def _fields(result: PollResult) -> tuple[int, ...]:

@@ -113,7 +113,7 @@ bench-publish: $(STAMP)
 # models (unit tests fail when they are stale).
 schema: $(STAMP)
 	$(BIN)/python -m voucherify_ledger.models.rollback_request > docs/rollback-request.schema.json
-	$(BIN)/python -m voucherify_ledger.events.details docs/events
+	$(BIN)/python -m voucherify_ledger.events.documents docs/events
 
 lint: $(STAMP) $(SAM_STAMP) typecheck
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ledger_dev.harness.template import PROJECT_ROOT
-from voucherify_ledger.events import details
+from voucherify_ledger.events import details, documents
 
 DOCS = PROJECT_ROOT / "docs" / "events"
 
@@ -26,21 +26,21 @@ def example(slug: str) -> dict[str, Any]:
 
 
 def test_committed_documents_equal_the_models() -> None:
-    fresh = details.documents()
+    fresh = documents.documents()
 
     stale = [name for name, text in fresh.items() if (DOCS / name).read_text(encoding="utf-8") != text]
 
-    assert not stale, f"run `make schema` (python -m voucherify_ledger.events.details docs/events): {stale} differ"
-    assert details.main(["--check", str(DOCS)]) == 0
+    assert not stale, f"run `make schema` (python -m voucherify_ledger.events.documents docs/events): {stale} differ"
+    assert documents.main(["--check", str(DOCS)]) == 0
     committed = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.json")}
     assert committed == set(fresh), "docs/events holds a JSON file no model writes"
 
 
 def test_the_generator_writes_every_document(tmp_path: Path) -> None:
-    assert details.main([str(tmp_path)]) == 0
-    assert details.main(["--check", str(tmp_path)]) == 0
+    assert documents.main([str(tmp_path)]) == 0
+    assert documents.main(["--check", str(tmp_path)]) == 0
     (tmp_path / "redemption-recorded.schema.json").write_text("{}", encoding="utf-8")
-    assert details.main(["--check", str(tmp_path)]) == 1
+    assert documents.main(["--check", str(tmp_path)]) == 1
 
 
 @pytest.mark.parametrize("model", details.DETAILS, ids=lambda m: m.SLUG)

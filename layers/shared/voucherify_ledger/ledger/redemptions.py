@@ -11,7 +11,7 @@ What the summaries hold is decided in ``ledger.summaries``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,7 +60,21 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
-HIDDEN = frozenset({"pk", "sk", "entity", "redemption_delivery", "delivery", "raw_zlib", "redemption_digest"})
+# ``worker_claim``, ``worker_answer``, ``finished_requests``: the rollback worker's hold (``ledger.claims``).
+HIDDEN = frozenset(
+    {
+        "pk",
+        "sk",
+        "entity",
+        "redemption_delivery",
+        "delivery",
+        "raw_zlib",
+        "redemption_digest",
+        "worker_claim",
+        "worker_answer",
+        "finished_requests",
+    }
+)
 # ``redemption_recorded_at``: the redemption itself was recorded (an item a rollback made first has its id alone).
 STATE_FIELDS = (
     "redemption_id",
@@ -99,7 +113,12 @@ def rollbacks_of(found: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _rollback_update(
-    data: EventRedemptionRollbackSucceededData, audit: dict[str, Any], *, source: str, when: str | None
+    data: EventRedemptionRollbackSucceededData,
+    audit: dict[str, Any],
+    *,
+    source: str,
+    when: str | None,
+    amend: Callable[[Update], None] | None = None,
 ) -> tuple[Update, str]:
     """The write of a rollback into its redemption's item, under the condition that its ``rr_…`` is new."""
     rollback = data.redemption_rollback
@@ -121,6 +140,8 @@ def _rollback_update(
     else:
         update.add("failed_rollback_ids", {rollback.id})
     update.set("updated_at", when)
+    if amend is not None:
+        amend(update)
     recorded, failed = update.name_of("rollback_ids"), update.name_of("failed_rollback_ids")
     update.values[":rollback_id"] = av(rollback.id)
     return update, (
@@ -187,6 +208,7 @@ class RedemptionStore:
         *,
         source: str = "webhook",
         also: Sequence[TransactWriteItemTypeDef] = (),
+        amend: Callable[[Update], None] | None = None,
     ) -> WriteOutcome:
         """The one write path of a rollback (``rr_…``), whoever reports it first — the webhook or the worker.
 
@@ -195,6 +217,7 @@ class RedemptionStore:
         (in neither ``rollback_ids`` nor ``failed_rollback_ids``). An UpdateItem, or with ``also`` (extra
         ``TransactItems``, e.g. the worker's request item) or a raw delivery kept out of line, a transaction whose
         first item it is. When the rollback is already recorded nothing is written and the outcome is ``duplicate``.
+        ``amend`` adds to the same write (the worker releases its claim with it).
         """
         rollback = data.redemption_rollback
         redemption_id = data.redemption_id
@@ -203,7 +226,7 @@ class RedemptionStore:
             self.table,
             redemption_key(redemption_id),
             delivery,
-            lambda audit: _rollback_update(data, audit, source=source, when=when),
+            lambda audit: _rollback_update(data, audit, source=source, when=when, amend=amend),
             what="rollback",
             also=also,
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from voucherify_ledger.ledger.claims import ANSWER, CLAIM, CLAIM_UNTIL, FINISHED_PREFIX
 from voucherify_ledger.ledger.deliveries import Delivery, delivery_audit, read_raw, write_with_delivery
 from voucherify_ledger.ledger.dynamo import StorageError, Table, Update, av, compress
 from voucherify_ledger.ledger.keys import (
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Shown to no one: keys, audit blobs and the digest (``public``); rollback attributes are shown as rollbacks.
-# ``worker_claim``, ``worker_answer``, ``finished_requests``: the rollback worker's hold (``ledger.claims``).
+# The rollback worker's claim and notes (``ledger.claims``) are its own business too.
 HIDDEN = frozenset(
     {
         "pk",
@@ -70,9 +71,9 @@ HIDDEN = frozenset(
         "delivery",
         "raw_zlib",
         "redemption_digest",
-        "worker_claim",
-        "worker_answer",
-        "finished_requests",
+        CLAIM,
+        CLAIM_UNTIL,
+        ANSWER,
     }
 )
 # ``redemption_recorded_at``: the redemption itself was recorded (an item a rollback made first has its id alone).
@@ -100,7 +101,11 @@ class WriteOutcome:
 
 def public(found: Mapping[str, Any]) -> dict[str, Any]:
     """An item without keys, audit blobs and rollback attributes, as the CLI and APIs show it."""
-    return {k: v for k, v in found.items() if k not in HIDDEN and not k.startswith(ROLLBACK_PREFIX)}
+    return {
+        k: v
+        for k, v in found.items()
+        if k not in HIDDEN and not k.startswith(ROLLBACK_PREFIX) and not k.startswith(FINISHED_PREFIX)
+    }
 
 
 def rollbacks_of(found: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

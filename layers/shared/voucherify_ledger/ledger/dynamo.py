@@ -197,13 +197,13 @@ class Update:
         return placeholder
 
     def params(self) -> UpdateParams:
-        expression = "SET " + ", ".join(self.sets)
-        if self.adds:
-            expression += " ADD " + ", ".join(self.adds)
-        if self.removes:
-            expression += " REMOVE " + ", ".join(self.removes)
+        clauses = [
+            f"{action} {', '.join(parts)}"
+            for action, parts in (("SET", self.sets), ("ADD", self.adds), ("REMOVE", self.removes))
+            if parts
+        ]
         return {
-            "UpdateExpression": expression,
+            "UpdateExpression": " ".join(clauses),
             "ExpressionAttributeNames": self.names,
             "ExpressionAttributeValues": self.values,
         }

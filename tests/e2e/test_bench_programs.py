@@ -8,7 +8,7 @@ import pytest
 from ledger_dev import bench
 
 
-@pytest.mark.parametrize("logical_id", [*bench.WEBHOOK_FUNCTIONS, bench.WORKER_FUNCTION])
+@pytest.mark.parametrize("logical_id", bench.COLD_FUNCTIONS)
 def test_the_floor_child_runs_and_reports(logical_id: str) -> None:
     answer = bench.run_child(bench.child_script(logical_id, floor=True), bench.child_environment(logical_id))
     assert answer["init_ms"] > 0 and answer["rss_kb"] > 0 and answer["first_ms"] is None
@@ -21,6 +21,25 @@ def test_the_function_child_imports_the_handler_and_answers_the_first_seed_event
         script = bench.child_script(logical_id, floor=floor, first_event=event)
         answer = bench.run_child(script, bench.child_environment(logical_id))
         assert answer["init_ms"] > 0 and answer["first_ms"] > 0  # the child asserts the handler answered 200
+
+
+@pytest.mark.parametrize("logical_id", bench.WEBHOOK_FUNCTIONS)
+def test_the_textbook_webhook_child_answers_the_first_seed_event_of_either_route(logical_id: str) -> None:
+    event = next(s.event for s in bench.seed_events() if s.function == logical_id)
+    script = bench.child_script(logical_id, floor=False, first_event=event, textbook=True)
+    assert "textbook" in script.args[1]
+    answer = bench.run_child(script, bench.child_environment(logical_id))
+    assert answer["init_ms"] > 0 and answer["first_ms"] > 0  # the child asserts the textbook answered 200
+
+
+@pytest.mark.parametrize("logical_id", [bench.WORKER_FUNCTION, bench.RECONCILER_FUNCTION, bench.LEDGER_EVENTS_FUNCTION])
+def test_the_worker_reconciler_and_ledger_events_children_import_their_handlers(logical_id: str) -> None:
+    scripts = [bench.child_script(logical_id, floor=False)]
+    if logical_id in bench.TEXTBOOK_OF:
+        scripts.append(bench.child_script(logical_id, floor=False, textbook=True))
+    for script in scripts:
+        answer = bench.run_child(script, bench.child_environment(logical_id))
+        assert answer["init_ms"] > 0 and answer["rss_kb"] > 0
 
 
 def test_the_worker_stack_serves_moto_and_the_fake_from_their_own_processes() -> None:
@@ -64,5 +83,6 @@ def test_the_warm_section_reports_the_floor_and_the_reachable_floor_of_every_web
         assert "HMAC + validation" in everything.note
         assert reachable.floor == everything.floor  # the same plain floor
         assert against_it.value == everything.value and against_it.floor == reachable.value
+        assert everything.textbook and everything.textbook > 0  # the textbook webhook, in the same child
         assert reachable.target is None and against_it.target is None  # shown, not held to a target
         assert all(v and v > 0 for v in (everything.value, everything.floor, reachable.value))

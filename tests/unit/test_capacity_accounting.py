@@ -98,5 +98,24 @@ def test_rows_compare_ratios_or_values_with_their_targets() -> None:
     assert bench.Row("size", "x", 1.0, None, "MB").met is None
     assert "by +50 %" in bench.verdict(bench.Row("capacity", "x", 6, None, "WU", 4))
     text = bench.markdown(bench.Report(3, [bench.Row("cold", "init", 150, 100, "ms", 1.4)]), "python -m x")
-    assert "| cold | init | 150 ms | 100 ms | 1.50× | MISSED" in text
+    assert "| cold | init | 150 ms | 100 ms | 1.50× | — | — | MISSED" in text
     assert "repetitions: 3" in text
+
+
+def test_a_figure_with_a_textbook_is_held_to_it_beside_its_floor_target() -> None:
+    cheaper_than_floor_target_dearer_than_textbook = bench.Row("cold", "init", 120, 100, "ms", 1.3, textbook=110)
+    assert cheaper_than_floor_target_dearer_than_textbook.floor_met is True
+    assert cheaper_than_floor_target_dearer_than_textbook.textbook_met is False
+    assert cheaper_than_floor_target_dearer_than_textbook.met is False
+    assert bench.verdict(cheaper_than_floor_target_dearer_than_textbook) == "MISSED (≤ 1× textbook, by +9 %)"
+    both = bench.Row("cold", "init", 120, 100, "ms", 1.3, textbook=150)
+    assert both.met is True and bench.verdict(both) == "met (≤ 1.3×; ≤ 1× textbook)"
+    assert both.textbook_ratio == 0.8
+    neither = bench.Row("cold", "init", 160, 100, "ms", 1.3, textbook=150)
+    assert bench.verdict(neither) == "MISSED (≤ 1.3×, by +23 %; ≤ 1× textbook, by +7 %)"
+    assert bench.Row("cold", "first", 5, 1, "ms", textbook=40).met is True  # no floor target: the textbook alone
+    assert bench.Row("capacity", "calls", 1, None, "calls", 1, textbook=1).met is True  # equal is not dearer
+    assert bench.Row("capacity", "calls", 1, None, "calls", textbook=0).met is False
+    assert bench.Row("cold", "init", 120, 100, "ms", 1.3).textbook_met is None
+    text = bench.markdown(bench.Report(1, [bench.Row("cold", "init", 120, 100, "ms", 1.3, textbook=150)]), "x")
+    assert "| cold | init | 120 ms | 100 ms | 1.20× | 150 ms | 0.80× | met (≤ 1.3×; ≤ 1× textbook) |" in text

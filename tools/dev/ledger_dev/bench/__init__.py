@@ -46,13 +46,27 @@ from ledger_dev.bench.capacity import (
 from ledger_dev.bench.children import ChildScript, child_environment, run_child
 from ledger_dev.bench.cold import child_script, measure_cold
 from ledger_dev.bench.report import TARGETS, Report, Row, format_row, markdown, median, ratio, verdict
-from ledger_dev.bench.seeds import WEBHOOK_FUNCTIONS, WORKER_FUNCTION, SeedEvent, raw_body, seed_events
+from ledger_dev.bench.seeds import (
+    COLD_FUNCTIONS,
+    LEDGER_EVENTS_FUNCTION,
+    RECONCILER_FUNCTION,
+    WEBHOOK_FUNCTIONS,
+    WORKER_FUNCTION,
+    SeedEvent,
+    raw_body,
+    seed_events,
+)
 from ledger_dev.bench.size import measure_size
+from ledger_dev.bench.textbook import TEXTBOOK_OF, load_textbook, textbook_dir
 from ledger_dev.bench.warm import measure_warm
 from ledger_dev.bench.worker import _sqs_event, measure_batch, measure_drain, worker_stack
 
 __all__ = [
+    "COLD_FUNCTIONS",
+    "LEDGER_EVENTS_FUNCTION",
+    "RECONCILER_FUNCTION",
     "TARGETS",
+    "TEXTBOOK_OF",
     "WEBHOOK_FUNCTIONS",
     "WORKER_FUNCTION",
     "Capacity",
@@ -70,6 +84,7 @@ __all__ = [
     "format_row",
     "index_write_units",
     "item_size",
+    "load_textbook",
     "markdown",
     "measure_batch",
     "measure_capacity",
@@ -83,6 +98,7 @@ __all__ = [
     "run_child",
     "seed_events",
     "table_indexes",
+    "textbook_dir",
     "verdict",
     "worker_stack",
     "write_units",

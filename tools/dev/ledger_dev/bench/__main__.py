@@ -12,7 +12,7 @@ from pathlib import Path
 from ledger_dev.bench import __doc__ as BENCH_DOC
 from ledger_dev.bench.capacity import measure_capacity
 from ledger_dev.bench.cold import measure_cold
-from ledger_dev.bench.report import Report, machine, markdown
+from ledger_dev.bench.report import HEADER, Report, machine, markdown
 from ledger_dev.bench.seeds import REPORT_PATH, seed_events
 from ledger_dev.bench.size import measure_size
 from ledger_dev.bench.warm import measure_warm
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(args.repeat)
     events = seed_events()
     print(f"bench: {args.repeat} repetitions; {machine()}", flush=True)
-    print(f"  {'section':<9} {'figure':<58} {'value':>12} {'floor':>12} {'ratio':>7}  target", flush=True)
+    print(HEADER, flush=True)
     measure_cold(report, args.repeat, events)
     measure_warm(report, args.repeat, events)
     measure_capacity(report, events)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger_dev.bench.seeds import QUEUE_URL, REGION, TABLE_NAME
+from ledger_dev.bench.seeds import EVENT_BUS_NAME, QUEUE_URL, REGION, TABLE_NAME
 from ledger_dev.harness.template import function_environment
 
 CHILD_TIMEOUT_SECONDS = 60
@@ -23,7 +23,7 @@ PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 def child_environment(logical_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The function's environment from the template (local stand-ins for the stack's resources), dummy
     credentials, no ``PYTHONPATH`` leaking in, and nothing pointing at a real endpoint."""
-    refs = {"LedgerTable": TABLE_NAME, "RollbackQueue": QUEUE_URL}
+    refs = {"LedgerTable": TABLE_NAME, "RollbackQueue": QUEUE_URL, "LedgerEventBus": EVENT_BUS_NAME}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON"))}
     env.update(function_environment(logical_id, refs))
     env.update(

@@ -1,5 +1,5 @@
-"""Cold init, peak RSS and first invocation of every function against its floor, each in a fresh interpreter
-(``programs/cold_start.py``)."""
+"""Cold init, peak RSS and first invocation of every function against its floor and the textbook, each in a fresh
+interpreter (``programs/cold_start.py``)."""
 
 from __future__ import annotations
 
@@ -11,51 +11,67 @@ from typing import Any
 from ledger_dev.bench.children import ChildScript, child_environment, run_child
 from ledger_dev.bench.report import TARGETS, Report, Row, median
 from ledger_dev.bench.seeds import (
+    COLD_FUNCTIONS,
     FUNCTION_CLIENTS,
     LAYER_DIR,
     REGION,
     WEBHOOK_FUNCTIONS,
     WEBHOOK_WRITE,
-    WORKER_FUNCTION,
     SeedEvent,
     function_dir,
     webhook_secret,
 )
+from ledger_dev.bench.textbook import TEXTBOOK_OF, textbook_dir
 
 TRACED_FUNCTION = "RedemptionSucceededFunction"  # what Tracing On costs at init, measured on one webhook function
 
 
-def child_script(logical_id: str, *, floor: bool, first_event: Mapping[str, Any] | None = None) -> ChildScript:
-    """One cold-start child (``programs/cold_start.py``): the function's handler module, or its floor."""
-    if floor:
-        init = ("floor", ",".join(FUNCTION_CLIENTS[logical_id]))
-        write: tuple[str, dict[str, Any]] = ("put_item", {})
-    else:
-        init = ("function", os.pathsep.join([str(LAYER_DIR), str(function_dir(logical_id))]))
-        write = WEBHOOK_WRITE.get(logical_id, ("put_item", {}))
-    if first_event is None:
-        return ChildScript("cold_start.py", init)
-    secret = {
+def secret_answer() -> dict[str, Any]:
+    """The webhook secret as Secrets Manager's GetSecretValue answers it."""
+    return {
         "ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:voucherify-ledger/webhook-AbCdEf",
         "Name": "voucherify-ledger/webhook",
         "SecretString": json.dumps(webhook_secret()),
     }
-    spec = {"event": dict(first_event), "write": list(write), "secret": secret, "function": logical_id}
+
+
+def first_answers(logical_id: str) -> dict[str, dict[str, Any]]:
+    """What the in-process AWS answers on a first invocation: the route's ledger write, the webhook secret."""
+    operation, answer = WEBHOOK_WRITE.get(logical_id, ("put_item", {}))
+    return {"dynamodb": {operation: answer}, "secretsmanager": {"get_secret_value": secret_answer()}}
+
+
+def child_script(
+    logical_id: str, *, floor: bool, first_event: Mapping[str, Any] | None = None, textbook: bool = False
+) -> ChildScript:
+    """One cold-start child (``programs/cold_start.py``): the function's handler module, its floor, or the textbook
+    program standing beside it."""
+    if floor:
+        init = ("floor", ",".join(FUNCTION_CLIENTS[logical_id]))
+    else:
+        code = textbook_dir(logical_id) if textbook else function_dir(logical_id)
+        init = ("function", os.pathsep.join([str(LAYER_DIR), str(code)]))
+    if first_event is None:
+        return ChildScript("cold_start.py", init)
+    spec = {"event": dict(first_event), "answers": first_answers(logical_id), "function": logical_id}
     return ChildScript("cold_start.py", init, spec)
 
 
 def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> None:
-    """Cold init, peak RSS and first invocation of every function vs its floor, interleaved."""
+    """Cold init, peak RSS and first invocation of every function vs its floor and the textbook, interleaved."""
     first_of = {}
     for seed in events:
         first_of.setdefault(seed.function, seed.event)
     runs: dict[str, list[dict[str, Any]]] = {}
     plans = []
-    for logical_id in (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION):
+    for logical_id in COLD_FUNCTIONS:
         event = first_of.get(logical_id) if logical_id in WEBHOOK_FUNCTIONS else None
         env = child_environment(logical_id)
         plans.append((f"{logical_id}", child_script(logical_id, floor=False, first_event=event), env))
         plans.append((f"{logical_id}:floor", child_script(logical_id, floor=True, first_event=event), env))
+        if logical_id in TEXTBOOK_OF:
+            script = child_script(logical_id, floor=False, first_event=event, textbook=True)
+            plans.append((f"{logical_id}:textbook", script, env))
     # The same webhook function with the Tracing parameter On: Powertools' Tracer and the X-Ray SDK loaded and
     # botocore patched at init (LAMBDA_TASK_ROOT set, as in Lambda: outside it the Tracer disables itself).
     traced_env = child_environment(TRACED_FUNCTION, {"LEDGER_TRACING": "On", "LAMBDA_TASK_ROOT": str(LAYER_DIR)})
@@ -66,27 +82,39 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
     for _ in range(repeat):
         for name, script, env in plans:
             runs.setdefault(name, []).append(run_child(script, env))
-    for logical_id in (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION):
-        mine, floor = runs[logical_id], runs[f"{logical_id}:floor"]
+
+    def figure(name: str, key: str) -> float | None:
+        found = runs.get(name)
+        if not found:
+            return None
+        if key == "init+first":
+            return median(r["init_ms"] + r["first_ms"] for r in found)
+        return median(r[key] for r in found) / (1024 if key == "rss_kb" else 1)
+
+    for logical_id in COLD_FUNCTIONS:
+        mine, floor, textbook = logical_id, f"{logical_id}:floor", f"{logical_id}:textbook"
         services = " + ".join(FUNCTION_CLIENTS[logical_id])
-        target = TARGETS["cold_worker"] if logical_id == WORKER_FUNCTION else TARGETS["cold_webhook"]
+        target = TARGETS["cold_webhook"] if logical_id in WEBHOOK_FUNCTIONS else TARGETS["cold_other"]
+        textbook_note = f"; textbook: textbook/{TEXTBOOK_OF[logical_id]}" if logical_id in TEXTBOOK_OF else ""
         report.add(
             Row(
                 "cold",
                 f"{logical_id} init",
-                median(r["init_ms"] for r in mine),
-                median(r["init_ms"] for r in floor),
+                figure(mine, "init_ms"),
+                figure(floor, "init_ms"),
                 "ms",
                 target,
-                note=f"floor: import boto3, create {services} clients",
+                note=f"floor: import boto3, create {services} clients{textbook_note}",
+                textbook=figure(textbook, "init_ms"),
             ),
             Row(
                 "cold",
                 f"{logical_id} peak RSS",
-                median(r["rss_kb"] for r in mine) / 1024,
-                median(r["rss_kb"] for r in floor) / 1024,
+                figure(mine, "rss_kb"),
+                figure(floor, "rss_kb"),
                 "MB",
                 TARGETS["rss"],
+                textbook=figure(textbook, "rss_kb"),
             ),
         )
         if logical_id == TRACED_FUNCTION:
@@ -94,8 +122,8 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
                 Row(
                     "cold",
                     f"{logical_id} init, Tracing On",
-                    median(r["init_ms"] for r in runs[f"{logical_id}:tracing"]),
-                    median(r["init_ms"] for r in mine),
+                    figure(f"{logical_id}:tracing", "init_ms"),
+                    figure(mine, "init_ms"),
                     "ms",
                     note="ratio against the same function with Tracing Off (Powertools Tracer + X-Ray SDK at init)",
                 ),
@@ -105,16 +133,18 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
                 Row(
                     "cold",
                     f"{logical_id} first invocation",
-                    median(r["first_ms"] for r in mine),
-                    median(r["first_ms"] for r in floor),
+                    figure(mine, "first_ms"),
+                    figure(floor, "first_ms"),
                     "ms",
                     note="first seed event after init (secret fetched) vs the floor's first json.loads + put_item",
+                    textbook=figure(textbook, "first_ms"),
                 ),
                 Row(
                     "cold",
                     f"{logical_id} init + first invocation",
-                    median(r["init_ms"] + r["first_ms"] for r in mine),
-                    median(r["init_ms"] + r["first_ms"] for r in floor),
+                    figure(mine, "init+first"),
+                    figure(floor, "init+first"),
                     "ms",
+                    textbook=figure(textbook, "init+first"),
                 ),
             )

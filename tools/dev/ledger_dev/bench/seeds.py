@@ -20,18 +20,24 @@ TABLE_NAME = "voucherify-ledger"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/voucherify-ledger-rollback-queue"
 WEBHOOK_FUNCTIONS = ("RedemptionSucceededFunction", "RedemptionRollbackSucceededFunction")
 WORKER_FUNCTION = "RollbackWorkerFunction"
+RECONCILER_FUNCTION = "ReconcilerFunction"
+LEDGER_EVENTS_FUNCTION = "LedgerEventsFunction"
+EVENT_BUS_NAME = "voucherify-ledger-ledger"
+# Every function whose cold start is measured, in the report's order.
+COLD_FUNCTIONS = (*WEBHOOK_FUNCTIONS, WORKER_FUNCTION, RECONCILER_FUNCTION, LEDGER_EVENTS_FUNCTION)
 # The AWS clients each function uses (the floor creates the same ones).
 FUNCTION_CLIENTS: dict[str, tuple[str, ...]] = {
     "RedemptionSucceededFunction": ("dynamodb", "secretsmanager"),
     "RedemptionRollbackSucceededFunction": ("dynamodb", "secretsmanager"),
     WORKER_FUNCTION: ("dynamodb", "sqs", "secretsmanager"),
+    RECONCILER_FUNCTION: ("dynamodb", "secretsmanager"),
+    LEDGER_EVENTS_FUNCTION: ("events",),
 }
 # The DynamoDB call each webhook route makes for a new delivery, and what the stub answers.
 WEBHOOK_WRITE: dict[str, tuple[str, dict[str, Any]]] = {
     "RedemptionSucceededFunction": ("update_item", {"Attributes": {"status": {"S": "SUCCEEDED"}}}),
     "RedemptionRollbackSucceededFunction": ("update_item", {"Attributes": {"status": {"S": "ROLLED_BACK"}}}),
 }
-# Targets (the issue): ratios against the floor, units, sizes.
 
 
 @dataclass(frozen=True)

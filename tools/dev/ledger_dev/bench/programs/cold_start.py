@@ -5,11 +5,12 @@
                                                      # then ``import app``, as Lambda imports /var/task/app.py
 
 Nothing is imported before the clock starts but ``time`` (``sys`` and ``os`` are loaded by the interpreter's start
-anyway); what it needs to report (json, resource, botocore's Stubber) is imported after the clock stops. With SPEC,
-a JSON file ``{"event", "write", "secret", "function"}``, it then makes a first invocation: the function's handler
-with the event (DynamoDB and Secrets Manager answered by botocore's Stubber: ``write`` = [operation, answer] and
-``secret``), or the floor's ``json.loads`` of the body and one ``put_item``. Writes ``{"init_ms", "rss_kb",
-"first_ms"}`` to OUT.
+anyway); what it needs to report (json, resource, botocore) is imported after the clock stops. With SPEC, a JSON
+file ``{"event", "answers", "function"}``, it then makes a first invocation: the function's handler with the event
+(every AWS call answered in-process, before it is sent, by ``answers``: ``{service: {operation: answer}}``, an
+unlisted call answered ``{}``), or the floor's ``json.loads`` of the body and one ``put_item``. Writes
+``{"init_ms", "rss_kb", "first_ms"}`` to OUT. The textbook (``bench/textbook/``) runs as a function: its folder in
+PATHS.
 """
 
 import time
@@ -36,13 +37,32 @@ if len(sys.argv) > 4:
     import base64
     import gc
 
+    import botocore.session
+    from botocore import xform_name
+    from botocore.awsrequest import AWSResponse
     from botocore.client import BaseClient
-    from botocore.stub import Stubber
 
     with open(sys.argv[4], encoding="utf-8") as _file:
         _spec = json.load(_file)
     _event = _spec["event"]
+    _answers = _spec["answers"]
     _raw = base64.b64decode(_event["body"]).decode() if _event.get("isBase64Encoded") else _event["body"]
+
+    def _answer(model, **kwargs):  # every AWS call answered in-process: {service: {operation: answer}}
+        service = model.service_model.service_name
+        return AWSResponse(None, 200, {}, None), _answers.get(service, {}).get(xform_name(model.name), {})
+
+    def _hook(client) -> None:
+        client.meta.events.register("before-call.*.*", _answer, unique_id="bench-answer")
+
+    _create_client = botocore.session.Session.create_client
+
+    def _created(self, *args, **kwargs):  # a client made on the first invocation (a lazy provider) is answered too
+        client = _create_client(self, *args, **kwargs)
+        _hook(client)
+        return client
+
+    botocore.session.Session.create_client = _created
     if sys.argv[2] == "floor":
         _client = next(c for c in _clients if c.meta.service_model.service_name == "dynamodb")
 
@@ -69,16 +89,8 @@ if len(sys.argv) > 4:
             answer = app.lambda_handler(_event, _Context())
             assert answer["statusCode"] == 200, answer
 
-    _stubs = []
     for _c in _clients:
-        _stub = Stubber(_c)
-        _stubs.append(_stub)
-        _name = _c.meta.service_model.service_name
-        if _name == "dynamodb":
-            _stub.add_response(*_spec["write"])
-        elif _name == "secretsmanager":
-            _stub.add_response("get_secret_value", _spec["secret"])
-        _stub.activate()
+        _hook(_c)
     _t2 = time.perf_counter()
     _first()
     _first_ms = (time.perf_counter() - _t2) * 1000

@@ -86,3 +86,36 @@ def test_the_warm_section_reports_the_floor_and_the_reachable_floor_of_every_web
         assert everything.textbook and everything.textbook > 0  # the textbook webhook, in the same child
         assert reachable.target is None and against_it.target is None  # shown, not held to a target
         assert all(v and v > 0 for v in (everything.value, everything.floor, reachable.value))
+
+
+def test_the_worker_capacity_counts_the_real_worker_and_the_textbook_against_moto_and_the_fake() -> None:
+    """Whatever pattern the worker has: a new rollback makes one API call and DynamoDB calls that cost write units;
+    its message redelivered makes no API call and no more DynamoDB calls than the rollback did."""
+    report = bench.Report(repeat=1)
+    found = bench.measure_worker_capacity(report, 1)
+    for side in ("bundle", "textbook"):
+        rollback, redelivery = found[side].rollback, found[side].redelivery
+        assert found[side].api_calls == 1
+        assert rollback.call_count >= 1 and rollback.write_units >= rollback.call_count - rollback.calls.count(
+            "GetItem"
+        )
+        assert 1 <= redelivery.call_count <= rollback.call_count
+    rows = {row.what: row for row in report.rows}
+    assert rows["worker rollback: DynamoDB calls"].target == bench.TARGETS["worker_calls"]
+    assert rows["worker rollback: write units"].textbook == found["textbook"].rollback.write_units
+    assert rows["redelivered rollback request: DynamoDB calls"].value == found["bundle"].redelivery.call_count
+
+
+def test_the_capacity_section_runs_every_seed_through_the_bundle_and_the_textbook() -> None:
+    report = bench.Report(repeat=1)
+    found = bench.measure_capacity(report, bench.seed_events())
+    assert {f.bundle.status for f in found} == {"recorded", "duplicate"}
+    assert all(f.textbook.status == "200" and f.textbook.write_units >= 1 for f in found)
+    rows = {row.what: row for row in report.rows}
+    duplicate = rows["duplicate delivery: DynamoDB calls"]
+    assert duplicate.target == bench.TARGETS["duplicate_calls"] and duplicate.textbook is not None
+    assert rows["new redemption: write units"].value == max(
+        f.bundle.write_units
+        for f in found
+        if f.bundle.status == "recorded" and f.seed.function == bench.WEBHOOK_FUNCTIONS[0]
+    )

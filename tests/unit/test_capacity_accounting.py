@@ -119,3 +119,42 @@ def test_a_figure_with_a_textbook_is_held_to_it_beside_its_floor_target() -> Non
     assert bench.Row("cold", "init", 120, 100, "ms", 1.3).textbook_met is None
     text = bench.markdown(bench.Report(1, [bench.Row("cold", "init", 120, 100, "ms", 1.3, textbook=150)]), "x")
     assert "| cold | init | 120 ms | 100 ms | 1.20× | 150 ms | 0.80× | met (≤ 1.3×; ≤ 1× textbook) |" in text
+
+
+def test_read_units_are_per_started_4_kb_half_eventually_consistent_double_in_a_transaction() -> None:
+    assert bench.read_units(0) == 1.0  # a missing item still costs the minimum
+    assert bench.read_units(4096) == 1.0
+    assert bench.read_units(4097) == 2.0
+    assert bench.read_units(4097, consistent=False) == 1.0
+    assert bench.read_units(100, transactional=True) == 2.0
+
+
+def test_reads_are_billed_by_what_they_answered() -> None:
+    small, large = _item("REDEMPTION#r_1", "REDEMPTION", 1000), _item("REDEMPTION#r_2", "REDEMPTION", 5000)
+    get = ("GetItem", {"Key": {}, "ConsistentRead": True})
+    assert bench.call_read_units(*get, {"Item": large}) == 2.0
+    assert bench.call_read_units("GetItem", {"Key": {}}, {"Item": large}) == 1.0  # eventually consistent: half
+    assert bench.call_read_units(*get, {}) == 1.0  # not found
+    # A query is rounded up once over everything it returned, not per item.
+    assert bench.call_read_units("Query", {"ConsistentRead": True}, {"Items": [small, small, small, small]}) == 1.0
+    batch = {"RequestItems": {"t": {"Keys": [{}, {}, {}], "ConsistentRead": True}}}
+    assert bench.call_read_units("BatchGetItem", batch, {"Responses": {"t": [small, large]}}) == 1 + 2 + 1
+    assert bench.call_read_units("UpdateItem", {"Key": {}}, {"Attributes": large}) == 0.0  # writes read nothing
+    calls = [get, ("UpdateItem", {"Key": {"pk": small["pk"], "sk": small["sk"]}})]
+    snapshot = {bench._key(small): small}
+    capacity = bench.delivery_capacity("x", calls, snapshot, snapshot, [], [{"Item": small}, {}])
+    assert (capacity.read_units, capacity.write_units, capacity.call_count) == (1.0, 1, 2)
+    assert capacity.operations() == "GetItem+UpdateItem"
+
+
+def test_a_transaction_condition_check_is_billed_as_a_transactional_write_of_its_item() -> None:
+    checked = _item("REDEMPTION#r_1", "REDEMPTION", 1500)
+    written = _item("REDEMPTION#r_1", "ROLLBACK#rr_1", 500)
+    key = {"pk": checked["pk"], "sk": checked["sk"]}
+    calls = [("TransactWriteItems", {"TransactItems": [{"ConditionCheck": {"Key": key}}, {"Put": {"Item": written}}]})]
+    before = {bench._key(checked): checked}
+    after = {**before, bench._key(written): written}
+    capacity = bench.delivery_capacity("check", calls, before, after, [])
+    assert capacity.write_units == 2 * 2 + 2 * 1
+    assert capacity.items == 1  # the checked item is not written
+    assert capacity.operations() == "TransactWriteItems"

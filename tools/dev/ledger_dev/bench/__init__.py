@@ -32,14 +32,17 @@ deliveries in ``seeds``; the programs timed in fresh interpreters are files of `
 """
 
 from ledger_dev.bench.capacity import (
+    CallRecorder,
     Capacity,
     IndexDefinition,
     _key,
     attribute_size,
+    call_read_units,
     delivery_capacity,
     index_write_units,
     item_size,
     measure_capacity,
+    read_units,
     table_indexes,
     write_units,
 )
@@ -59,7 +62,7 @@ from ledger_dev.bench.seeds import (
 from ledger_dev.bench.size import measure_size
 from ledger_dev.bench.textbook import TEXTBOOK_OF, load_textbook, textbook_dir
 from ledger_dev.bench.warm import measure_warm
-from ledger_dev.bench.worker import _sqs_event, measure_batch, measure_drain, worker_stack
+from ledger_dev.bench.worker import _sqs_event, measure_batch, measure_drain, measure_worker_capacity, worker_stack
 
 __all__ = [
     "COLD_FUNCTIONS",
@@ -69,6 +72,7 @@ __all__ = [
     "TEXTBOOK_OF",
     "WEBHOOK_FUNCTIONS",
     "WORKER_FUNCTION",
+    "CallRecorder",
     "Capacity",
     "ChildScript",
     "IndexDefinition",
@@ -78,6 +82,7 @@ __all__ = [
     "_key",
     "_sqs_event",
     "attribute_size",
+    "call_read_units",
     "child_environment",
     "child_script",
     "delivery_capacity",
@@ -92,9 +97,11 @@ __all__ = [
     "measure_drain",
     "measure_size",
     "measure_warm",
+    "measure_worker_capacity",
     "median",
     "ratio",
     "raw_body",
+    "read_units",
     "run_child",
     "seed_events",
     "table_indexes",

@@ -16,7 +16,7 @@ from ledger_dev.bench.report import HEADER, Report, machine, markdown
 from ledger_dev.bench.seeds import REPORT_PATH, seed_events
 from ledger_dev.bench.size import measure_size
 from ledger_dev.bench.warm import measure_warm
-from ledger_dev.bench.worker import measure_batch, measure_drain
+from ledger_dev.bench.worker import measure_batch, measure_drain, measure_worker_capacity
 from ledger_dev.harness.template import PROJECT_ROOT
 
 
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure_cold(report, args.repeat, events)
     measure_warm(report, args.repeat, events)
     measure_capacity(report, events)
+    measure_worker_capacity(report, args.repeat)
     measure_batch(report, args.repeat)
     if not args.skip_drain:
         measure_drain(report)

@@ -1,5 +1,5 @@
-"""DynamoDB capacity per delivery: the seed deliveries through the handlers against moto, the table read around
-each one; item sizes and write units as DynamoDB bills them."""
+"""DynamoDB capacity per delivery: the seed deliveries through the handlers and through the textbook webhook against
+moto, the tables read around each one; item sizes, write units and read units as DynamoDB bills them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from ledger_dev.bench.seeds import REGION, TABLE_NAME, WEBHOOK_FUNCTIONS, SeedEv
 from ledger_dev.harness.template import resources
 
 ITEM_UNIT_BYTES = 1024  # one write unit per KB of item
+READ_UNIT_BYTES = 4096  # one read unit per 4 KB read, strongly consistent (half of one eventually consistent)
+TEXTBOOK_TABLE_NAME = "textbook-ledger"  # the textbook's table beside the bundle's, the same key schema
 
 
 def _number_size(value: str) -> int:
@@ -65,6 +67,40 @@ def write_units(before: int, after: int, *, transactional: bool = False) -> int:
     always costs at least 1), doubled inside a transaction."""
     units = max(1, math.ceil(max(before, after) / ITEM_UNIT_BYTES))
     return units * (2 if transactional else 1)
+
+
+def read_units(size: int, *, consistent: bool = True, transactional: bool = False) -> float:
+    """Read units of one item read: 1 per started 4 KB (at least 1) strongly consistent, half eventually
+    consistent, doubled inside a transaction."""
+    units = max(1, math.ceil(size / READ_UNIT_BYTES))
+    if transactional:
+        return float(units * 2)
+    return float(units) if consistent else units / 2
+
+
+def call_read_units(operation: str, params: Mapping[str, Any], answer: Mapping[str, Any] | None) -> float:
+    """Read units of one DynamoDB read call, from what it answered: GetItem and each key of BatchGetItem /
+    TransactGetItems by its item (a missing item still costs the minimum), Query and Scan by the total size of
+    the items they return (rounded up once per call). Writes read nothing (their condition is part of the write)."""
+    answer = answer or {}
+    consistent = bool(params.get("ConsistentRead"))
+    if operation == "GetItem":
+        return read_units(item_size(answer.get("Item")), consistent=consistent)
+    if operation in ("Query", "Scan"):
+        total = sum(item_size(item) for item in answer.get("Items") or [])
+        return read_units(total, consistent=consistent)
+    if operation == "BatchGetItem":
+        units = 0.0
+        for table, request in (params.get("RequestItems") or {}).items():
+            found = list((answer.get("Responses") or {}).get(table) or [])
+            strong = bool(request.get("ConsistentRead"))
+            units += sum(read_units(item_size(item), consistent=strong) for item in found)
+            missing = len(request.get("Keys") or []) - len(found)
+            units += max(0, missing) * read_units(0, consistent=strong)
+        return units
+    if operation == "TransactGetItems":
+        return sum(read_units(item_size(r.get("Item")), transactional=True) for r in answer.get("Responses") or [])
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +162,18 @@ class Capacity:
     bytes_written: int = 0
     write_units: int = 0
     index_write_units: int = 0
+    read_units: float = 0.0
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
+
+    def operations(self) -> str:
+        """The calls by operation, in order of first use: ``UpdateItem×2+GetItem``."""
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call] = counts.get(call, 0) + 1
+        return "+".join(f"{op}×{n}" if n > 1 else op for op, n in counts.items()) or "no call"
 
 
 def _key(item: Mapping[str, Any]) -> tuple[str, str]:
@@ -133,7 +181,8 @@ def _key(item: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _written_keys(operation: str, params: Mapping[str, Any]) -> list[tuple[tuple[str, str], bool]]:
-    """(key, transactional) of every item a DynamoDB write call names."""
+    """(key, transactional) of every item a DynamoDB write call names; a transaction's ConditionCheck is billed as
+    a write of the item it checks."""
     if operation in ("PutItem",):
         return [(_key(params["Item"]), False)]
     if operation in ("UpdateItem", "DeleteItem"):
@@ -142,8 +191,6 @@ def _written_keys(operation: str, params: Mapping[str, Any]) -> list[tuple[tuple
         found = []
         for entry in params["TransactItems"]:
             ((kind, body),) = entry.items()
-            if kind == "ConditionCheck":
-                continue
             found.append((_key(body["Item"] if kind == "Put" else body["Key"]), True))
         return found
     if operation == "BatchWriteItem":
@@ -162,11 +209,14 @@ def delivery_capacity(
     before: Mapping[tuple[str, str], Mapping[str, Any]],
     after: Mapping[tuple[str, str], Mapping[str, Any]],
     indexes: Sequence[IndexDefinition],
+    answers: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> Capacity:
-    """The capacity one delivery used: its write calls and the table before and after it. A write whose
-    condition failed still costs the units of the item it checked (DynamoDB bills it)."""
+    """The capacity one delivery used: its calls (and, for reads, what each answered) and the table before and
+    after it. A write whose condition failed still costs the units of the item it checked (DynamoDB bills it)."""
     result = Capacity(name, calls=[op for op, _ in calls])
-    for operation, params in calls:
+    for position, (operation, params) in enumerate(calls):
+        answer = answers[position] if answers is not None and position < len(answers) else None
+        result.read_units += call_read_units(operation, params, answer)
         for key, transactional in _written_keys(operation, params):
             old, new = before.get(key), after.get(key)
             result.write_units += write_units(item_size(old), item_size(new), transactional=transactional)
@@ -177,32 +227,122 @@ def delivery_capacity(
     return result
 
 
-def _snapshot(client: Any) -> dict[tuple[str, str], dict[str, Any]]:
+class CallRecorder:
+    """Every DynamoDB call of the clients attached to it, in order: (operation, params) and what it answered."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Mapping[str, Any]]] = []
+        self.answers: list[Mapping[str, Any] | None] = []
+        self._attached: set[int] = set()
+
+    def attach(self, client: Any) -> None:
+        if id(client) in self._attached:
+            return
+        self._attached.add(id(client))
+        client.meta.events.register("provide-client-params.dynamodb.*", self._called)
+        client.meta.events.register("after-call.dynamodb.*", self._answered)
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.answers.clear()
+
+    def _called(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        self.calls.append((model.name, json.loads(json.dumps(params, default=_json_default))))
+        self.answers.append(None)
+
+    def _answered(self, model: Any, parsed: Mapping[str, Any], **_: Any) -> None:
+        for position in range(len(self.calls) - 1, -1, -1):  # the latest call of this operation not yet answered
+            if self.calls[position][0] == model.name and self.answers[position] is None:
+                self.answers[position] = parsed
+                return
+
+    def capacity(
+        self,
+        name: str,
+        before: Mapping[tuple[str, str], Mapping[str, Any]],
+        after: Mapping[tuple[str, str], Mapping[str, Any]],
+        indexes: Sequence[IndexDefinition],
+    ) -> Capacity:
+        return delivery_capacity(name, self.calls, before, after, indexes, self.answers)
+
+
+def dynamodb_clients(module: Any) -> list[Any]:
+    """The DynamoDB clients a loaded handler module holds (its attributes and theirs, two levels deep)."""
+    from botocore.client import BaseClient
+
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    frontier: list[Any] = [module]
+    for _ in range(4):
+        following: list[Any] = []
+        for holder in frontier:
+            if id(holder) in seen:
+                continue
+            seen.add(id(holder))
+            for value in list(vars(holder).values()) if hasattr(holder, "__dict__") else []:
+                if isinstance(value, BaseClient):
+                    if value.meta.service_model.service_name == "dynamodb":
+                        found[id(value)] = value
+                elif not isinstance(value, type) and hasattr(value, "__dict__") and not callable(value):
+                    following.append(value)
+        frontier = following
+    return list(found.values())
+
+
+def snapshot(client: Any, table_name: str = TABLE_NAME) -> dict[tuple[str, str], dict[str, Any]]:
     items: dict[tuple[str, str], dict[str, Any]] = {}
-    for page in client.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True):
+    for page in client.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
         for item in page["Items"]:
             items[_key(item)] = item
     return items
 
 
-def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Capacity]:
-    """Every seed delivery, in order, through its handler against moto; the table read around each one."""
+@dataclass
+class DeliveryCapacity:
+    """One seed delivery through the bundle's handler and through the textbook's."""
+
+    seed: SeedEvent
+    bundle: Capacity
+    textbook: Capacity
+
+
+# The kinds of delivery the capacity rows summarise: (row label, which seeds belong).
+DELIVERY_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("new redemption", "RedemptionSucceededFunction", "recorded"),
+    ("new rollback webhook", "RedemptionRollbackSucceededFunction", "recorded"),
+    ("duplicate delivery", "", "duplicate"),
+)
+
+
+def kind_of(found: DeliveryCapacity) -> str | None:
+    for label, function, status in DELIVERY_KINDS:
+        if found.bundle.status == status and function in ("", found.seed.function):
+            return label
+    return None
+
+
+def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[DeliveryCapacity]:
+    """Every seed delivery, in order, through its handler against moto and through the textbook webhook (a table of
+    its own, the same seeds in the same order, each right after the bundle's); the tables read around each one."""
     import boto3
     from moto import mock_aws
 
+    from ledger_dev.bench.textbook import load_textbook
     from ledger_dev.harness.apigw import LambdaContext
     from ledger_dev.harness.functions import load_handler
     from ledger_dev.harness.template import create_table
 
     indexes = table_indexes()
-    found: list[Capacity] = []
+    found: list[DeliveryCapacity] = []
     with mock_aws(), aws_environment({}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb, table_name=TABLE_NAME)
+        create_table(dynamodb, table_name=TEXTBOOK_TABLE_NAME)
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="voucherify-ledger/webhook", SecretString=json.dumps(webhook_secret())
         )
-        handlers = {}
+        handlers: dict[str, Any] = {}
+        bundle, textbook = CallRecorder(), CallRecorder()
         for logical_id in WEBHOOK_FUNCTIONS:
             os.environ.update(child_environment(logical_id))
             for name in ("AWS_ENDPOINT_URL",):
@@ -210,53 +350,82 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Capaci
                     os.environ.pop(name, None)
             with redirect_stdout(io.StringIO()):
                 handlers[logical_id] = load_handler(logical_id)
-        calls: list[tuple[str, Mapping[str, Any]]] = []
-
-        def record(model: Any, params: Mapping[str, Any], **_: Any) -> None:
-            calls.append((model.name, json.loads(json.dumps(params, default=_json_default))))
-
-        hooked = set()
+            for client in dynamodb_clients(sys.modules[handlers[logical_id].__module__]):
+                bundle.attach(client)
+        os.environ["LEDGER_TABLE_NAME"] = TEXTBOOK_TABLE_NAME
+        with redirect_stdout(io.StringIO()):
+            textbook_handler, textbook_module = load_textbook(WEBHOOK_FUNCTIONS[0])
+        for client in dynamodb_clients(textbook_module):
+            textbook.attach(client)
         for seed in events:
-            before = _snapshot(dynamodb)
-            calls.clear()
+            context = LambdaContext(function_name=seed.function)
+            before = snapshot(dynamodb)
+            bundle.clear()
             with redirect_stdout(io.StringIO()):
-                module = sys.modules[handlers[seed.function].__module__]
-                client = module.receiver.ledger.client if hasattr(module, "receiver") else None
-                if client is not None and id(client) not in hooked:
-                    client.meta.events.register("provide-client-params.dynamodb.*", record)
-                    hooked.add(id(client))
-                answer = handlers[seed.function](seed.event, LambdaContext(function_name=seed.function))
-            after = _snapshot(dynamodb)
-            capacity = delivery_capacity(seed.name, calls, before, after, indexes)
-            capacity.status = json.loads(answer["body"]).get("status", str(answer["statusCode"]))
-            found.append(capacity)
-    first = [c for c in found if c.status == "recorded"]
-    for capacity in found:
+                answer = handlers[seed.function](seed.event, context)
+            mine = bundle.capacity(seed.name, before, snapshot(dynamodb), indexes)
+            mine.status = json.loads(answer["body"]).get("status", str(answer["statusCode"]))
+            before = snapshot(dynamodb, TEXTBOOK_TABLE_NAME)
+            textbook.clear()
+            with redirect_stdout(io.StringIO()):
+                answer = textbook_handler(seed.event, context)
+            theirs = textbook.capacity(seed.name, before, snapshot(dynamodb, TEXTBOOK_TABLE_NAME), indexes)
+            theirs.status = str(answer["statusCode"])
+            found.append(DeliveryCapacity(seed, mine, theirs))
+    for each in found:
+        mine, theirs = each.bundle, each.textbook
         report.add(
             Row(
                 "capacity",
-                f"{capacity.name} ({capacity.status})",
-                capacity.write_units,
+                f"{mine.name} ({mine.status})",
+                mine.write_units,
                 None,
                 "WU",
                 TARGETS["write_units"],
-                note=f"{capacity.bytes_written} B in {capacity.items} item(s); {'+'.join(capacity.calls)}; "
-                f"+{capacity.index_write_units} index WU",
+                note=f"{mine.bytes_written} B in {mine.items} item(s); {mine.operations()}; "
+                f"+{mine.index_write_units} index WU; textbook: {theirs.operations()}",
+                textbook=theirs.write_units,
             )
         )
-    if first:
+    for label, _, _ in DELIVERY_KINDS:
+        mine_kind = [f for f in found if kind_of(f) == label]
+        if not mine_kind:
+            continue
+        names = ", ".join(f.seed.name for f in mine_kind)
+        calls_target = TARGETS["duplicate_calls"] if label == "duplicate delivery" else None
         report.add(
             Row(
                 "capacity",
-                "largest recorded delivery",
-                max(c.write_units for c in first),
+                f"{label}: DynamoDB calls",
+                max(f.bundle.call_count for f in mine_kind),
+                None,
+                "calls",
+                calls_target,
+                note=f"the most of {names}",
+                textbook=max(f.textbook.call_count for f in mine_kind),
+            ),
+            Row(
+                "capacity",
+                f"{label}: write units",
+                max(f.bundle.write_units for f in mine_kind),
                 None,
                 "WU",
                 TARGETS["write_units"],
-                note=f"bytes written up to {max(c.bytes_written for c in first)} B; index writes up to "
-                f"{max(c.index_write_units for c in first)} WU (not in the target)",
-            )
+                note=f"+{max(f.bundle.index_write_units for f in mine_kind)} index WU at most (not in the target)",
+                textbook=max(f.textbook.write_units for f in mine_kind),
+            ),
         )
+        if any(f.bundle.read_units or f.textbook.read_units for f in mine_kind):
+            report.add(
+                Row(
+                    "capacity",
+                    f"{label}: read units",
+                    max(f.bundle.read_units for f in mine_kind),
+                    None,
+                    "RRU",
+                    textbook=max(f.textbook.read_units for f in mine_kind),
+                )
+            )
     return found
 
 

@@ -97,7 +97,7 @@ class Report:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    if unit in ("WU", "") or (float(value).is_integer() and abs(value) >= 100):
+    if unit in ("WU", "calls", "") or (float(value).is_integer() and abs(value) >= 100):
         return f"{value:.0f}"
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 

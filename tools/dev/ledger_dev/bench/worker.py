@@ -328,3 +328,176 @@ def measure_drain(report: Report, requests: int = DRAIN_REQUESTS, budget: int = 
         ),
         Row("worker", f"drain of {requests}: 429 answers", limited, None, "", 0, note=f"{len(statuses)} API calls"),
     )
+
+
+def _recorded_redemption(ledger: Any, redemption_id: str) -> None:
+    """The sample redemption.succeeded payload under ``redemption_id``, recorded as its webhook would record it."""
+    from datetime import UTC, datetime
+
+    from ledger_dev.harness.template import PROJECT_ROOT
+    from voucherify_ledger.ledger.deliveries import Delivery
+    from voucherify_ledger.models.webhooks import EventRedemptionSucceededData
+
+    data = json.loads((PROJECT_ROOT / "events" / "payloads" / "redemption_succeeded.json").read_text("utf-8"))
+    data["redemption"]["id"] = redemption_id
+    delivery = Delivery(raw=json.dumps(data).encode(), route="redemption-succeeded", received_at=datetime.now(UTC))
+    outcome = ledger.redemptions.record(EventRedemptionSucceededData.model_validate(data), delivery)
+    assert outcome.status == "recorded", outcome
+
+
+@dataclass
+class WorkerCapacity:
+    """One side's DynamoDB use for a rollback of a recorded redemption and for the same message redelivered."""
+
+    rollback: Any  # capacity.Capacity
+    redelivery: Any
+    api_calls: int
+    cpu_ms: float  # the worker's own CPU time for the rollback (moto and the fake in their own processes)
+
+
+def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, WorkerCapacity]:
+    """The real RollbackWorkerFunction handler and the textbook worker against moto's server and the fake (each in
+    its own process), each for one new rollback of a redemption its ledger holds and then for the very same SQS
+    message redelivered (its request already finished); every DynamoDB call of the function's clients counted with
+    its write and read units (``capacity``: failed conditions billed by the existing item, transactions double); the
+    worker's own CPU time per rollback is the median of ``repeat`` new ones."""
+    import boto3
+
+    from ledger_dev.bench.capacity import TEXTBOOK_TABLE_NAME, CallRecorder, dynamodb_clients, snapshot, table_indexes
+    from ledger_dev.bench.textbook import load_textbook
+    from ledger_dev.harness.apigw import LambdaContext
+    from ledger_dev.harness.template import create_table
+    from voucherify_ledger.ledger import Ledger
+
+    indexes = table_indexes()
+    found: dict[str, WorkerCapacity] = {}
+    with worker_stack(DRAIN_BUDGET_PER_MINUTE, 0.0) as (services, _, loader):
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_table(dynamodb, table_name=TEXTBOOK_TABLE_NAME)
+        sides: dict[str, tuple[Callable[..., Any], str, CallRecorder]] = {}
+        recorder = CallRecorder()
+        handler = loader()
+        for client in dynamodb_clients(sys.modules[handler.__module__]):
+            recorder.attach(client)
+        sides["bundle"] = (handler, TABLE_NAME, recorder)
+        table = os.environ.get("LEDGER_TABLE_NAME", TABLE_NAME)
+        os.environ["LEDGER_TABLE_NAME"] = TEXTBOOK_TABLE_NAME
+        try:
+            with redirect_stdout(io.StringIO()):
+                textbook_handler, textbook_module = load_textbook(WORKER_FUNCTION)
+        finally:
+            os.environ["LEDGER_TABLE_NAME"] = table
+        recorder = CallRecorder()
+        for client in dynamodb_clients(textbook_module):
+            recorder.attach(client)
+        sides["textbook"] = (textbook_handler, TEXTBOOK_TABLE_NAME, recorder)
+        ledgers = {name: Ledger(table_name, dynamodb) for name, (_, table_name, _) in sides.items()}
+        context = LambdaContext(function_name=WORKER_FUNCTION, timeout_seconds=30)
+        # A first rollback each, outside the figures (the secrets fetched and cached, lazy paths taken), then
+        # ``repeat`` new rollbacks each, the sides alternated, then the last one's message redelivered.
+        phases = ["warm-up", *(f"rollback {i}" for i in range(repeat)), "redelivery"]
+        events: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in sides}
+        for position, name in enumerate(sides):
+            for run, what in enumerate(phases[:-1]):
+                redemption_id = f"r_benchcap{position}{run:03d}{'0' * 6}"
+                _recorded_redemption(ledgers[name], redemption_id)
+                body = json.dumps({"redemption_id": redemption_id, "reason": "Order cancelled"})
+                events[name][what] = _sqs_event([body], 1000 * position + run)
+        runs: dict[str, dict[str, Any]] = {name: {} for name in sides}
+        cpu: dict[str, list[float]] = {name: [] for name in sides}
+        api_calls: dict[str, int] = {}
+        for what in phases:
+            for name, (side_handler, table_name, recorder) in sides.items():
+                if what == "redelivery":
+                    event = json.loads(json.dumps(events[name][phases[-2]]))
+                    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+                else:
+                    event = events[name][what]
+                before = snapshot(dynamodb, table_name)
+                recorder.clear()
+                calls_before = len(services.requests)
+                started = time.process_time()
+                with redirect_stdout(io.StringIO()):
+                    answer = side_handler(event, context)
+                elapsed = (time.process_time() - started) * 1000
+                assert not (answer or {}).get("batchItemFailures"), (name, what, answer)
+                kind = what.split()[0]
+                if kind == "rollback":
+                    cpu[name].append(elapsed)
+                api_calls[f"{name} {kind}"] = len(services.requests) - calls_before
+                runs[name][kind] = recorder.capacity(f"{name} {what}", before, snapshot(dynamodb, table_name), indexes)
+    for name in sides:
+        found[name] = WorkerCapacity(
+            runs[name]["rollback"], runs[name]["redelivery"], api_calls[f"{name} rollback"], median(cpu[name])
+        )
+    mine, theirs = found["bundle"], found["textbook"]
+    report.add(
+        Row(
+            "capacity",
+            "worker rollback: DynamoDB calls",
+            mine.rollback.call_count,
+            None,
+            "calls",
+            TARGETS["worker_calls"],
+            note=f"a new rollback of a recorded redemption: {mine.rollback.operations()}; textbook: "
+            f"{theirs.rollback.operations()}",
+            textbook=theirs.rollback.call_count,
+        ),
+        Row(
+            "capacity",
+            "worker rollback: write units",
+            mine.rollback.write_units,
+            None,
+            "WU",
+            TARGETS["worker_write_units"],
+            note=f"+{mine.rollback.index_write_units} index WU (textbook +{theirs.rollback.index_write_units})",
+            textbook=theirs.rollback.write_units,
+        ),
+        Row(
+            "capacity",
+            "worker rollback: read units",
+            mine.rollback.read_units,
+            None,
+            "RRU",
+            textbook=theirs.rollback.read_units,
+        ),
+        Row(
+            "capacity",
+            "worker rollback: the worker's CPU",
+            mine.cpu_ms,
+            None,
+            "ms",
+            note=f"one message a run, median of {repeat} (moto and the fake in their own processes); "
+            f"{mine.api_calls} API call(s) a rollback (textbook {theirs.api_calls})",
+            textbook=theirs.cpu_ms,
+        ),
+        Row(
+            "capacity",
+            "redelivered rollback request: DynamoDB calls",
+            mine.redelivery.call_count,
+            None,
+            "calls",
+            TARGETS["redelivery_calls"],
+            note=f"the same SQS message again, its request finished: {mine.redelivery.operations()}; textbook: "
+            f"{theirs.redelivery.operations()}; API calls {api_calls['bundle redelivery']} (textbook "
+            f"{api_calls['textbook redelivery']})",
+            textbook=theirs.redelivery.call_count,
+        ),
+        Row(
+            "capacity",
+            "redelivered rollback request: write units",
+            mine.redelivery.write_units,
+            None,
+            "WU",
+            textbook=theirs.redelivery.write_units,
+        ),
+        Row(
+            "capacity",
+            "redelivered rollback request: read units",
+            mine.redelivery.read_units,
+            None,
+            "RRU",
+            textbook=theirs.redelivery.read_units,
+        ),
+    )
+    return found

@@ -163,6 +163,10 @@ class Capacity:
     write_units: int = 0
     index_write_units: int = 0
     read_units: float = 0.0
+    log_bytes: int = 0  # what the handler logged (Logger lines and EMF metrics)
+    events: int = 0  # ledger events the write published (LedgerEventsFunction fed its stream records)
+    events_cpu_ms: float = 0.0  # LedgerEventsFunction's CPU time for them
+    events_log_bytes: int = 0
 
     @property
     def call_count(self) -> int:
@@ -267,26 +271,10 @@ class CallRecorder:
 
 
 def dynamodb_clients(module: Any) -> list[Any]:
-    """The DynamoDB clients a loaded handler module holds (its attributes and theirs, two levels deep)."""
-    from botocore.client import BaseClient
+    """The DynamoDB clients a loaded handler module holds."""
+    from ledger_dev.bench.ledger_events import clients_of
 
-    found: dict[int, Any] = {}
-    seen: set[int] = set()
-    frontier: list[Any] = [module]
-    for _ in range(4):
-        following: list[Any] = []
-        for holder in frontier:
-            if id(holder) in seen:
-                continue
-            seen.add(id(holder))
-            for value in list(vars(holder).values()) if hasattr(holder, "__dict__") else []:
-                if isinstance(value, BaseClient):
-                    if value.meta.service_model.service_name == "dynamodb":
-                        found[id(value)] = value
-                elif not isinstance(value, type) and hasattr(value, "__dict__") and not callable(value):
-                    following.append(value)
-        frontier = following
-    return list(found.values())
+    return clients_of(module, "dynamodb")
 
 
 def snapshot(client: Any, table_name: str = TABLE_NAME) -> dict[tuple[str, str], dict[str, Any]]:
@@ -327,6 +315,7 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Delive
     import boto3
     from moto import mock_aws
 
+    from ledger_dev.bench.ledger_events import LedgerEventsProbe, LogMeter
     from ledger_dev.bench.textbook import load_textbook
     from ledger_dev.harness.apigw import LambdaContext
     from ledger_dev.harness.functions import load_handler
@@ -342,6 +331,7 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Delive
             Name="voucherify-ledger/webhook", SecretString=json.dumps(webhook_secret())
         )
         handlers: dict[str, Any] = {}
+        meters: dict[str, Any] = {}
         bundle, textbook = CallRecorder(), CallRecorder()
         for logical_id in WEBHOOK_FUNCTIONS:
             os.environ.update(child_environment(logical_id))
@@ -350,27 +340,42 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Delive
                     os.environ.pop(name, None)
             with redirect_stdout(io.StringIO()):
                 handlers[logical_id] = load_handler(logical_id)
-            for client in dynamodb_clients(sys.modules[handlers[logical_id].__module__]):
+            module = sys.modules[handlers[logical_id].__module__]
+            meters[logical_id] = LogMeter(module)
+            for client in dynamodb_clients(module):
                 bundle.attach(client)
-        os.environ["LEDGER_TABLE_NAME"] = TEXTBOOK_TABLE_NAME
+        # The textbook in a table of its own, under a service name of its own (Powertools' Logger would otherwise
+        # reuse the bundle's logger).
+        os.environ.update(LEDGER_TABLE_NAME=TEXTBOOK_TABLE_NAME, POWERTOOLS_SERVICE_NAME="voucherify-ledger-textbook")
         with redirect_stdout(io.StringIO()):
             textbook_handler, textbook_module = load_textbook(WEBHOOK_FUNCTIONS[0])
+        textbook_meter = LogMeter(textbook_module)
         for client in dynamodb_clients(textbook_module):
             textbook.attach(client)
+        probe = LedgerEventsProbe()
         for seed in events:
             context = LambdaContext(function_name=seed.function)
             before = snapshot(dynamodb)
             bundle.clear()
-            with redirect_stdout(io.StringIO()):
+            with meters[seed.function].measure() as logged:
                 answer = handlers[seed.function](seed.event, context)
-            mine = bundle.capacity(seed.name, before, snapshot(dynamodb), indexes)
+            after = snapshot(dynamodb)
+            mine = bundle.capacity(seed.name, before, after, indexes)
             mine.status = json.loads(answer["body"]).get("status", str(answer["statusCode"]))
+            mine.log_bytes = logged[0]
+            published = probe.publish(before, after)
+            mine.events, mine.events_cpu_ms, mine.events_log_bytes = (
+                published.events,
+                published.cpu_ms,
+                published.log_bytes,
+            )
             before = snapshot(dynamodb, TEXTBOOK_TABLE_NAME)
             textbook.clear()
-            with redirect_stdout(io.StringIO()):
+            with textbook_meter.measure() as logged:
                 answer = textbook_handler(seed.event, context)
             theirs = textbook.capacity(seed.name, before, snapshot(dynamodb, TEXTBOOK_TABLE_NAME), indexes)
             theirs.status = str(answer["statusCode"])
+            theirs.log_bytes = logged[0]
             found.append(DeliveryCapacity(seed, mine, theirs))
     for each in found:
         mine, theirs = each.bundle, each.textbook
@@ -383,7 +388,7 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Delive
                 "WU",
                 TARGETS["write_units"],
                 note=f"{mine.bytes_written} B in {mine.items} item(s); {mine.operations()}; "
-                f"+{mine.index_write_units} index WU; textbook: {theirs.operations()}",
+                f"+{mine.index_write_units} index WU; {mine.events} ledger event(s); textbook: {theirs.operations()}",
                 textbook=theirs.write_units,
             )
         )

@@ -364,6 +364,7 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
     import boto3
 
     from ledger_dev.bench.capacity import TEXTBOOK_TABLE_NAME, CallRecorder, dynamodb_clients, snapshot, table_indexes
+    from ledger_dev.bench.ledger_events import LedgerEventsProbe, LogMeter
     from ledger_dev.bench.textbook import load_textbook
     from ledger_dev.harness.apigw import LambdaContext
     from ledger_dev.harness.template import create_table
@@ -374,24 +375,25 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
     with worker_stack(DRAIN_BUDGET_PER_MINUTE, 0.0) as (services, _, loader):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb, table_name=TEXTBOOK_TABLE_NAME)
-        sides: dict[str, tuple[Callable[..., Any], str, CallRecorder]] = {}
+        sides: dict[str, tuple[Callable[..., Any], str, CallRecorder, LogMeter]] = {}
         recorder = CallRecorder()
         handler = loader()
         for client in dynamodb_clients(sys.modules[handler.__module__]):
             recorder.attach(client)
-        sides["bundle"] = (handler, TABLE_NAME, recorder)
-        table = os.environ.get("LEDGER_TABLE_NAME", TABLE_NAME)
-        os.environ["LEDGER_TABLE_NAME"] = TEXTBOOK_TABLE_NAME
+        sides["bundle"] = (handler, TABLE_NAME, recorder, LogMeter(sys.modules[handler.__module__]))
+        saved = {name: os.environ.get(name, "") for name in ("LEDGER_TABLE_NAME", "POWERTOOLS_SERVICE_NAME")}
+        os.environ.update(LEDGER_TABLE_NAME=TEXTBOOK_TABLE_NAME, POWERTOOLS_SERVICE_NAME="voucherify-ledger-textbook")
         try:
             with redirect_stdout(io.StringIO()):
                 textbook_handler, textbook_module = load_textbook(WORKER_FUNCTION)
         finally:
-            os.environ["LEDGER_TABLE_NAME"] = table
+            os.environ.update(saved)
         recorder = CallRecorder()
         for client in dynamodb_clients(textbook_module):
             recorder.attach(client)
-        sides["textbook"] = (textbook_handler, TEXTBOOK_TABLE_NAME, recorder)
-        ledgers = {name: Ledger(table_name, dynamodb) for name, (_, table_name, _) in sides.items()}
+        sides["textbook"] = (textbook_handler, TEXTBOOK_TABLE_NAME, recorder, LogMeter(textbook_module))
+        probe = LedgerEventsProbe()
+        ledgers = {name: Ledger(table_name, dynamodb) for name, (_, table_name, _, _) in sides.items()}
         context = LambdaContext(function_name=WORKER_FUNCTION, timeout_seconds=30)
         # A first rollback each, outside the figures (the secrets fetched and cached, lazy paths taken), then
         # ``repeat`` new rollbacks each, the sides alternated, then the last one's message redelivered.
@@ -407,7 +409,7 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
         cpu: dict[str, list[float]] = {name: [] for name in sides}
         api_calls: dict[str, int] = {}
         for what in phases:
-            for name, (side_handler, table_name, recorder) in sides.items():
+            for name, (side_handler, table_name, recorder, meter) in sides.items():
                 if what == "redelivery":
                     event = json.loads(json.dumps(events[name][phases[-2]]))
                     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
@@ -417,7 +419,7 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
                 recorder.clear()
                 calls_before = len(services.requests)
                 started = time.process_time()
-                with redirect_stdout(io.StringIO()):
+                with meter.measure() as logged:
                     answer = side_handler(event, context)
                 elapsed = (time.process_time() - started) * 1000
                 assert not (answer or {}).get("batchItemFailures"), (name, what, answer)
@@ -425,7 +427,14 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
                 if kind == "rollback":
                     cpu[name].append(elapsed)
                 api_calls[f"{name} {kind}"] = len(services.requests) - calls_before
-                runs[name][kind] = recorder.capacity(f"{name} {what}", before, snapshot(dynamodb, table_name), indexes)
+                after = snapshot(dynamodb, table_name)
+                capacity = recorder.capacity(f"{name} {what}", before, after, indexes)
+                capacity.log_bytes = logged[0]
+                if name == "bundle":
+                    published = probe.publish(before, after)
+                    capacity.events, capacity.events_cpu_ms = published.events, published.cpu_ms
+                    capacity.events_log_bytes = published.log_bytes
+                runs[name][kind] = capacity
     for name in sides:
         found[name] = WorkerCapacity(
             runs[name]["rollback"], runs[name]["redelivery"], api_calls[f"{name} rollback"], median(cpu[name])
@@ -439,8 +448,8 @@ def measure_worker_capacity(report: Report, repeat: int = 1) -> dict[str, Worker
             None,
             "calls",
             TARGETS["worker_calls"],
-            note=f"a new rollback of a recorded redemption: {mine.rollback.operations()}; textbook: "
-            f"{theirs.rollback.operations()}",
+            note=f"a new rollback of a recorded redemption: {mine.rollback.operations()}, {mine.rollback.events} "
+            f"ledger event(s); textbook: {theirs.rollback.operations()}",
             textbook=theirs.rollback.call_count,
         ),
         Row(

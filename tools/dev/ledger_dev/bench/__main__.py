@@ -12,6 +12,7 @@ from pathlib import Path
 from ledger_dev.bench import __doc__ as BENCH_DOC
 from ledger_dev.bench.capacity import measure_capacity
 from ledger_dev.bench.cold import measure_cold
+from ledger_dev.bench.cost import cost_text, measure_cost
 from ledger_dev.bench.report import HEADER, Report, machine, markdown
 from ledger_dev.bench.seeds import REPORT_PATH, seed_events
 from ledger_dev.bench.size import measure_size
@@ -37,13 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(HEADER, flush=True)
     measure_cold(report, args.repeat, events)
     measure_warm(report, args.repeat, events)
-    measure_capacity(report, events)
-    measure_worker_capacity(report, args.repeat)
+    deliveries = measure_capacity(report, events)
+    rollbacks = measure_worker_capacity(report, args.repeat)
     measure_batch(report, args.repeat)
     if not args.skip_drain:
         measure_drain(report)
     if not args.skip_size:
         measure_size(report)
+    measure_cost(report, deliveries, rollbacks)
+    for text in cost_text(report.costs):
+        print(text, flush=True)
     report.seconds = time.monotonic() - started
     missed = [row for row in report.rows if row.met is False]
     print(f"bench: {report.seconds:.0f} s; {len(missed)} target(s) missed", flush=True)

@@ -8,6 +8,7 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TARGETS = {
     "cold_webhook": 1.3,  # × the floor: the two webhook functions
@@ -87,6 +88,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    costs: list[Any] = field(default_factory=list)  # cost.CostLine: the cost table
 
     def add(self, *rows: Row) -> None:
         self.rows.extend(rows)
@@ -220,6 +222,10 @@ def markdown(report: Report, command: str) -> str:
         lines.append("Missed in this run:")
         lines.append("")
         lines += [f"- {row.section} / {row.what}: {verdict(row)}" for row in missed]
+    if report.costs:
+        from ledger_dev.bench.cost import cost_markdown
+
+        lines += ["", *cost_markdown(report.costs)]
     if report.notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in report.notes]

@@ -119,3 +119,14 @@ def test_the_capacity_section_runs_every_seed_through_the_bundle_and_the_textboo
         for f in found
         if f.bundle.status == "recorded" and f.seed.function == bench.WEBHOOK_FUNCTIONS[0]
     )
+
+
+def test_the_end_to_end_rounds_send_through_the_local_api_for_the_bundle_and_the_textbook() -> None:
+    report = bench.Report(repeat=1)
+    sides = bench.measure_end_to_end(report, rounds=1, seconds=0.3)
+    for side in sides.values():
+        assert side.sent > 0 and side.ok == side.sent  # every delivery new and answered 200
+        assert 0 < side.function_cpu < side.stack_cpu  # the function's share of the stack's CPU, moto's the rest
+    (rate, cpu) = report.rows
+    assert rate.minimum and rate.value and rate.textbook and "moto" in rate.note
+    assert cpu.value == pytest.approx(sides["bundle"].function_cpu / sides["bundle"].sent * 1000)

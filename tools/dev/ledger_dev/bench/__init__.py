@@ -48,6 +48,8 @@ from ledger_dev.bench.capacity import (
 )
 from ledger_dev.bench.children import ChildScript, child_environment, run_child
 from ledger_dev.bench.cold import child_script, measure_cold
+from ledger_dev.bench.cost import PRICES, CostLine, Usage, cost_per_million, measure_cost
+from ledger_dev.bench.e2e import measure_end_to_end
 from ledger_dev.bench.report import TARGETS, Report, Row, format_row, markdown, median, ratio, verdict
 from ledger_dev.bench.seeds import (
     COLD_FUNCTIONS,
@@ -67,6 +69,7 @@ from ledger_dev.bench.worker import _sqs_event, measure_batch, measure_drain, me
 __all__ = [
     "COLD_FUNCTIONS",
     "LEDGER_EVENTS_FUNCTION",
+    "PRICES",
     "RECONCILER_FUNCTION",
     "TARGETS",
     "TEXTBOOK_OF",
@@ -75,16 +78,19 @@ __all__ = [
     "CallRecorder",
     "Capacity",
     "ChildScript",
+    "CostLine",
     "IndexDefinition",
     "Report",
     "Row",
     "SeedEvent",
+    "Usage",
     "_key",
     "_sqs_event",
     "attribute_size",
     "call_read_units",
     "child_environment",
     "child_script",
+    "cost_per_million",
     "delivery_capacity",
     "format_row",
     "index_write_units",
@@ -94,7 +100,9 @@ __all__ = [
     "measure_batch",
     "measure_capacity",
     "measure_cold",
+    "measure_cost",
     "measure_drain",
+    "measure_end_to_end",
     "measure_size",
     "measure_warm",
     "measure_worker_capacity",

@@ -13,6 +13,7 @@ from ledger_dev.bench import __doc__ as BENCH_DOC
 from ledger_dev.bench.capacity import measure_capacity
 from ledger_dev.bench.cold import measure_cold
 from ledger_dev.bench.cost import cost_text, measure_cost
+from ledger_dev.bench.e2e import measure_end_to_end
 from ledger_dev.bench.report import HEADER, Report, machine, markdown
 from ledger_dev.bench.seeds import REPORT_PATH, seed_events
 from ledger_dev.bench.size import measure_size
@@ -26,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="repetitions of every measurement (default 7)")
     parser.add_argument("--skip-size", action="store_true", help="do not build the layer (needs pip's index)")
     parser.add_argument("--skip-drain", action="store_true", help="skip the ~20 s drain of 200 requests")
+    parser.add_argument(
+        "--skip-e2e", action="store_true", help="skip the ~10 s end-to-end rounds through moto's server"
+    )
     parser.add_argument("--no-write", action="store_true", help=f"do not write {REPORT_PATH.relative_to(PROJECT_ROOT)}")
     parser.add_argument("--output", type=Path, default=REPORT_PATH, help="where to write the report")
     args = parser.parse_args(argv)
@@ -43,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure_batch(report, args.repeat)
     if not args.skip_drain:
         measure_drain(report)
+    if not args.skip_e2e:
+        measure_end_to_end(report)
     if not args.skip_size:
         measure_size(report)
     measure_cost(report, deliveries, rollbacks)

@@ -74,6 +74,8 @@ class Row:
         """At most ``TARGETS["textbook"]`` × the textbook's figure (a textbook at 0 allows 0 alone)."""
         if self.textbook is None or self.value is None:
             return None
+        if self.minimum:  # a rate: at least the textbook's
+            return self.value * TARGETS["textbook"] >= self.textbook
         return self.value <= self.textbook * TARGETS["textbook"]
 
     @property
@@ -120,7 +122,7 @@ def _floor_verdict(row: Row) -> str:
 def _textbook_verdict(row: Row) -> str:
     if row.textbook_met is None:
         return ""
-    target = f"≤ {TARGETS['textbook']:g}× textbook"
+    target = f"{'≥' if row.minimum else '≤'} {TARGETS['textbook']:g}× textbook"
     if row.textbook_met:
         return target
     by = row.textbook_ratio

@@ -97,7 +97,7 @@ def receive(model: type[BaseModel]) -> dict[str, Any]:
     subject = rollback or data.redemption
     delivery = {
         "id": subject.id,
-        "redemption_id": data.redemption.id,
+        "redemption_id": data.redemption.id if data.redemption else rollback.redemption,
         "event_type": event_type,
         "received_at": datetime.now(UTC).isoformat(),
         "body": raw.decode(),

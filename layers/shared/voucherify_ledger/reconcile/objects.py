@@ -26,6 +26,8 @@ BESIDE = ("order", "customer", "voucher", "promotion_tier", "promotion_stack", "
 STATUS_OF_RESULT = {"SUCCESS": "SUCCEEDED", "FAILURE": "FAILED"}
 
 ApiData = EventRedemptionSucceededData | EventRedemptionRollbackSucceededData
+# The models ``webhook_data`` validates with (``models.base.build`` them during init).
+API_DATA_MODELS = (EventRedemptionSucceededData, EventRedemptionRollbackSucceededData)
 
 
 class UnreadableObject(ValueError):

@@ -14,7 +14,9 @@ from typing import Any
 
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.reconciliation import Job
+from voucherify_ledger.models.base import build
 from voucherify_ledger.reconcile.listing import ApiLister
+from voucherify_ledger.reconcile.objects import API_DATA_MODELS
 from voucherify_ledger.reconcile.run import Progress, Reconciler, RunReport
 from voucherify_ledger.reconcile.windows import Window
 from voucherify_ledger.rollbacks.pacing import TokenBucket
@@ -59,6 +61,7 @@ class ReconcileService:
     ) -> ReconcileService:
         """From the function's environment (``ReconcilerSettings``); every client made now, during init."""
         settings = ReconcilerSettings.from_env(env)
+        build(*API_DATA_MODELS)  # the validators of Voucherify's objects (``reconcile.objects``), now, during init
         if dynamodb is None or secrets is None:
             from voucherify_ledger.aws import reconciler_clients
 

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
 from voucherify_ledger.errors import describe_errors
 from voucherify_ledger.ledger.deliveries import Delivery
+from voucherify_ledger.models.base import build
 from voucherify_ledger.models.webhooks import VOUCHERIFY_EVENT_TYPES, WebhookEnvelope, is_envelope
 from voucherify_ledger.webhooks.routes import Route
 
@@ -94,8 +95,12 @@ class DeliveryReader:
 
     def prepare(self) -> None:
         """Builds this route's validators (the envelope's, the route model's and the route's whole-envelope model,
-        which Powertools' parser keeps one of per model) now, during init, rather than on the first delivery."""
-        for model in (WebhookEnvelope, self.route.model, self.route.envelope_model):
+        which Powertools' parser keeps one of per model) now, during init, rather than on the first delivery: the
+        models first (``models.base.build``: the whole-envelope model reuses the route model's schema), then the
+        parser's adapter of each, which takes the model's validator as it is."""
+        models = (WebhookEnvelope, self.route.model, self.route.envelope_model)
+        build(*models)
+        for model in models:
             with contextlib.suppress(ValidationError):
                 parse(event={}, model=model)
 

@@ -38,6 +38,7 @@ from voucherify_ledger.ledger.keys import (
     FAILED,
     QUARANTINE_PREFIX,
     QUARANTINE_SK,
+    REDEMPTION_FAILED,
     REDEMPTION_PREFIX,
     REDEMPTION_SK,
     REJECTED_PREFIX,
@@ -46,7 +47,6 @@ from voucherify_ledger.ledger.keys import (
     ROLLBACK_PREFIX,
     iso,
 )
-from voucherify_ledger.ledger.summaries import REDEMPTION_FAILED
 
 RECONCILER_ROUTE = "reconciler"  # the route of the raw copy the reconciler keeps (voucherify_ledger.reconcile.run)
 # What a redemption's events say of it, by the attribute names of its item (ledger.summaries).

@@ -16,6 +16,7 @@ ROLLBACK_IDS = frozenset({"rollback_id", "redemption_id"})  # of a rollback's su
 RAW_SK_PREFIX = "RAW#"  # REDEMPTION#<r_…> / RAW#<sha256>: a raw delivery too large to keep inline
 CONFLICT_SK_PREFIX = "CONFLICT#"  # REDEMPTION#<r_…> / CONFLICT#<sha256>: a delivery of a known id with other content
 SUCCEEDED = "SUCCEEDED"
+REDEMPTION_FAILED = "FAILED"  # the ledger status of a failed redemption attempt (rf_…)
 ROLLED_BACK = "ROLLED_BACK"
 # The redemption items' GSIs, each sorted by ``redeemed_at`` (``list_by``): key → index name, key → its attribute.
 INDEXES = {

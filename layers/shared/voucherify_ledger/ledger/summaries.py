@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from voucherify_ledger.ledger.dynamo import compact
+from voucherify_ledger.ledger.keys import REDEMPTION_FAILED as REDEMPTION_FAILED  # the status, for the stores
 from voucherify_ledger.ledger.keys import SUCCEEDED, iso
 from voucherify_ledger.models.objects import SimpleOrder, SimpleVoucher
 from voucherify_ledger.models.webhooks import (
@@ -35,7 +36,6 @@ from voucherify_ledger.models.webhooks import (
     SimpleRedemption,
 )
 
-REDEMPTION_FAILED = "FAILED"  # the ledger status of a failed redemption attempt (rf_…)
 CURRENCY, GIFT_CREDITS, LOYALTY_POINTS = "currency", "gift_credits", "loyalty_points"
 UNIT_OF_VOUCHER_TYPE = {"DISCOUNT_VOUCHER": CURRENCY, "GIFT_VOUCHER": GIFT_CREDITS, "LOYALTY_CARD": LOYALTY_POINTS}
 RESTORED = {GIFT_CREDITS: "credits_restored", LOYALTY_POINTS: "points_restored"}
@@ -175,7 +175,8 @@ def rollback_summary(
     rollback: SimpleRedemption, redemption_id: str, data: EventCustomerRedemption | None = None
 ) -> dict[str, Any]:
     """The ledger's view of a rollback (``data``: its event, for the voucher it gave credits or points back to)."""
-    context = data if data is not None else EventCustomerRedemption()
+    # model_construct: an empty event (every field None) needs no validation, nor the model's validator built.
+    context = data if data is not None else EventCustomerRedemption.model_construct()
     unit = amount_unit(context, rollback)
     restored = RESTORED.get(unit or "")
     given_back = abs(rollback.amount) if restored and rollback.amount is not None and not rollback.failed else None

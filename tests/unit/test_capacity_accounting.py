@@ -158,3 +158,17 @@ def test_a_transaction_condition_check_is_billed_as_a_transactional_write_of_its
     assert capacity.write_units == 2 * 2 + 2 * 1
     assert capacity.items == 1  # the checked item is not written
     assert capacity.operations() == "TransactWriteItems"
+
+
+def test_an_item_written_twice_is_billed_by_its_state_between_the_writes() -> None:
+    first = _item("REDEMPTION#r_1", "REDEMPTION", 900)
+    claimed = _item("REDEMPTION#r_1", "REDEMPTION", 1000)
+    done = _item("REDEMPTION#r_1", "REDEMPTION", 2500)
+    key = {"pk": first["pk"], "sk": first["sk"]}
+    calls = [("UpdateItem", {"Key": key}), ("UpdateItem", {"Key": key})]
+    before, after = {bench._key(first): first}, {bench._key(done): done}
+    states = [{bench._key(claimed): claimed}, {bench._key(done): done}]
+    sequential = bench.delivery_capacity("twice", calls, before, after, [], None, states)
+    assert sequential.write_units == 1 + 3  # 900 → 1000 B, then 1000 → 2500 B
+    assert (sequential.items, sequential.bytes_written) == (2, 1000 + 2500)
+    assert bench.delivery_capacity("twice", calls, before, after, []).write_units == 3 + 3  # without: both at 2500 B

@@ -9,7 +9,8 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -214,15 +215,25 @@ def delivery_capacity(
     after: Mapping[tuple[str, str], Mapping[str, Any]],
     indexes: Sequence[IndexDefinition],
     answers: Sequence[Mapping[str, Any] | None] | None = None,
+    states: Sequence[Mapping[tuple[str, str], Mapping[str, Any] | None] | None] | None = None,
 ) -> Capacity:
     """The capacity one delivery used: its calls (and, for reads, what each answered) and the table before and
-    after it. A write whose condition failed still costs the units of the item it checked (DynamoDB bills it)."""
+    after it. A write whose condition failed still costs the units of the item it checked (DynamoDB bills it).
+    ``states`` (when known) gives each write's items as they were right after it, so that an item written twice is
+    billed first by its state between the writes, then by its final one; otherwise each write is billed by the
+    item before the delivery and after it."""
     result = Capacity(name, calls=[op for op, _ in calls])
+    current: dict[tuple[str, str], Mapping[str, Any] | None] = dict(before)
     for position, (operation, params) in enumerate(calls):
         answer = answers[position] if answers is not None and position < len(answers) else None
         result.read_units += call_read_units(operation, params, answer)
+        state = states[position] if states is not None and position < len(states) else None
         for key, transactional in _written_keys(operation, params):
-            old, new = before.get(key), after.get(key)
+            if state is not None and key in state:
+                old, new = current.get(key), state[key]
+                current[key] = new
+            else:
+                old, new = before.get(key), after.get(key)
             result.write_units += write_units(item_size(old), item_size(new), transactional=transactional)
             if new is not None and new != old:
                 result.items += 1
@@ -232,11 +243,15 @@ def delivery_capacity(
 
 
 class CallRecorder:
-    """Every DynamoDB call of the clients attached to it, in order: (operation, params) and what it answered."""
+    """Every DynamoDB call of the clients attached to it, in order: (operation, params) and what it answered; with
+    ``read``, also each write's items right after it (``read(key)``: the item, strongly consistent, or None)."""
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[tuple[str, str]], Mapping[str, Any] | None] | None = None) -> None:
         self.calls: list[tuple[str, Mapping[str, Any]]] = []
         self.answers: list[Mapping[str, Any] | None] = []
+        self.states: list[dict[tuple[str, str], Mapping[str, Any] | None] | None] = []
+        self._read = read
+        self.read_seconds = 0.0  # CPU time spent reading those items (to be taken out of a function's CPU time)
         self._attached: set[int] = set()
 
     def attach(self, client: Any) -> None:
@@ -249,15 +264,22 @@ class CallRecorder:
     def clear(self) -> None:
         self.calls.clear()
         self.answers.clear()
+        self.states.clear()
 
     def _called(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
         self.calls.append((model.name, json.loads(json.dumps(params, default=_json_default))))
         self.answers.append(None)
+        self.states.append(None)
 
     def _answered(self, model: Any, parsed: Mapping[str, Any], **_: Any) -> None:
         for position in range(len(self.calls) - 1, -1, -1):  # the latest call of this operation not yet answered
             if self.calls[position][0] == model.name and self.answers[position] is None:
                 self.answers[position] = parsed
+                if self._read is not None:
+                    started = time.process_time()
+                    keys = _written_keys(*self.calls[position])
+                    self.states[position] = {key: self._read(key) for key, _ in keys}
+                    self.read_seconds += time.process_time() - started
                 return
 
     def capacity(
@@ -267,7 +289,21 @@ class CallRecorder:
         after: Mapping[tuple[str, str], Mapping[str, Any]],
         indexes: Sequence[IndexDefinition],
     ) -> Capacity:
-        return delivery_capacity(name, self.calls, before, after, indexes, self.answers)
+        return delivery_capacity(name, self.calls, before, after, indexes, self.answers, self.states)
+
+
+def item_reader(client: Any, table_name: str) -> Callable[[tuple[str, str]], Mapping[str, Any] | None]:
+    """``CallRecorder``'s ``read``: one item of ``table_name`` by its key, strongly consistent, through ``client``
+    (a client of the bench's own, never one the recorder is attached to)."""
+
+    def read(key: tuple[str, str]) -> Mapping[str, Any] | None:
+        answer = client.get_item(
+            TableName=table_name, Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}}, ConsistentRead=True
+        )
+        item: Mapping[str, Any] | None = answer.get("Item")
+        return item
+
+    return read
 
 
 def dynamodb_clients(module: Any) -> list[Any]:
@@ -332,7 +368,8 @@ def measure_capacity(report: Report, events: Sequence[SeedEvent]) -> list[Delive
         )
         handlers: dict[str, Any] = {}
         meters: dict[str, Any] = {}
-        bundle, textbook = CallRecorder(), CallRecorder()
+        bundle = CallRecorder(item_reader(dynamodb, TABLE_NAME))
+        textbook = CallRecorder(item_reader(dynamodb, TEXTBOOK_TABLE_NAME))
         for logical_id in WEBHOOK_FUNCTIONS:
             os.environ.update(child_environment(logical_id))
             for name in ("AWS_ENDPOINT_URL",):

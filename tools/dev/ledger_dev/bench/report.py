@@ -238,55 +238,79 @@ def markdown(report: Report, command: str) -> str:
 NOTES = """
 ## How to read it
 
+- **Three columns to compare with.** *floor* is what Python and boto3 cost anyway (below); *textbook* is the same
+  job done as the Powertools documentation shows it (`tools/dev/ledger_dev/bench/textbook/`: the webhook with
+  `APIGatewayHttpResolver`, the parser with the bundle's own payload models, `hmac.compare_digest`, Logger /
+  Metrics / Tracer and `@idempotent_function` around a `put_item` of the raw delivery; the worker with
+  `BatchProcessor` and `@idempotent_function` around the rollback call, then a `put_item`), measured in the same
+  run, interleaved with the function and its floor. Every figure the textbook has is held to ≤ 1× it. The textbook
+  has no reconciler and no ledger-events function, and it records less: a row per delivery or rollback beside the
+  redemption, never the redemption's state, no ledger events.
 - **Cold init** is the import of the handler module in a fresh interpreter (what Lambda's *Init Duration*
   adds to the runtime's own start), with the function's environment from `template.yaml`; the floor imports
   boto3 and creates the same AWS clients. Nothing is deferred to look small: the webhook functions create their
   DynamoDB and Secrets Manager clients and build their payload validators during init, and *first invocation*
-  shows what the first event still pays (the secret fetch, Powertools' first metric flush).
+  shows what the first event still pays (the secret fetch, Powertools' first metric flush); the textbook defers
+  more to its first event (its resolver's first route, the idempotency layer, the secret provider), so compare
+  *init + first invocation* too.
 - **Peak RSS** is `ru_maxrss` of the same processes right after init.
 - **Warm** is one seed event through the handler (authentication, validation, ledger write, Logger, Metrics)
-  vs `json.loads` + one `put_item`, both through the same Stubber-backed DynamoDB client. The *reachable
-  floor* rows time what any handler meeting the spec must do before it writes: the floor plus the HMAC check
-  (cached secret) and the full validation of the payload, one Powertools `parse` of the body text that
+  vs `json.loads` + one `put_item` through the handler's DynamoDB client, and vs the textbook with every delivery
+  new (its three DynamoDB calls), every AWS call answered in-process after botocore built and serialized it. The
+  *reachable floor* rows time what any handler meeting the spec must do before it writes: the floor plus the HMAC
+  check (cached secret) and the full validation of the payload, one Powertools `parse` of the body text that
   replaces the floor's `json.loads`; the handler's ratio against it is what is left to the bundle's choices.
-- **Capacity** counts base-table write units as DynamoDB bills them: 1 per started KB of the larger of the
-  item before and after the write, at least 1, twice inside a transaction; a write whose condition fails
-  (a duplicate) is billed too. Index writes are shown apart (the note), since they depend on the indexes and
-  not on how the function writes.
+- **Capacity** counts DynamoDB calls and base-table units as DynamoDB bills them: a write 1 per started KB of the
+  larger of the item before and after it, at least 1, twice inside a transaction (a `ConditionCheck` too); a write
+  whose condition fails (a duplicate) is billed by the item it checked; a read 1 per started 4 KB of what it
+  returned strongly consistent, half eventually consistent. Index writes are shown apart (the note), since they
+  depend on the indexes and not on how the function writes. The worker rows run the real `RollbackWorkerFunction`
+  handler and the textbook worker against moto's server and the fake, each for a new rollback of a redemption its
+  ledger holds and for the very same SQS message again once it is done, counting whatever calls the worker makes.
 - **Worker**: the worker runs in the benchmark's process as in Lambda and its batch runs the 10 records on
   threads; moto's server (DynamoDB, SQS, Secrets Manager) and the fake Voucherify each run in a child process
   of their own, so that, as in Lambda, the worker pays for them only its own requests (building, signing,
   parsing) and the waits. Both the batch and the single record use that same setup; the note gives the CPU
   time of the worker and of moto for each. The drain uses the template's `RollbackWorkerMaxConcurrency`
   executions, each pacing itself to an equal share of the budget, against a fake that answers 429 beyond it.
+- **End to end** sends new deliveries from 8 senders (a process of their own) over HTTP on 127.0.0.1 through the
+  local stack (`make run`'s API emulation, moto's server as AWS, without the table's stream), the bundle and the
+  textbook behind the same routes in alternated rounds. The stack's process CPU is split into the handler's own
+  thread time and the rest (moto, the emulation, the pollers): the rate measures moto more than the function.
+- **Cost per million** is computed from this run's figures: write and read units and calls from the capacity rows,
+  Lambda's billed duration from the warm CPU (or the worker's measured CPU) stretched by the CPU share of the
+  function's `MemorySize` (1,769 MB is one vCPU) plus an assumed round trip per call, the log bytes each handler
+  wrote, and for the bundle the ledger events its writes published and `LedgerEventsFunction`'s own invocation.
+  The list prices and what is assumed are listed under the table, with the prices' date.
 - **Size** is the layer `sam build` makes for python3.13/arm64, built by the same `layers/shared/Makefile` target:
   its `requirements.txt` as manylinux2014 aarch64 wheels plus `voucherify_ledger`; boto3 comes with the runtime and is
   not in it.
 
 ## Why some targets are missed
 
-- **Warm cost per event** (about 3.3–3.9× a floor of ~0.14 ms): the floor is one `json.loads` and one stubbed
-  `put_item`. The HMAC check and the validation of the whole payload alone (the *reachable floor* rows) cost
-  about 1.35–1.45× it, so 1.5× leaves some 20 µs for everything else. The handler is ~2.5× its reachable floor,
-  per event: zlib of the raw delivery (~45 µs), the ledger's real write instead of a 3-attribute `put_item`
-  (~20 attributes through botocore's serializer, ~90 µs more), one Powertools Logger line (~65 µs) and one EMF
-  flush (~40 µs), measured on this machine. In Lambda a real DynamoDB round trip (several ms) sits on both
-  sides, so the billed-ms ratio is close to 1. Reaching 1.5× of a stubbed floor would mean dropping the
-  compressed audit copy, the Logger line or the metrics, which the bundle keeps.
-- **Batch of 10 vs 1**: a record makes one API call and five DynamoDB calls (its request item to PENDING, the
-  redemption's state, Powertools' idempotency record in progress and then completed, the outcome transaction).
-  The 10 API calls overlap (the fake's 100 ms is paid about once) and the worker's own CPU is ~8–9 ms a
-  record (~85 ms for ten, mostly botocore building, signing and parsing requests). What does not overlap is moto:
-  it handles one DynamoDB request at a time (as `make run` does, for correctness) with ~25–30 ms of Python
-  a record, mostly parsing and validating update expressions, so a batch cannot end before about 100 ms +
-  10 × that ≈ 380 ms while one record takes ≈ 150 ms. That is the floor of this setup, not of the worker
-  (moto's CPU per run is in the note). DynamoDB serves concurrent requests in parallel in a few ms each;
-  from the worker's own CPU, a batch there would take about 100 ms + five round trips + ~85 ms, some
-  1.5× one record (an estimate, not measured here). The figure also swings with the load of this 2-core
-  machine, which the worker, moto and the fake share.
-- **Cold init** costs some 80–100 ms above its floor on a machine that is not overloaded: pydantic itself
-  (~30 ms), building the payload models (~35 ms) and the Powertools Logger/Metrics/parser (~20 ms); the route's
-  validators built during init add ~1 ms. The ratio therefore follows the floor: 1.29× (webhook) on a machine
-  where boto3 and its clients took ~275 ms, 1.5–1.6× where they took ~175 ms, and it swings ±0.2× with the load
-  of this shared machine. With `WebhookSnapStart=On` none of it is paid per cold start (see the README).
+- **Warm cost per event** (about 4–4.5× a floor of ~0.14 ms, target 2.5×; the textbook is ~1.4× the bundle): the
+  floor is one `json.loads` and one `put_item` answered in-process. The HMAC check and the validation of the whole
+  payload alone (the *reachable floor* rows) cost about 1.45× it; the handler is ~2.9× its reachable floor per
+  event: zlib of the raw delivery, the ledger's real write instead of a 3-attribute `put_item` (~20 attributes
+  through botocore's serializer), one Powertools Logger line and one EMF flush. In Lambda a real DynamoDB round
+  trip (several ms) sits on both sides, so the billed-ms ratio is close to 1.
+- **Cold init** (1.6–2.3× the floor on this shared machine, 0.6–0.95× the textbook): pydantic itself, building the
+  payload models and the Powertools Logger/Metrics/parser are some 100–250 ms above a floor of ~180–240 ms; the
+  ratio follows the floor and the machine's load (it swings ±0.2× between runs). With `WebhookSnapStart=On` none of
+  it is paid per cold start (see the README).
+- **Duplicate delivery and redelivered rollback, write units** (2–3 WU against the textbook's 1–2): the bundle
+  detects a duplicate with the condition of its one write on the redemption's own item, which is billed by that
+  item's size (2–3 KB); the textbook's condition is on its small idempotency record. Both make one call (the bundle)
+  or fewer than the textbook's.
+- **Worker rollback, write units and CPU** (7 WU and ~7 ms against ~3 WU and ~5 ms): each of the worker's updates
+  writes the redemption's item (the claim, the outcome), 2–3 KB each; the textbook puts a small result row and
+  never updates the redemption, so its ledger cannot say a redemption is rolled back, and it publishes no event.
+  The per-million cost follows (and adds the bundle's ledger event and its function).
+- **End-to-end rate** (below the textbook's): moto's server takes most of the stack's CPU, and one `UpdateItem`
+  of the ledger's ~20 attributes costs moto more Python than the textbook's three small writes; the functions' own
+  CPU per delivery is half the textbook's (the next row).
+- **Batch of 10 vs 1**: the 10 API calls overlap (the fake's 100 ms is paid about once); what does not overlap is
+  moto, which handles one DynamoDB request at a time (as `make run` does, for correctness) with milliseconds of
+  Python each, so a batch cannot end before about 100 ms + 10 × moto's work per record. That is the floor of this
+  setup, not of the worker (moto's CPU per run is in the note); DynamoDB serves concurrent requests in parallel.
 """

@@ -143,12 +143,17 @@ def verdict(row: Row) -> str:
     return f"MISSED ({'; '.join(missed)})"
 
 
+def _with_unit(value: float | None, unit: str) -> str:
+    if unit == "$":
+        return f"${value:,.2f}" if value is not None else "—"
+    return f"{_number(value, unit)}{f' {unit}' if unit else ''}"
+
+
 def _cells(row: Row) -> tuple[str, str, str, str, str]:
-    unit = f" {row.unit}" if row.unit else ""
-    value = f"{_number(row.value, row.unit)}{unit}"
-    floor = f"{_number(row.floor, row.unit)}{unit}" if row.floor is not None else "—"
+    value = _with_unit(row.value, row.unit)
+    floor = _with_unit(row.floor, row.unit) if row.floor is not None else "—"
     ratio_text = f"{row.ratio:.2f}×" if row.ratio is not None else "—"
-    textbook = f"{_number(row.textbook, row.unit)}{unit}" if row.textbook is not None else "—"
+    textbook = _with_unit(row.textbook, row.unit) if row.textbook is not None else "—"
     textbook_ratio = f"{row.textbook_ratio:.2f}×" if row.textbook_ratio is not None else "—"
     return value, floor, ratio_text, textbook, textbook_ratio
 
@@ -302,9 +307,10 @@ NOTES = """
   detects a duplicate with the condition of its one write on the redemption's own item, which is billed by that
   item's size (2–3 KB); the textbook's condition is on its small idempotency record. Both make one call (the bundle)
   or fewer than the textbook's.
-- **Worker rollback, write units and CPU** (7 WU and ~7 ms against ~3 WU and ~5 ms): each of the worker's updates
-  writes the redemption's item (the claim, the outcome), 2–3 KB each; the textbook puts a small result row and
-  never updates the redemption, so its ledger cannot say a redemption is rolled back, and it publishes no event.
+- **Worker rollback, write units and CPU** (6 WU and ~7 ms against 3 WU and ~5 ms): the worker writes the
+  redemption's item twice (its claim, then the outcome: 2 and 3 WU at 1.8–2.5 KB) and the request's item once; the
+  textbook puts a small idempotency record, completes it and puts a small result row, and never updates the
+  redemption, so its ledger cannot say a redemption is rolled back, and it publishes no event.
   The per-million cost follows (and adds the bundle's ledger event and its function).
 - **End-to-end rate** (below the textbook's): moto's server takes most of the stack's CPU, and one `UpdateItem`
   of the ledger's ~20 attributes costs moto more Python than the textbook's three small writes; the functions' own

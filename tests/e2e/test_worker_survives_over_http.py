@@ -18,7 +18,7 @@ from support.cli import cli_json
 from support.documents import SEED_REDEMPTION_ID
 from support.local import deliver_seed
 from voucherify_ledger.ledger import Ledger
-from voucherify_ledger.ledger.redemptions import RedemptionStore
+from voucherify_ledger.ledger.claims import RedemptionClaims
 
 SEED_ORDER = "ord_3VYCHwdV0YOOch2nm1RsTKNI"  # the order of the seed redemption.succeeded payload
 DOTTED = "r_a5.dot"
@@ -89,11 +89,11 @@ def test_an_order_holding_malformed_redemption_ids_rolls_back_the_valid_one_once
 def test_a_bug_on_every_receive_ends_the_request_failed_and_dead_lettered_with_its_record(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: RedemptionStore, *args: Any, **kwargs: Any) -> Any:
+    def broken(self: RedemptionClaims, *args: Any, **kwargs: Any) -> Any:
         raise KeyError("annie@lemon.com")  # a bug whose message carries data
 
     deliver_seed(stack)
-    monkeypatch.setattr(RedemptionStore, "state", broken)  # the worker runs in this process
+    monkeypatch.setattr(RedemptionClaims, "claim", broken)  # the worker runs in this process
     started = time.monotonic()
 
     code, queued = cli_json("rollback", SEED_REDEMPTION_ID, "--request-id", "cancel-bug", "--local", "--wait", "60")

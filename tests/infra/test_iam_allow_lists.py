@@ -84,12 +84,10 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
         # fan-out of order requests and retry delays
         ("sqs:SendMessage", "RollbackQueue"),
         ("sqs:ChangeMessageVisibility", "RollbackQueue"),
-        # requests, rollbacks, redemption status, Powertools idempotency records
+        # requests, rollbacks, redemption status, the claim on a redemption (its own item): updates only
         ("dynamodb:GetItem", LEDGER),
         ("dynamodb:BatchGetItem", LEDGER),
-        ("dynamodb:PutItem", LEDGER),
         ("dynamodb:UpdateItem", LEDGER),
-        ("dynamodb:DeleteItem", LEDGER),
         ("dynamodb:Query", f"{LEDGER}/index/ByOrder"),  # an order's redemptions, by Voucherify's order id
         ("dynamodb:Query", f"{LEDGER}/index/ByOrderSourceId"),  # … or by the merchant's (order_source_id)
         ("secretsmanager:GetSecretValue", API_SECRET),

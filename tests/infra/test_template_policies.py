@@ -323,9 +323,7 @@ def test_the_worker_policies_are_least_privilege() -> None:
     assert set(ledger["Action"]) == {
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
-        "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
     }
     assert ledger["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     assert by_sid["RedemptionsOfAnOrder"]["Action"] == "dynamodb:Query"

@@ -278,26 +278,17 @@ def test_seed_rollback_after_its_redemption_is_one_item_within_four_write_units(
     assert 1024 < bench.item_size(item) <= 4 * 1024  # both raw deliveries are in it
 
 
-def test_worker_rollback_and_its_request_are_written_whole_or_not_at_all(aws: Aws) -> None:
-    # The worker's write is a transaction of the redemption item (with the rollback) and the request item. A
-    # request item the update cannot apply to (api_calls of the wrong type, ADD fails): DynamoDB refuses the
-    # whole transaction, so the rollback must not be recorded either. (The webhook's write is one UpdateItem,
-    # which DynamoDB applies whole or not at all; moto applies an UpdateItem's actions in place one by one and
-    # cannot show that.)
-    key = {"pk": {"S": f"REDEMPTION#{SPRING_REDEMPTION}"}, "sk": {"S": "REQUEST#req-1"}}
-    aws.dynamodb.put_item(TableName=aws.table_name, Item={**key, "api_calls": {"S": "not a number"}})
-    before = table(aws)
-    data = rollback(seed_rollback())
-    with pytest.raises(StorageRefusedError, match="the rollback cannot be stored as it is"):  # and never will be
-        aws.ledger.requests.record_worker_rollback(
-            SPRING_REDEMPTION,
-            data.redemption_rollback,
-            raw=b"{}",
-            received_at=T0,
-            request_id="req-1",
-            request_fields={"api_calls": 1},
-        )
-    assert table(aws) == before
+def test_a_worker_rollback_is_recorded_only_after_its_request_is(aws: Aws) -> None:
+    # The worker writes the request's final state first, then the rollback into the redemption's item (which
+    # releases its claim). When the request's write fails, the rollback's is never made: the claim stays the
+    # request's, for the worker to keep the answer for the retry. (A second call would be a call the Stubber
+    # was not given: it fails the test.)
+    with Stubber(aws.dynamodb) as stubber:
+        stubber.add_client_error("update_item", service_error_code="ProvisionedThroughputExceededException")
+        with pytest.raises(StorageError, match="ProvisionedThroughputExceededException"):
+            _worker_rollback(aws.ledger)
+        stubber.assert_no_pending_responses()
+    assert table(aws) == []
 
 
 # --- DynamoDB failures ---------------------------------------------------------------------------------
@@ -352,7 +343,7 @@ def test_rollback_refused_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
 
 
 def _worker_rollback(ledger: Ledger) -> Any:
-    """The worker's write: the rollback and its request item, one transaction (the redemption item first)."""
+    """The worker's writes: the request item's final state, then the rollback into the redemption item."""
     data = rollback(seed_rollback())
     return ledger.requests.record_worker_rollback(
         SPRING_REDEMPTION, data.redemption_rollback, raw=b"{}", received_at=T0, request_id="req-1"
@@ -360,32 +351,48 @@ def _worker_rollback(ledger: Ledger) -> Any:
 
 
 @pytest.mark.parametrize(
-    "codes", [("None", "ThrottlingError"), ("None", "TransactionConflict")], ids=["throttled", "conflict"]
+    "error",
+    [
+        {"service_error_code": "ThrottlingException", "http_status_code": 400},
+        {"service_error_code": "TransactionConflictException", "http_status_code": 400},
+    ],
+    ids=["throttled", "conflict"],
 )
-def test_worker_rollback_cancelled_for_other_reasons_is_a_storage_error(aws: Aws, codes: tuple[str, ...]) -> None:
+def test_a_worker_rollback_write_that_fails_for_other_reasons_is_a_storage_error(
+    aws: Aws, error: dict[str, Any]
+) -> None:
     with Stubber(aws.dynamodb) as stubber:
-        stubber.add_client_error("transact_write_items", **_cancelled(*codes))
-        with pytest.raises(StorageError, match="TransactionCanceledException"):
+        stubber.add_response("update_item", {})  # the request's final state
+        stubber.add_client_error("update_item", **error)  # the redemption's write
+        with pytest.raises(StorageError, match=error["service_error_code"]):
             _worker_rollback(aws.ledger)
-    assert table(aws) == []
+        stubber.assert_no_pending_responses()
 
 
-def test_worker_rollback_cancelled_as_invalid_is_refused_for_good(aws: Aws) -> None:
-    """A ValidationError will be one on every retry: refused (StorageRefusedError), not unavailable (StorageError)."""
+def test_a_worker_rollback_refused_as_invalid_is_refused_for_good(aws: Aws) -> None:
+    """A ValidationException will be one on every retry: refused (StorageRefusedError), not unavailable."""
     with Stubber(aws.dynamodb) as stubber:
-        stubber.add_client_error("transact_write_items", **_cancelled("ValidationError", "None"))
+        stubber.add_response("update_item", {})
+        stubber.add_client_error(
+            "update_item", service_error_code="ValidationException", service_message="Item size has exceeded the limit"
+        )
+        stubber.add_client_error(  # once more with the raw copy out of line, in its own item
+            "transact_write_items", **_cancelled("ValidationError", "None")
+        )
         with pytest.raises(StorageRefusedError, match="cannot be stored as it is") as refused:
             _worker_rollback(aws.ledger)
     assert not isinstance(refused.value, StorageError)
-    assert table(aws) == []
 
 
-def test_worker_rollback_cancelled_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
+def test_a_worker_rollback_refused_by_its_own_condition_is_a_duplicate(aws: Aws) -> None:
     with Stubber(aws.dynamodb) as stubber:
-        stubber.add_client_error("transact_write_items", **_cancelled("ConditionalCheckFailed", "None"))
+        stubber.add_response("update_item", {})  # the request's final state
+        stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
         stubber.add_response("get_item", {"Item": {"status": {"S": "ROLLED_BACK"}}})
-        stubber.add_response("update_item", {})  # the request finished as recorded by the webhook
+        stubber.add_response("update_item", {})  # the claim released, the request noted finished
+        stubber.add_response("update_item", {})  # the request: recorded by the webhook
         outcome = _worker_rollback(aws.ledger)
+        stubber.assert_no_pending_responses()
     assert (outcome.status, outcome.ledger_status) == ("duplicate", "ROLLED_BACK")
 
 

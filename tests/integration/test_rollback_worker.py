@@ -24,6 +24,7 @@ from ledger_dev.harness.functions import load_handler
 from support.documents import PAYLOADS, payload
 from support.functions import SIGNING_SECRET, Aws, emitted_metrics
 from support.worker import R1, R2, Harness, metrics_emitted, record_redemption, redeemed
+from voucherify_ledger.ledger.claims import RedemptionClaims
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.redemptions import RedemptionStore
 from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
@@ -69,9 +70,12 @@ def test_success_records_the_rollback_and_the_redemption_is_rolled_back(harness:
     assert sent.user_agent == "voucherify-redemption-ledger/0.1.0"
     assert harness.fake.calls(R1) == 1
     assert harness.queue_depth() == 0 and harness.queue_depth(harness.dlq_url) == 0
-    # The call ran under Powertools Idempotency, its record kept in the ledger table with a TTL.
-    (record,) = [i for i in harness.aws.items() if i["pk"]["S"] == "IDEMPOTENCY#rollback-worker"]
-    assert record["status"]["S"] == "COMPLETED" and int(record["expires_at"]["N"]) > time.time()
+    # The call ran under the worker's claim on the redemption's item, released by the write that recorded the
+    # rollback, which noted the request finished; no other record was kept.
+    (item,) = [i for i in harness.aws.items() if i["pk"]["S"] == f"REDEMPTION#{R1}" and i["sk"]["S"] == "REDEMPTION"]
+    assert not {"worker_claim", "worker_claim_until", "worker_answer"} & item.keys()
+    assert item["finished#cancel-1"] == {"M": {"state": {"S": "SUCCEEDED"}, "rollback_id": {"S": rollback_id}}}
+    assert not [i for i in harness.aws.items() if i["pk"]["S"].startswith("IDEMPOTENCY#")]
 
 
 def test_a_failure_result_is_recorded_as_a_permanent_failure(harness: Harness) -> None:
@@ -754,7 +758,7 @@ def logged_text(caplog: pytest.LogCaptureFixture) -> str:
     )
 
 
-STORES = {"redemptions": RedemptionStore, "requests": RollbackRequestStore}
+STORES = {"redemptions": RedemptionStore, "requests": RollbackRequestStore, "claims": RedemptionClaims}
 
 
 def failing_read(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
@@ -774,7 +778,7 @@ def test_an_unexpected_error_on_a_middle_receive_is_recorded_retrying_and_retrie
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record_redemption(harness.ledger, R1)
-    failing_read(monkeypatch, "redemptions.state")
+    failing_read(monkeypatch, "claims.claim")
     caplog.set_level(logging.INFO, logger="voucherify-ledger")
     message_id = harness.send(redemption_id=R1, reason="Order cancelled", request_id="req-bug")
 
@@ -824,7 +828,7 @@ def test_an_unexpected_error_on_the_last_receive_ends_failed_and_dead_lettered(
     max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
     caplog.set_level(logging.INFO, logger="voucherify-ledger")
     if target == "redemption":
-        failing_read(monkeypatch, "redemptions.state")
+        failing_read(monkeypatch, "claims.claim")
         message_id = harness.send(redemption_id=R1, request_id="req-dead")
     else:
         failing_read(monkeypatch, "redemptions.states")
@@ -900,7 +904,7 @@ def test_an_unexpected_error_before_the_request_is_read_is_recorded_under_the_me
 def test_a_request_whose_own_record_cannot_be_written_ends_recorded_under_the_message_id(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    failing_read(monkeypatch, "redemptions.state")
+    failing_read(monkeypatch, "claims.claim")
     failing_read(monkeypatch, "requests.update")  # the request's own key takes no record
     message_id = harness.send(redemption_id=R1, request_id="req-nokey")
     max_receive = int(harness.env["ROLLBACK_MAX_RECEIVE_COUNT"])
@@ -913,7 +917,7 @@ def test_a_request_whose_own_record_cannot_be_written_ends_recorded_under_the_me
     assert rejected["errors"] == [
         "worker_error: unexpected KeyError in the worker; attempts exhausted, moved to the dead-letter queue"
     ]
-    assert harness.request(R1, "req-nokey")["state"] == "PENDING"  # as the last attempt began it
+    assert harness.ledger.requests.get("req-nokey", R1) is None  # its own key never took a record
     assert EMAIL not in json.dumps(list(request_items(harness.aws).values()), default=str)
     dead = harness.sqs.receive_message(QueueUrl=harness.dlq_url, MaxNumberOfMessages=10)["Messages"]
     assert [m["MessageId"] for m in dead] == [message_id]

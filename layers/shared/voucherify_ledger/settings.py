@@ -159,8 +159,6 @@ class WorkerSettings(VoucherifyApiSettings):
     rollback_retry_max_seconds: int = Field(default=120, ge=0, le=43_200)
     # The queue's RedrivePolicy.maxReceiveCount: the attempt that ends in the dead-letter queue is recorded as such.
     rollback_max_receive_count: int = Field(default=5, ge=1, le=1_000)
-    # How long the idempotency record of a successful call stays (it replaces a second call to Voucherify).
-    idempotency_expires_after_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
     @model_validator(mode="after")
     def _sane(self) -> WorkerSettings:

@@ -1,6 +1,6 @@
 """The DynamoDB ledger: one table (``keys``), reached only through ``dynamo.Table``, and its stores — redemptions
-with their rollbacks, quarantine records, rollback requests, the reconciler's state. Only this package talks to
-DynamoDB.
+with their rollbacks, quarantine records, rollback requests and the rollback worker's claims, the reconciler's state.
+Only this package talks to DynamoDB.
 
 ``Ledger(table_name, client)`` holds the stores; the item layout is in ``docs/ARCHITECTURE.md``.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from voucherify_ledger.ledger.claims import RedemptionClaims
 from voucherify_ledger.ledger.dynamo import Table
 from voucherify_ledger.ledger.quarantine import QuarantineStore
 from voucherify_ledger.ledger.reconciliation import ReconcileStore
@@ -22,14 +23,15 @@ else:
 
 
 class Ledger:
-    """The ledger table's stores: ``redemptions``, ``quarantine``, ``requests`` and ``reconciliation``, sharing one
-    client."""
+    """The ledger table's stores: ``redemptions``, ``quarantine``, ``requests`` (with the worker's ``claims``) and
+    ``reconciliation``, sharing one client."""
 
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self.table = Table(table_name, client)
         self.redemptions = RedemptionStore(self.table)
         self.quarantine = QuarantineStore(self.table)
-        self.requests = RollbackRequestStore(self.table, self.redemptions)
+        self.claims = RedemptionClaims(self.table)
+        self.requests = RollbackRequestStore(self.table, self.redemptions, self.claims)
         self.reconciliation = ReconcileStore(self.table)
 
     @property

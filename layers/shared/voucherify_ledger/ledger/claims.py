@@ -1,7 +1,7 @@
 """The rollback worker's claim on a redemption: the lock that keeps two requests (or two deliveries of one) from
 calling Voucherify for the same redemption at once, held in the redemption's own item.
 
-One conditional UpdateItem takes it (``worker_claim``: the request id; ``worker_claim_until``: epoch seconds, the
+One conditional UpdateItem takes it (``worker_claim``: the request id; ``worker_claim_until``: epoch milliseconds, the
 claiming invocation's deadline) and answers what the worker needs to know of the redemption: the item as the write
 left it (its status, its place in a stack, an answer kept by an earlier attempt), or, when the condition failed, the
 item as the condition found it: the request already finished (``finished#<request id>``), the redemption ROLLED_BACK,
@@ -69,14 +69,15 @@ class RedemptionClaims:
         self.table = table
 
     def claim(self, redemption_id: str, request_id: str, *, now: float, until: float) -> Claim:
-        """Claims the redemption for ``request_id`` until ``until`` (epoch seconds), unless this request finished
-        before, the redemption is ROLLED_BACK in the ledger, or another request's claim is live (``now``)."""
+        """Claims the redemption for ``request_id`` until ``until`` (epoch seconds; kept in milliseconds), unless this
+        request finished before, the redemption is ROLLED_BACK in the ledger, or another request's claim is live at
+        ``now``."""
         update = Update()
         update.set(CLAIM, request_id)
-        update.set(CLAIM_UNTIL, round(until, 3))
+        update.set(CLAIM_UNTIL, int(until * 1000))
         claim, claim_until = update.name_of(CLAIM), update.name_of(CLAIM_UNTIL)
         finished, status = update.name_of(FINISHED_PREFIX + request_id), update.name_of("status")
-        update.values.update({":now": av(round(now, 3)), ":rolled_back": av(ROLLED_BACK)})
+        update.values.update({":now": av(int(now * 1000)), ":rolled_back": av(ROLLED_BACK)})
         condition = (
             f"attribute_not_exists({finished}) AND (attribute_not_exists({status}) OR {status} <> :rolled_back) "
             f"AND (attribute_not_exists({claim}) OR {claim_until} < :now)"

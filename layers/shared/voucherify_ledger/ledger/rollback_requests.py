@@ -13,10 +13,10 @@ PENDING/RETRYING/FAILED never replace either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from voucherify_ledger.ledger.claims import RedemptionClaims, finished_note, release_update
 from voucherify_ledger.ledger.deliveries import Delivery
 from voucherify_ledger.ledger.dynamo import Table, Update, av, compact
 from voucherify_ledger.ledger.keys import (
@@ -24,7 +24,6 @@ from voucherify_ledger.ledger.keys import (
     FAILED,
     ORDER_REQUEST_FIELDS,
     ORDER_REQUEST_PREFIXES,
-    PENDING,
     REQUEST_SK_PREFIX,
     REQUEST_STATES,
     RETRYING,
@@ -40,16 +39,8 @@ from voucherify_ledger.ledger.keys import (
 from voucherify_ledger.ledger.redemptions import RedemptionStore, WriteOutcome, public, rollback_succeeded
 from voucherify_ledger.models.webhooks import EventRedemptionRollbackSucceededData, SimpleRedemption
 
-COUNTED_REQUEST_FIELDS = frozenset({"api_calls"})  # added up over the attempts, not overwritten
+COUNTED_REQUEST_FIELDS = frozenset({"api_calls", "attempts"})  # added up over the attempts, not overwritten
 MAX_ERRORS = 50  # error lines kept on a rejected request
-
-
-@dataclass(frozen=True)
-class RequestStart:
-    """``begin``'s answer: go on (``proceed``), or the request is already finished."""
-
-    proceed: bool
-    item: dict[str, Any]
 
 
 def request_update(
@@ -95,52 +86,10 @@ def _identity(update: Update, redemption_id: str, request_id: str, now: datetime
 class RollbackRequestStore:
     """Rollback requests, and the writes that finish one together with its redemption."""
 
-    def __init__(self, table: Table, redemptions: RedemptionStore) -> None:
+    def __init__(self, table: Table, redemptions: RedemptionStore, claims: RedemptionClaims | None = None) -> None:
         self.table = table
         self.redemptions = redemptions
-
-    def begin(
-        self,
-        redemption_id: str,
-        request_id: str,
-        *,
-        now: datetime,
-        message_id: str | None = None,
-        receive_count: int | None = None,
-        reason: str | None = None,
-        source_order_id: str | None = None,
-        parent_request_id: str | None = None,
-    ) -> RequestStart:
-        """Marks the request PENDING and counts the attempt — unless it is already finished (SUCCEEDED,
-        ALREADY_ROLLED_BACK, or FAILED other than by running out of attempts): then ``proceed`` is False and
-        ``item`` is the finished request (a redelivered message is answered from the ledger)."""
-        update = Update()
-        update.set("state", PENDING)
-        _identity(update, redemption_id, request_id, now)
-        update.set("updated_at", iso(now))
-        for name, value in (
-            ("message_id", message_id),
-            ("receive_count", receive_count),
-            ("reason", reason),
-            ("source_order_id", source_order_id),
-            ("parent_request_id", parent_request_id),
-        ):
-            if value is not None:
-                update.set(name, value)
-        update.add("attempts", 1)
-        update.remove("dead_lettered")
-        state, dead = update.name_of("state"), update.name_of("dead_lettered")
-        update.values.update({":pending": av(PENDING), ":retrying": av(RETRYING), ":failed": av(FAILED)})
-        update.values[":true"] = av(True)
-        condition = (
-            f"attribute_not_exists({state}) OR {state} IN (:pending, :retrying) "
-            f"OR ({state} = :failed AND {dead} = :true)"
-        )
-        key = request_key(redemption_id, request_id)
-        written = self.table.update(key, update, what="request", condition=condition, returns="ALL_NEW")
-        if not written.applied:
-            return RequestStart(False, self.table.get(key) or {})
-        return RequestStart(True, written.item or {})
+        self.claims = claims or RedemptionClaims(table)
 
     def update(
         self,
@@ -150,10 +99,11 @@ class RollbackRequestStore:
         *,
         now: datetime,
         fields: Mapping[str, Any] | None = None,
+        guarded: bool = True,
     ) -> bool:
         """Sets the request's state (and ``fields``; ``None`` values remove the attribute). False when a guard
-        kept a finished request as it was."""
-        update, condition = request_update(state, now, fields)
+        kept a finished request as it was (without ``guarded``, none does)."""
+        update, condition = request_update(state, now, fields, guarded=guarded)
         _identity(update, redemption_id, request_id, now)
         return self.table.update(
             request_key(redemption_id, request_id), update, what="request", condition=condition
@@ -230,32 +180,39 @@ class RollbackRequestStore:
         request_fields: Mapping[str, Any] | None = None,
     ) -> WriteOutcome:
         """A rollback object from the API's answer, through the same write as the webhook's (so the same ``rr_…``
-        is recorded once, whichever arrives first), together with the request's final state in one transaction:
-        SUCCEEDED, or FAILED with ``failure_code``/``failure_message`` for a rollback whose result is FAILURE."""
+        is recorded once, whichever arrives first), and the request's final state: SUCCEEDED, or FAILED with
+        ``failure_code``/``failure_message`` for a rollback whose result is FAILURE.
+
+        With ``request_id`` (the request that holds the redemption's claim), the request item is written first and
+        the redemption's write, which releases the claim and notes the request finished, second: if either fails,
+        the claim is still the request's, and the answer can be kept for its retry (``ledger.claims``)."""
         if not rollback.redemption:
             rollback = rollback.model_copy(update={"redemption": redemption_id})
         data = EventRedemptionRollbackSucceededData(redemption_rollback=rollback)
         delivery = Delivery(raw=raw, route="rollback-worker", received_at=received_at, event_type="redemption_rollback")
+        if request_id is None:  # a stack's child, rolled back with its parent: no request of its own
+            return self.redemptions.record_rollback(data, delivery, source="worker")
         state, fields = SUCCEEDED, {"rollback_id": rollback.id, **(request_fields or {})}
+        error_key = None
         if not rollback_succeeded(rollback):
             state = FAILED
+            error_key = rollback.failure_code or "rollback_failed"
             fields["error"] = compact(
                 {
                     "status": 200,
-                    "key": rollback.failure_code or "rollback_failed",
+                    "key": error_key,
                     "message": rollback.failure_message or "Voucherify answered the rollback with result FAILURE",
                 }
             )
-        also = []
-        if request_id is not None:
-            # Unguarded inside the transaction: the rollback is new, so this is the request's final word.
-            update, _ = request_update(state, received_at, fields, guarded=False)
-            _identity(update, redemption_id, request_id, received_at)
-            also.append(self.table.update_item(request_key(redemption_id, request_id), update))
-        outcome = self.redemptions.record_rollback(data, delivery, source="worker", also=also)
-        if outcome.status == "duplicate" and request_id is not None:
-            # The webhook recorded this rollback first: only the request is left to finish.
-            self.update(redemption_id, request_id, state, now=received_at, fields={**fields, "recorded_by": "webhook"})
+        self.update(redemption_id, request_id, state, now=received_at, fields=fields)
+        note = finished_note(state, rollback.id, error_key)
+        outcome = self.redemptions.record_rollback(
+            data, delivery, source="worker", amend=lambda update: release_update(update, request_id, note)
+        )
+        if outcome.status == "duplicate":
+            # The webhook recorded this rollback first: the claim is left to release, the request to say so.
+            self.claims.release(redemption_id, request_id, finished=note)
+            self.update(redemption_id, request_id, state, now=received_at, fields={"recorded_by": "webhook"})
         return outcome
 
     def record_already_rolled_back(
@@ -268,26 +225,20 @@ class RollbackRequestStore:
         fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Voucherify (``400 already_rolled_back``) or the ledger says the redemption is already rolled back:
-        the request ends ALREADY_ROLLED_BACK and the redemption is (kept) ROLLED_BACK, in one transaction. A request
-        that already SUCCEEDED stays as it is."""
+        the request ends ALREADY_ROLLED_BACK (a request that already SUCCEEDED stays as it is). Confirmed by the
+        API, the request holds the redemption's claim: the redemption is then (kept) ROLLED_BACK, the claim
+        released and the request noted finished, in the redemption's one write after the request's."""
         request_fields = {"confirmed_by": confirmed_by, **(fields or {})}
+        self.update(redemption_id, request_id, ALREADY_ROLLED_BACK, now=now, fields=request_fields)
         if confirmed_by == "ledger":
-            self.update(redemption_id, request_id, ALREADY_ROLLED_BACK, now=now, fields=request_fields)
             return
-        request, condition = request_update(ALREADY_ROLLED_BACK, now, request_fields)
-        _identity(request, redemption_id, request_id, now)
         redemption = Update()
         redemption.set_if_absent("redemption_id", redemption_id)
         redemption.set_if_absent("entity", "redemption")
         redemption.set("status", ROLLED_BACK)
         redemption.set("updated_at", iso(now))
-        self.table.transact(
-            [
-                self.table.update_item(request_key(redemption_id, request_id), request, condition),
-                self.table.update_item(redemption_key(redemption_id), redemption),
-            ],
-            what="request",
-        )
+        release_update(redemption, request_id, finished_note(ALREADY_ROLLED_BACK))
+        self.table.update(redemption_key(redemption_id), redemption, what="redemption")
 
     def get(self, request_id: str, redemption_id: str | None = None) -> dict[str, Any] | None:
         """A request of a redemption, or (without ``redemption_id``) a rejected, malformed request."""

@@ -1,5 +1,6 @@
 """What Voucherify's answers mean for a rollback request: ``classify``, the ``Problem`` a retry records, the ``Outcome``
-of a message, the codec of an answer kept by the idempotency record, and the rollback object read from an answer.
+of a message, what an attempt records of itself, the codec of an answer a claim keeps, and the rollback object read
+from an answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pydantic import ValidationError
 
 from voucherify_ledger.ledger.dynamo import compress, decompress
 from voucherify_ledger.models import ids
+from voucherify_ledger.models.rollback_request import RollbackRequest
 from voucherify_ledger.models.webhooks import SimpleRedemption
+from voucherify_ledger.rollbacks.queue import QueueMessage
 from voucherify_ledger.voucherify_api import ApiResponse
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425})
@@ -152,8 +155,25 @@ def classify(response: ApiResponse) -> Literal["goal", "permanent", "transient",
     return "permanent"
 
 
+def attempt_fields(message: QueueMessage, request: RollbackRequest) -> dict[str, Any]:
+    """What every write that ends an attempt of a redemption's request records of it: the attempt counted, the
+    message that carried it, and the request's reason and parent."""
+    return {
+        k: v
+        for k, v in {
+            "attempts": 1,
+            "message_id": message.message_id,
+            "receive_count": message.receive_count,
+            "reason": request.reason,
+            "parent_request_id": request.parent_request_id,
+        }.items()
+        if v is not None
+    }
+
+
 def encode_answer(response: ApiResponse) -> dict[str, Any]:
-    """An answer as kept by the idempotency record (the raw body compressed: it holds customer data)."""
+    """An answer as the worker's claim keeps it when it could not be recorded (``ledger.claims``; the raw body
+    compressed: it holds customer data)."""
     return {
         "endpoint": response.endpoint,
         "status": response.status,

@@ -1,26 +1,19 @@
-"""The rollback worker's call to Voucherify for one redemption: idempotent on the redemption id (Powertools
-Idempotency, records in the ledger's table), paced to the API budget, with quick in-process retries. It answers
-``Answered`` (a final answer) or ``Transient`` (retry the message later), never raises for what Voucherify did.
+"""The rollback worker's call to Voucherify for one redemption, made while the worker holds the redemption's claim
+(``ledger.claims``: one call at a time per redemption), paced to the API budget, with quick in-process retries. It
+answers ``Answered`` (a final answer) or ``Transient`` (retry the message later), never raises for what Voucherify
+did; an answer an earlier attempt kept (``kept``) is answered again without a call.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyInconsistentStateError,
-    IdempotencyPersistenceLayerError,
-)
-
-from voucherify_ledger.ledger.keys import IDEMPOTENCY_KEY_PREFIX
 from voucherify_ledger.models.rollback_request import RollbackRequest
-from voucherify_ledger.rollbacks.answers import Problem, classify, decode_answer, encode_answer, problem_of
+from voucherify_ledger.rollbacks.answers import Problem, classify, decode_answer, problem_of
 from voucherify_ledger.rollbacks.pacing import TokenBucket
 from voucherify_ledger.voucherify_api import (
     ApiResponse,
@@ -51,17 +44,6 @@ class Transient:
     calls: int = 0
 
 
-class NotKept(Exception):
-    """Leaves Powertools' idempotent section with a ``result`` that must not stand in for a later call (a permanent
-    failure a corrected request may retry, or no answer at all): Powertools keeps whatever the function returns, and
-    a raise is its only way to delete the in-progress record instead. Caught by ``RollbackCaller.call``, which
-    returns the result; never seen outside this module."""
-
-    def __init__(self, result: Answered | Transient) -> None:
-        super().__init__("result not kept")
-        self.result = result
-
-
 @dataclass
 class _Attempt:
     calls: int = 0  # API calls made by this attempt, whatever became of it
@@ -75,8 +57,6 @@ class RollbackCaller:
         *,
         api: VoucherifyClient,
         pacer: TokenBucket,
-        persistence: Any,
-        expires_after_seconds: int,
         in_process_retries: int,
         metric: Callable[[str, float], None],
         logger: Any,
@@ -94,24 +74,15 @@ class RollbackCaller:
         self._rng = rng or random.Random()
         self._context: Any = None
         self._invocation_started = time.monotonic()
-        self._config = IdempotencyConfig(
-            event_key_jmespath="redemption_id",
-            expires_after_seconds=expires_after_seconds,
-            response_hook=lambda response, _record: {**response, "replayed": True},
-        )
-        self._once = idempotent_function(
-            data_keyword_argument="target",
-            persistence_store=persistence,
-            config=self._config,
-            key_prefix=IDEMPOTENCY_KEY_PREFIX,
-        )(self._call_api)
 
     def start_invocation(self, context: Any) -> None:
-        """Call once per invocation: the deadline (and the idempotency records' timeout) come from ``context``."""
+        """Call once per invocation: the deadline (and so how long a claim holds) comes from ``context``."""
         self._context = context
         self._invocation_started = time.monotonic()
-        if context is not None:
-            self._config.register_lambda_context(context)
+
+    def time_left(self) -> float:
+        """Seconds left in this invocation (the Lambda context's, or 30 s from ``start_invocation`` without one)."""
+        return self._time_left()
 
     def _time_left(self) -> float:
         context = self._context
@@ -120,34 +91,32 @@ class RollbackCaller:
             return seconds
         return 30.0 - (time.monotonic() - self._invocation_started)
 
-    def call(self, redemption_id: str, request: RollbackRequest, *, stacked: bool = False) -> Answered | Transient:
-        """The rollback of ``redemption_id``: a kept answer that reached the goal (no call made), or one call, each
+    def call(
+        self,
+        redemption_id: str,
+        request: RollbackRequest,
+        *,
+        stacked: bool = False,
+        kept: Mapping[str, Any] | None = None,
+    ) -> Answered | Transient:
+        """The rollback of ``redemption_id``: an answer an earlier attempt kept (``kept``, no call made), or one call,
         paced and quickly retried. A stack's parent the ledger knows as one (``stacked``) goes to the stack endpoint
         at once; any other redemption to ``/rollback`` first, then, if Voucherify says it is a stack's parent
-        (``invalid_redemption``), to the stack endpoint: two calls. A concurrent call for the same redemption is a
-        ``Transient`` ``in_progress``."""
+        (``invalid_redemption``), to the stack endpoint: two calls. The caller holds the redemption's claim."""
+        if kept is not None:
+            return Answered(decode_answer(kept))
         attempt = _Attempt()
         try:
-            record = self._once(
-                target={"redemption_id": redemption_id}, request=request, attempt=attempt, stacked=stacked
-            )
-            result: Answered | Transient = Answered(decode_answer(record))
-        except NotKept as not_kept:
-            result = not_kept.result
-        except (IdempotencyAlreadyInProgressError, IdempotencyInconsistentStateError):
-            return Transient(Problem(None, "in_progress", "another worker is rolling this redemption back"))
-        except IdempotencyPersistenceLayerError as exc:
-            result = Transient(Problem(None, "storage", f"idempotency record: {type(exc.__cause__).__name__}"))
+            result = self._call_api(redemption_id, request, attempt, stacked=stacked)
         finally:
             if attempt.calls:
                 self._metric("VoucherifyApiCalls", attempt.calls)
         return replace(result, calls=attempt.calls)
 
     def _call_api(
-        self, *, target: dict[str, str], request: RollbackRequest, attempt: _Attempt, stacked: bool
-    ) -> dict[str, Any]:
-        """The idempotent section: the answer record when it reached the goal, else ``NotKept``."""
-        redemption_id = target["redemption_id"]
+        self, redemption_id: str, request: RollbackRequest, attempt: _Attempt, *, stacked: bool
+    ) -> Answered | Transient:
+        """A final answer, or ``Transient``."""
         body = request.api_body()
 
         def stack(deadline: float) -> ApiResponse:  # the stack's own endpoint, which rolls back every child
@@ -161,12 +130,7 @@ class RollbackCaller:
             )
             if isinstance(sent, ApiResponse) and sent.status == 400 and sent.error_key == "invalid_redemption":
                 sent = self._send(stack, attempt)  # a stack's parent the ledger did not know as one
-        if isinstance(sent, Transient):
-            raise NotKept(sent)
-        record = encode_answer(sent)
-        if classify(sent) == "goal":
-            return record
-        raise NotKept(Answered(decode_answer(record)))
+        return sent if isinstance(sent, Transient) else Answered(sent)
 
     def _send(self, call: Callable[[float], ApiResponse], attempt: _Attempt) -> ApiResponse | Transient:
         """One API request, paced; quick in-process retries of 5xx/timeouts/broken connections while the

@@ -5,12 +5,13 @@ too), the request's final state, and the finished request counted and logged.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.claims import finished_note
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, SUCCEEDED
 from voucherify_ledger.rollbacks.answers import Outcome, classify, error_ids, parse_rollback, problem_of
 from voucherify_ledger.voucherify_api import ApiResponse
@@ -30,9 +31,20 @@ class AnswerRecording:
     logger: Any
     metric: Callable[[str, float], None]
 
-    def record(self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime) -> Outcome:
+    def record(
+        self,
+        redemption_id: str,
+        request_id: str,
+        response: ApiResponse,
+        calls: int,
+        now: datetime,
+        *,
+        attempt: Mapping[str, Any],
+    ) -> Outcome:
         """What a final answer makes of the request: ALREADY_ROLLED_BACK, the rollback(s) recorded (SUCCEEDED, or
-        FAILED for a rollback whose result is FAILURE), or FAILED with Voucherify's error."""
+        FAILED for a rollback whose result is FAILURE), or FAILED with Voucherify's error. The request holds the
+        redemption's claim: the writes that record the outcome release it (``ledger.claims``); ``attempt`` is what
+        the request records of this attempt (``attempt_fields``)."""
         if classify(response) == "goal" and response.status == 400:  # already_rolled_back
             ids_of = error_ids(response)
             self.ledger.requests.record_already_rolled_back(
@@ -41,6 +53,7 @@ class AnswerRecording:
                 now=now,
                 confirmed_by="api",
                 fields={
+                    **attempt,
                     "api_calls": calls,
                     "voucherify_request_id": ids_of.request_id,
                     "voucherify_resource_id": ids_of.resource_id,
@@ -50,17 +63,24 @@ class AnswerRecording:
                 Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, api_calls=calls, detail="already_rolled_back")
             )
         if response.status == 200:
-            return self._record_rollbacks(redemption_id, request_id, response, calls, now)
+            return self._record_rollbacks(redemption_id, request_id, response, calls, now, attempt)
         problem = problem_of(response)  # with Voucherify's request_id / resource_id, for its support
-        fields = {"api_calls": calls, "error": problem.as_dict()}
+        fields = {**attempt, "api_calls": calls, "error": problem.as_dict()}
         self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields=fields)
+        self.ledger.claims.release(redemption_id, request_id, finished=finished_note(FAILED, error_key=problem.key))
         return self.done(Outcome(FAILED, request_id, redemption_id, error_key=problem.key, api_calls=calls))
 
     def _record_rollbacks(
-        self, redemption_id: str, request_id: str, response: ApiResponse, calls: int, now: datetime
+        self,
+        redemption_id: str,
+        request_id: str,
+        response: ApiResponse,
+        calls: int,
+        now: datetime,
+        attempt: Mapping[str, Any],
     ) -> Outcome:
         body = response.body
-        fields: dict[str, Any] = {"api_calls": calls}
+        fields: dict[str, Any] = {**attempt, "api_calls": calls}
         document = body
         if response.endpoint == "rollbacks":
             child_ids = self._record_stack_children(redemption_id, body.get("rollbacks") or [], now)

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.keys import FAILED, RETRYING, iso
 from voucherify_ledger.models.rollback_request import RollbackRequest
-from voucherify_ledger.rollbacks.answers import Problem, RetryLater
+from voucherify_ledger.rollbacks.answers import Problem, RetryLater, attempt_fields
 from voucherify_ledger.rollbacks.queue import QueueMessage, RollbackQueue
 from voucherify_ledger.settings import WorkerSettings
 
@@ -77,7 +77,7 @@ class Retries:
         else:
             fields["next_attempt_at"] = iso(now + timedelta(seconds=delay))
         state = FAILED if last else RETRYING
-        if not self._record_on_request(request, request_id, state, fields, now):
+        if not self._record_on_request(message, request, request_id, state, fields, now):
             self._record_on_message(message, problem, state, fields, now, last=last)
         if message.receipt_handle:
             try:
@@ -101,11 +101,19 @@ class Retries:
         raise RetryLater(problem, delay)
 
     def _record_on_request(
-        self, request: RollbackRequest | None, request_id: str, state: str, fields: dict[str, Any], now: datetime
+        self,
+        message: QueueMessage,
+        request: RollbackRequest | None,
+        request_id: str,
+        state: str,
+        fields: dict[str, Any],
+        now: datetime,
     ) -> bool:
-        """The retry on the request's own item; False when there is no request or it could not be written."""
+        """The retry on the request's own item (a redemption's request: with the attempt counted); False when there
+        is no request or it could not be written."""
         try:
             if request is not None and request.redemption_id:
+                fields = {**attempt_fields(message, request), **fields}
                 self.ledger.requests.update(request.redemption_id, request_id, state, now=now, fields=fields)
                 return True
             order = request.order_target() if request is not None else None

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.claims import finished_note
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BACK
 from voucherify_ledger.models.rollback_request import is_rollback_target
 from voucherify_ledger.rollbacks.answers import Outcome
@@ -71,18 +72,27 @@ class StackChildren:
     recording: AnswerRecording
     metric: Callable[[str, float], None]
 
-    def answer(self, redemption_id: str, request_id: str, parent: str, now: datetime) -> Outcome:
+    def answer(
+        self, redemption_id: str, request_id: str, parent: str, now: datetime, *, attempt: Mapping[str, Any]
+    ) -> Outcome:
         """ALREADY_ROLLED_BACK when the ledger holds the parent ROLLED_BACK (its stack went with it), else FAILED
-        ``stack_child`` (``stack_child_error``)."""
+        ``stack_child`` (``stack_child_error``). The request holds the child's claim: it is released, the request
+        noted finished."""
         parent_state = self.ledger.redemptions.state(parent) if is_rollback_target(parent) else None
         if parent_state and parent_state.get("status") == ROLLED_BACK:
             self.ledger.requests.record_already_rolled_back(
-                redemption_id, request_id, now=now, confirmed_by="ledger", fields={"rolled_back_with": parent}
+                redemption_id,
+                request_id,
+                now=now,
+                confirmed_by="ledger",
+                fields={"rolled_back_with": parent, **attempt},
             )
+            self.ledger.claims.release(redemption_id, request_id, finished=finished_note(ALREADY_ROLLED_BACK))
             detail = f"its stack's parent {parent} is ROLLED_BACK in the ledger"
             return self.recording.done(Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail=detail))
         error = stack_child_error(redemption_id, parent)
-        self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields={"error": error})
+        self.ledger.requests.update(redemption_id, request_id, FAILED, now=now, fields={"error": error, **attempt})
+        self.ledger.claims.release(redemption_id, request_id, finished=finished_note(FAILED, error_key=STACK_CHILD))
         self.metric("RollbackStackChildrenRefused", 1)
         return self.recording.done(
             Outcome(FAILED, request_id, redemption_id, error_key=STACK_CHILD, detail="a stack's child: no API call")

@@ -16,11 +16,19 @@ from pydantic import ValidationError
 
 from voucherify_ledger.aws import worker_clients
 from voucherify_ledger.ledger import Ledger
+from voucherify_ledger.ledger.claims import finished_note
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
-from voucherify_ledger.ledger.idempotency import idempotency_store
-from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED, ROLLED_BACK
+from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED
 from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
-from voucherify_ledger.rollbacks.answers import Outcome, Problem, RetryLater, worker_problem
+from voucherify_ledger.rollbacks.answers import (
+    Outcome,
+    Problem,
+    RetryLater,
+    attempt_fields,
+    classify,
+    encode_answer,
+    worker_problem,
+)
 from voucherify_ledger.rollbacks.calls import RollbackCaller, Transient
 from voucherify_ledger.rollbacks.orders import OrderFanOut
 from voucherify_ledger.rollbacks.pacing import TokenBucket
@@ -29,7 +37,7 @@ from voucherify_ledger.rollbacks.recording import AnswerRecording
 from voucherify_ledger.rollbacks.retries import Retries, backoff_seconds
 from voucherify_ledger.rollbacks.stacks import StackChildren, StackPlace
 from voucherify_ledger.settings import WorkerSettings
-from voucherify_ledger.voucherify_api import SecretCredentials, VoucherifyClient, api_secret_fetcher
+from voucherify_ledger.voucherify_api import ApiResponse, SecretCredentials, VoucherifyClient, api_secret_fetcher
 
 MAX_LOGGED_FRAMES = 20
 
@@ -63,8 +71,6 @@ class RollbackWorker:
         self.caller = RollbackCaller(
             api=api,
             pacer=pacer,
-            persistence=idempotency_store(settings.ledger_table_name, dynamodb),
-            expires_after_seconds=settings.idempotency_expires_after_seconds,
             in_process_retries=settings.rollback_in_process_retries,
             metric=self._metric,
             logger=logger,
@@ -176,8 +182,9 @@ class RollbackWorker:
         now: datetime,
     ) -> Outcome:
         """The ledger refused a write of this request for good (e.g. a redemption item already at DynamoDB's 400 KB):
-        the request ends FAILED with ``ledger_refused`` and the reason. Voucherify may have rolled the redemption
-        back (its answer is kept by the idempotency record), so the message says to check it there."""
+        the request ends FAILED with ``ledger_refused`` and the reason, even over the SUCCEEDED this attempt wrote
+        just before the redemption's write was refused. Voucherify may have rolled the redemption back, so the
+        message says to check it there. The claim is released."""
         error = {
             "key": "ledger_refused",
             "message": f"{refused.reason}; the rollback may have been made in Voucherify: check the redemption there",
@@ -185,7 +192,11 @@ class RollbackWorker:
         fields = {"error": error, "message_id": message.message_id, "receive_count": message.receive_count}
         order = request.order_target()
         if request.redemption_id:
-            self.ledger.requests.update(request.redemption_id, request_id, FAILED, now=now, fields=fields)
+            self._let_go(request.redemption_id, request_id, finished=finished_note(FAILED, error_key="ledger_refused"))
+            fields = {**attempt_fields(message, request), **fields}
+            self.ledger.requests.update(
+                request.redemption_id, request_id, FAILED, now=now, fields=fields, guarded=False
+            )
         elif order is not None:
             self.ledger.requests.record_order(order[1], request_id, FAILED, now=now, fields=fields, by=order[0])
         outcome = Outcome(
@@ -235,44 +246,88 @@ class RollbackWorker:
     def _roll_back(
         self, request: RollbackRequest, redemption_id: str, request_id: str, message: QueueMessage, now: datetime
     ) -> Outcome:
-        start = self.ledger.requests.begin(
-            redemption_id,
-            request_id,
-            now=now,
-            message_id=message.message_id,
-            receive_count=message.receive_count,
-            reason=request.reason,
-            parent_request_id=request.parent_request_id,
+        """One conditional write claims the redemption and says what the ledger knows of it (``ledger.claims``):
+        the request finished before (a redelivery: answered from the ledger), the redemption ROLLED_BACK (no call),
+        another request's claim live (retried later), or claimed: then a stack's child is refused without a call,
+        an answer an earlier attempt kept is recorded, or Voucherify is called once. The outcome's writes release
+        the claim; whatever else happens, it is released (or, with a goal answer not yet recorded, the answer kept)."""
+        started = time.time()
+        claim = self.ledger.claims.claim(
+            redemption_id, request_id, now=started, until=started + max(0.0, self.caller.time_left())
         )
-        if not start.proceed:  # a finished request delivered again
-            state = str(start.item.get("state"))
+        attempt = attempt_fields(message, request)
+        if claim.outcome == "finished":  # a finished request delivered again
+            note = claim.finished or {}
+            state = str(note.get("state"))
             self._metric("RollbackDuplicates")
             self.logger.info(
                 "rollback request already finished", request_id=request_id, redemption_id=redemption_id, state=state
             )
-            error = start.item.get("error") or {}
-            rollback_id = start.item.get("rollback_id")
             return Outcome(
                 state,
                 request_id,
                 redemption_id,
-                rollback_id=rollback_id,
-                error_key=error.get("key"),
+                rollback_id=note.get("rollback_id"),
+                error_key=note.get("error_key"),
                 detail="already finished",
             )
-        known = self.ledger.redemptions.state(redemption_id)
-        if known and known.get("status") == ROLLED_BACK:
-            rollback_ids = known.get("rollback_ids") or []
+        if claim.outcome == "rolled_back":
+            rollback_ids = claim.item.get("rollback_ids") or []
             self.ledger.requests.record_already_rolled_back(
-                redemption_id, request_id, now=now, confirmed_by="ledger", fields={"rollback_ids": rollback_ids}
+                redemption_id,
+                request_id,
+                now=now,
+                confirmed_by="ledger",
+                fields={"rollback_ids": rollback_ids, **attempt},
             )
             return self.recording.done(
                 Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
             )
-        place = StackPlace.of(known)
-        if place.role == "child" and place.parent_redemption_id:  # refused without a call: only its parent can
-            return self.stack_children.answer(redemption_id, request_id, place.parent_redemption_id, now)
-        result = self.caller.call(redemption_id, request, stacked=place.role == "parent")
-        if isinstance(result, Transient):
-            self.retries.retry(message, request, request_id, result.problem, result.retry_after, calls=result.calls)
-        return self.recording.record(redemption_id, request_id, result.response, result.calls, self._now())
+        if claim.outcome == "held":
+            problem = Problem(None, "in_progress", "another worker is rolling this redemption back")
+            self.retries.retry(message, request, request_id, problem)
+        answer: ApiResponse | None = None
+        try:
+            place = StackPlace.of(claim.item)
+            if place.role == "child" and place.parent_redemption_id:  # refused without a call: only its parent can
+                return self.stack_children.answer(
+                    redemption_id, request_id, place.parent_redemption_id, now, attempt=attempt
+                )
+            result = self.caller.call(redemption_id, request, stacked=place.role == "parent", kept=claim.kept_answer)
+            if isinstance(result, Transient):
+                self._let_go(redemption_id, request_id)
+                self.retries.retry(message, request, request_id, result.problem, result.retry_after, calls=result.calls)
+            answer = result.response
+            return self.recording.record(redemption_id, request_id, answer, result.calls, self._now(), attempt=attempt)
+        except RetryLater:
+            raise
+        except StorageRefusedError:
+            raise  # ``_refused`` ends the request and releases the claim
+        except BaseException:
+            self._let_go(redemption_id, request_id, answer=answer)
+            raise
+
+    def _let_go(
+        self,
+        redemption_id: str,
+        request_id: str,
+        *,
+        answer: ApiResponse | None = None,
+        finished: dict[str, Any] | None = None,
+    ) -> None:
+        """Releases this request's claim — keeping a goal ``answer`` that could not be recorded, for the next claim
+        to record without a call. A failure is logged: the claim then lapses at the invocation's deadline."""
+        try:
+            if answer is not None and classify(answer) == "goal":
+                self.ledger.claims.keep_answer(redemption_id, request_id, encode_answer(answer))
+            else:
+                self.ledger.claims.release(redemption_id, request_id, finished=finished)
+        except Exception as exc:
+            self._metric("RollbackClaimsNotReleased")
+            self.logger.warning(
+                "could not release the claim on the redemption",
+                request_id=request_id,
+                redemption_id=redemption_id,
+                error=type(exc).__name__,
+                detail=str(exc) if isinstance(exc, StorageError) else None,  # DynamoDB's error code, never a value
+            )

@@ -79,3 +79,8 @@ def test_the_cost_table_names_the_prices_date_and_what_is_assumed() -> None:
     assert "the textbook has no reconciler" in text
     assert "Assumed, not measured:" in text and "dynamodb_call_ms" in text
     assert any("$1.00" in row for row in cost.cost_text(lines))
+
+
+def test_prices_are_written_without_an_exponent() -> None:
+    text = "\n".join(cost.cost_markdown([cost.line("deliveries", "bundle", cost.Usage())]))
+    assert "lambda_arm64_per_gb_second 0.0000133334" in text and "e-05" not in text

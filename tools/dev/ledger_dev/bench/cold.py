@@ -59,7 +59,7 @@ def child_script(
 
 def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> None:
     """Cold init, peak RSS and first invocation of every function vs its floor and the textbook, interleaved."""
-    first_of = {}
+    first_of: dict[str, dict[str, Any]] = {}
     for seed in events:
         first_of.setdefault(seed.function, seed.event)
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -88,8 +88,8 @@ def measure_cold(report: Report, repeat: int, events: Sequence[SeedEvent]) -> No
         if not found:
             return None
         if key == "init+first":
-            return median(r["init_ms"] + r["first_ms"] for r in found)
-        return median(r[key] for r in found) / (1024 if key == "rss_kb" else 1)
+            return float(median(r["init_ms"] + r["first_ms"] for r in found))
+        return float(median(r[key] for r in found)) / (1024 if key == "rss_kb" else 1)
 
     for logical_id in COLD_FUNCTIONS:
         mine, floor, textbook = logical_id, f"{logical_id}:floor", f"{logical_id}:textbook"

@@ -223,13 +223,17 @@ def measure_cost(report: Report, deliveries: Sequence[Any], worker: Mapping[str,
             return lines  # the warm or capacity section did not run
         per_side["bundle"].append(webhook_usage([d.bundle for d in new], mine_ms, logical_id, bundle=True))
         per_side["textbook"].append(webhook_usage([d.textbook for d in new], textbook_ms, logical_id, bundle=False))
-    note = (
-        f"half {kinds[WEBHOOK_FUNCTIONS[0]]}s, half {kinds[WEBHOOK_FUNCTIONS[1]]}s, each new; warm ms × "
-        f"{ASSUMED.lambda_mb_per_vcpu}/{memory_mb(WEBHOOK_FUNCTIONS[0])} + {ASSUMED.dynamodb_call_ms:g} ms a DynamoDB "
-        "call; the bundle's ledger events and LedgerEventsFunction included"
+    basis = (
+        f"half {kinds[WEBHOOK_FUNCTIONS[0]]}s, half {kinds[WEBHOOK_FUNCTIONS[1]]}s: the mean of each route's recorded "
+        f"seed deliveries (failed ones included); warm ms × {ASSUMED.lambda_mb_per_vcpu}/"
+        f"{memory_mb(WEBHOOK_FUNCTIONS[0])} + {ASSUMED.dynamodb_call_ms:g} ms a DynamoDB call"
     )
+    notes = {
+        "bundle": f"{basis}; its ledger events and LedgerEventsFunction included",
+        "textbook": f"{basis}; no ledger events",
+    }
     for side, usages in per_side.items():
-        lines.append(line("deliveries", side, (usages[0] + usages[1]).scaled(0.5), note))
+        lines.append(line("deliveries", side, (usages[0] + usages[1]).scaled(0.5), notes[side]))
     if worker:
         for side in ("bundle", "textbook"):
             found = worker[side]
@@ -239,8 +243,10 @@ def measure_cost(report: Report, deliveries: Sequence[Any], worker: Mapping[str,
                     "worker rollbacks",
                     side,
                     usage,
-                    f"one message a batch; {ASSUMED.voucherify_call_ms:g} ms a Voucherify call, "
-                    f"{ASSUMED.sqs_requests_per_rollback} SQS requests a message",
+                    f"one message a batch; the worker's measured CPU × {ASSUMED.lambda_mb_per_vcpu}/"
+                    f"{memory_mb(WORKER_FUNCTION)}, {ASSUMED.voucherify_call_ms:g} ms a Voucherify call, "
+                    f"{ASSUMED.sqs_requests_per_rollback} SQS requests a message"
+                    + ("; its ledger events and LedgerEventsFunction included" if side == "bundle" else ""),
                 )
             )
     recorded = [d.bundle for d in deliveries if d.bundle.status == "recorded" and d.bundle.items]
@@ -296,6 +302,13 @@ def _dollars(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.995 or value == 0 else f"${value:.3f}"
 
 
+def _plain(value: Any) -> str:
+    """A price as written, without an exponent (0.0000133334, not 1.33334e-05)."""
+    if isinstance(value, float):
+        return f"{value:.10f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
 def cost_markdown(lines: Sequence[CostLine], prices: Prices = PRICES) -> list[str]:
     """The cost table as markdown, with the prices, their date and what is assumed."""
     if not lines:
@@ -309,7 +322,7 @@ def cost_markdown(lines: Sequence[CostLine], prices: Prices = PRICES) -> list[st
     for cost in lines:
         cells = [_dollars(cost.components.get(name)) if cost.usage is not None else "—" for name in COMPONENTS]
         out.append(f"| {cost.work} | {cost.side} | " + " | ".join(cells) + f" | {_dollars(cost.total)} | {cost.note} |")
-    out += ["", "Prices: " + ", ".join(f"{f.name} {getattr(prices, f.name)}" for f in fields(prices)) + "."]
+    out += ["", "Prices: " + ", ".join(f"{f.name} {_plain(getattr(prices, f.name))}" for f in fields(prices)) + "."]
     out += [
         "Assumed, not measured: " + ", ".join(f"{f.name} {getattr(ASSUMED, f.name)}" for f in fields(ASSUMED)) + "."
     ]

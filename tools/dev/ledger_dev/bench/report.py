@@ -205,8 +205,8 @@ def markdown(report: Report, command: str) -> str:
         "so the machine's speed and load cancel out; see `tools/dev/ledger_dev/bench/` for what each one runs.",
         "",
         f"- command: `{command}`",
-        f"- repetitions: {report.repeat} (cold starts: {report.repeat} fresh processes each for every function and"
-        f" its floor; warm: {report.repeat}×20 invocations per seed event)",
+        f"- repetitions: {report.repeat} (cold starts: {report.repeat} fresh processes each for every function, its"
+        f" floor and its textbook; warm: {report.repeat}×20 invocations per seed event)",
         f"- machine: {machine()}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "- Lambda runs python3.13 on arm64; this run is the machine above, so read the ratios, not the milliseconds.",

@@ -78,7 +78,7 @@ def record(delivery: dict[str, Any]) -> dict[str, Any]:
 
 
 def receive(model: type[BaseModel]) -> dict[str, Any]:
-    raw = app.current_event.decoded_body.encode()
+    raw = (app.current_event.decoded_body or "").encode()
     if not authentic(raw, app.current_event.headers):
         metrics.add_metric(name="Unauthorized", unit=MetricUnit.Count, value=1)
         raise UnauthorizedError("signature does not match")
@@ -97,12 +97,12 @@ def receive(model: type[BaseModel]) -> dict[str, Any]:
     subject = rollback or data.redemption
     delivery = {
         "id": subject.id,
-        "redemption_id": data.redemption.id if data.redemption else rollback.redemption,
+        "redemption_id": data.redemption.id if data.redemption else getattr(rollback, "redemption", None),
         "event_type": event_type,
         "received_at": datetime.now(UTC).isoformat(),
         "body": raw.decode(),
     }
-    result = record(delivery=delivery)
+    result: dict[str, Any] = record(delivery=delivery)
     metrics.add_metric(name="Recorded", unit=MetricUnit.Count, value=1)
     logger.info("delivery recorded", extra={"id": subject.id, "event_type": event_type})
     return result

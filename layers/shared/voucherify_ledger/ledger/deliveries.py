@@ -64,10 +64,16 @@ def write_with_delivery(
     *,
     what: str,
     also: Sequence[TransactWriteItemTypeDef] = (),
-    return_new: bool = False,
+    return_status: bool = False,
 ) -> tuple[bool, dict[str, Any] | None]:
-    """Applies ``build(audit)`` (an update and its condition) to ``key``: ``(True, the new item if asked)``, or
-    ``(False, the item the condition found)`` when it failed (None if DynamoDB did not send it).
+    """Applies ``build(audit)`` (an update and its condition) to ``key``: ``(True, None)``, or ``(False, the item the
+    condition found)`` when it failed (None if DynamoDB did not send it).
+
+    With ``return_status``, an applied write answers what says the item's ``status``: the item as it was before the
+    write (``ALL_OLD``: None for a new item, so nothing is sent back and parsed on the usual write; the item when
+    one was there, e.g. made by a rollback that came first), or, after a transaction, the item's ``status`` as read
+    back. Either way ``found.get("status")``, when there is one, is the status after a write that sets ``status``
+    only where it is absent.
 
     The raw delivery goes into the audit map when its compressed copy is small (``INLINE_RAW_BYTES``), else into
     its own item ``RAW#<sha256>`` under the same partition, written in the same transaction. When DynamoDB says
@@ -82,7 +88,7 @@ def write_with_delivery(
         extra = list(also) if inline else [_raw_copy(table, key, delivery, compressed, audit), *also]
         try:
             if not extra:
-                returns = "ALL_NEW" if return_new else "NONE"
+                returns = "ALL_OLD" if return_status else "NONE"
                 written = table.update(
                     key, update, what=what, condition=condition, returns=returns, old_on_failure=True, refusable=True
                 )
@@ -96,7 +102,7 @@ def write_with_delivery(
             continue
         if not written.applied:
             return False, written.item
-        return True, table.get(key, projection=("status",)) if return_new else None
+        return True, table.get(key, projection=("status",)) if return_status else None
 
 
 def _raw_copy(

@@ -194,8 +194,9 @@ class RedemptionStore:
                 update.set("reconcile_job_id", reconcile_job_id)
             return update, f"attribute_not_exists({update.name_of('redemption_recorded_at')})"
 
-        # ALL_NEW: the status a rollback that came first left in place. Returned values cost no capacity.
-        applied, found = write_with_delivery(self.table, key, delivery, update, what="redemption", return_new=True)
+        # The status a rollback that came first left in place (set_if_absent keeps it), from the item as it was: a new
+        # redemption's item did not exist, so nothing comes back to parse. Returned values cost no capacity.
+        applied, found = write_with_delivery(self.table, key, delivery, update, what="redemption", return_status=True)
         if applied:
             return WriteOutcome("recorded", redemption.id, (found or {}).get("status") or status)
         old = found if found is not None else self.table.get(key, projection=("status", "redemption_digest")) or {}

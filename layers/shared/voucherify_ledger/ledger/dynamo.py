@@ -5,6 +5,7 @@ expressions, compression, and ``Table``, through which every call goes, its fail
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
 MAX_NUMBER_DIGITS = 38
 MAX_NUMBER_EXPONENT, MIN_NUMBER_EXPONENT = 125, -130
+_SMALL_INT = 10**MAX_NUMBER_DIGITS
 # The key attributes of the table and of its indexes, by their byte limit.
 KEY_ATTRIBUTE_BYTES = {
     "pk": MAX_PARTITION_KEY_BYTES,
@@ -88,6 +90,8 @@ def av(value: Any) -> dict[str, Any]:
 def number(value: int | Decimal) -> str:
     """A number as DynamoDB stores it, or StorageRefusedError where DynamoDB would refuse it (more than 38 significant
     digits, a magnitude beyond 1E+125 or below 1E-130, NaN or infinity)."""
+    if type(value) is int and -_SMALL_INT < value < _SMALL_INT:  # at most 38 digits: always storable as it is
+        return str(value)
     decimal = Decimal(value)
     if not decimal.is_finite():
         raise StorageRefusedError("a number that is not finite")
@@ -148,6 +152,7 @@ class UpdateParams(TypedDict):
     ExpressionAttributeValues: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=1024)  # the ledger's attribute names are few; each is asked about on every write
 def _plain_name(name: str) -> bool:
     """A name an expression may hold as it is: ASCII letters, digits and underscores, a letter first, and at least
     one underscore, which no DynamoDB reserved word has (``status``, ``result``, ``source`` … are reserved)."""
@@ -172,15 +177,15 @@ class Update:
         self._count = 0
 
     def _ref(self, name: str, value: Any) -> tuple[str, str]:
-        if name in KEY_ATTRIBUTE_BYTES or not isinstance(value, str):
+        if type(value) is str and name not in KEY_ATTRIBUTE_BYTES:
+            encoded: dict[str, Any] = {"S": value}
+        else:
             try:
                 encoded = key_value(name, value)
             except StorageRefusedError as refused:
                 raise StorageRefusedError(
                     refused.reason if refused.reason.startswith(name) else f"{name}: {refused}"
                 ) from None
-        else:
-            encoded = {"S": value}
         placeholder = f":v{self._count}"
         self._count += 1
         self.values[placeholder] = encoded

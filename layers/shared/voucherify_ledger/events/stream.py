@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voucherify_ledger.events.changes import LedgerEvent, events_of
 from voucherify_ledger.events.publisher import EventPublisher, events_client
-from voucherify_ledger.settings import SettingsError
 
 # An EventBridge bus by name or ARN, as PutEvents takes it.
 EVENT_BUS_PATTERN = r"^(arn:aws[\w-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}$"
@@ -42,6 +41,9 @@ class LedgerEventsSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
+            # Imported only here: the function's other settings models are no business of a valid configuration.
+            from voucherify_ledger.settings import SettingsError
+
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from support.documents import payload
 from support.functions import Aws
 from voucherify_ledger.ledger.claims import Claim, finished_note
@@ -168,3 +170,14 @@ def test_redemption_states_reads_many_consistently(aws: Aws) -> None:
     assert (state["redemption_id"], state["status"]) == (data.redemption.id, "SUCCEEDED")
     assert state["redemption_recorded_at"]  # the redemption itself, not an item a rollback made first
     assert set(state) == {"redemption_id", "status", "redemption_recorded_at"}  # the state's fields, no more
+
+
+def test_a_worker_rollback_keeps_the_models_checks_of_a_rollback(aws: Aws) -> None:
+    # The worker's data is put together around a validated rollback (model_construct): the event model's own checks
+    # still hold, before anything is written.
+    rollback = rollback_data().redemption_rollback.model_copy(update={"id": "r_0e6ff48b91cfa02e97"})
+    with pytest.raises(ValueError, match="expected a rollback id"):
+        aws.ledger.requests.record_worker_rollback(
+            "r_0e2500291ae016adea", rollback, raw=b"{}", received_at=NOW, request_id="req-x"
+        )
+    assert aws.items() == []

@@ -188,7 +188,10 @@ class RollbackRequestStore:
         the claim is still the request's, and the answer can be kept for its retry (``ledger.claims``)."""
         if not rollback.redemption:
             rollback = rollback.model_copy(update={"redemption": redemption_id})
-        data = EventRedemptionRollbackSucceededData(redemption_rollback=rollback)
+        # The rollback is validated already (``SimpleRedemption``): the event's data is put together around it with
+        # the model's own checks, without building a validator for the whole event.
+        data = EventRedemptionRollbackSucceededData.model_construct(redemption_rollback=rollback)
+        data.check()
         delivery = Delivery(raw=raw, route="rollback-worker", received_at=received_at, event_type="redemption_rollback")
         if request_id is None:  # a stack's child, rolled back with its parent: no request of its own
             return self.redemptions.record_rollback(data, delivery, source="worker")

@@ -168,6 +168,11 @@ class EventRedemptionRollbackSucceededData(EventCustomerRedemption):
 
     @model_validator(mode="after")
     def _knows_its_redemption(self) -> EventRedemptionRollbackSucceededData:
+        return self.check()
+
+    def check(self) -> EventRedemptionRollbackSucceededData:
+        """The checks of a validated rollback's data (ValueError), for data put together with ``model_construct``
+        around a rollback validated already."""
         if not ids.is_rollback_id(self.redemption_rollback.id):
             raise ValueError(f"redemption_rollback.id: expected a rollback id ({ids.ROLLBACK_ID_SHAPE})")
         if self.redemption is not None and not ids.is_redemption_id(self.redemption.id):

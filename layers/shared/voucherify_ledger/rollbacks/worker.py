@@ -19,7 +19,9 @@ from voucherify_ledger.ledger import Ledger
 from voucherify_ledger.ledger.claims import finished_note
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED
+from voucherify_ledger.models.base import build
 from voucherify_ledger.models.rollback_request import RollbackRequest, validation_errors
+from voucherify_ledger.models.webhooks import SimpleRedemption
 from voucherify_ledger.rollbacks.answers import (
     Outcome,
     Problem,
@@ -64,6 +66,8 @@ class RollbackWorker:
         dynamodb: Any,
         rng: random.Random | None = None,
     ) -> None:
+        # The validators of what the worker reads from Voucherify's answers, built now, during init, once.
+        build(SimpleRedemption)
         self.settings, self.ledger, self.queue, self.pacer = settings, ledger, queue, pacer
         self.logger, self.metrics = logger, metrics
         self._rng = rng or random.Random()

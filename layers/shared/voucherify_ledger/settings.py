@@ -32,7 +32,7 @@ def embedded_aws(env: Mapping[str, str]) -> bool:
 
 
 class WebhookSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     ledger_table_name: str = Field(min_length=3, max_length=255)
     # Secrets Manager secret (name or ARN) holding {"signing_secret": ..., "header_token": ...}.
@@ -104,7 +104,7 @@ class WebhookSettings(BaseModel):
 class VoucherifyApiSettings(BaseModel):
     """What a function that calls Voucherify's API needs: where, with which keys, within which budget."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     ledger_table_name: str = Field(min_length=3, max_length=255)
     # Voucherify's API base URL, per cluster: https://api.voucherify.io (EU), https://us1.api.voucherify.io, …

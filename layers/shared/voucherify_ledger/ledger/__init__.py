@@ -9,13 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from voucherify_ledger.ledger.claims import RedemptionClaims
-from voucherify_ledger.ledger.dynamo import Table
-from voucherify_ledger.ledger.quarantine import QuarantineStore
-from voucherify_ledger.ledger.reconciliation import ReconcileStore
-from voucherify_ledger.ledger.redemptions import RedemptionStore
-from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
-
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 else:
@@ -27,6 +20,15 @@ class Ledger:
     ``reconciliation``, sharing one client."""
 
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        # Imported here, not with the package: a module that needs only ``ledger.keys`` (the ledger-events
+        # function) does not load every store and the payload models they read.
+        from voucherify_ledger.ledger.claims import RedemptionClaims
+        from voucherify_ledger.ledger.dynamo import Table
+        from voucherify_ledger.ledger.quarantine import QuarantineStore
+        from voucherify_ledger.ledger.reconciliation import ReconcileStore
+        from voucherify_ledger.ledger.redemptions import RedemptionStore
+        from voucherify_ledger.ledger.rollback_requests import RollbackRequestStore
+
         self.table = Table(table_name, client)
         self.redemptions = RedemptionStore(self.table)
         self.quarantine = QuarantineStore(self.table)

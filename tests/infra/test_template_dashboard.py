@@ -123,7 +123,7 @@ def test_no_code_changes_the_metrics_namespace_or_dimensions() -> None:
     the alarms and the dashboard name them."""
     for path in CODE:
         text = path.read_text(encoding="utf-8")
-        assert not re.search(r"add_dimension|default_dimensions|single_metric|namespace\s*=", text), path
+        assert not re.search(r"add_dimension|default_dimensions|single_metric|\bnamespace\s*=", text), path
         assert all(call == "Metrics()" for call in re.findall(r"\bMetrics\([^)]*\)", text)), path
     for name, function in of_type(sam_source(), "AWS::Serverless::Function").items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})

@@ -62,9 +62,11 @@ build: $(STAMP) $(SAM_STAMP)
 # template: SAM translator, cfn-lint, IAM, checkov), e2e (make run's stack over HTTP, the load test, the bench's
 # programs). `make test` runs every tier, after ruff and mypy; it is what .ci/run calls.
 PYTEST := $(BIN)/python -m pytest
-# The machine has two cores and moto runs in-process on one: the longest file (a 5,000-object history reconciled
-# through the real functions, about two minutes) runs in a second pytest beside the rest, its output after.
-HEAVY_TESTS := tests/integration/test_reconcile_against_the_fake.py
+# The machine has two cores and moto runs in-process on one: the longest files (a 5,000-object history reconciled
+# through the real functions, about two and a half minutes; the load, fault, hostile and chaos runs, under a
+# minute; the CLI installed alone in a fresh venv) run in a second pytest beside the rest, their output after.
+HEAVY_TESTS := tests/integration/test_reconcile_against_the_fake.py tests/e2e/test_loadtest.py \
+	tests/e2e/test_cli_installs_alone.py
 test: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	@mkdir -p build

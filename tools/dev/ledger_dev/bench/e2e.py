@@ -23,6 +23,7 @@ from typing import Any
 from ledger_dev.bench.children import ChildScript, run_child
 from ledger_dev.bench.report import Report, Row, median
 from ledger_dev.bench.seeds import WEBHOOK_FUNCTIONS
+from ledger_dev.loadtest.run import environment
 
 SENDERS = 8
 ROUND_SECONDS = 1.5
@@ -94,17 +95,13 @@ def measure_end_to_end(report: Report, rounds: int = ROUNDS, seconds: float = RO
             "bundle": {lid: meters["bundle"].wrap(module.lambda_handler) for lid, module in modules.items()}
         }
         create_table(stack.aws_client("dynamodb"), table_name=TEXTBOOK_TABLE)
-        saved = {name: os.environ.get(name) for name in ("LEDGER_TABLE_NAME", "POWERTOOLS_SERVICE_NAME")}
-        os.environ.update({**functions[WEBHOOK_FUNCTIONS[0]].environment, "LEDGER_TABLE_NAME": TEXTBOOK_TABLE})
-        os.environ["POWERTOOLS_SERVICE_NAME"] = "voucherify-ledger-textbook"
-        try:
+        textbook_env = {
+            **functions[WEBHOOK_FUNCTIONS[0]].environment,
+            "LEDGER_TABLE_NAME": TEXTBOOK_TABLE,
+            "POWERTOOLS_SERVICE_NAME": "voucherify-ledger-textbook",
+        }
+        with environment(textbook_env):
             textbook, _ = load_textbook(WEBHOOK_FUNCTIONS[0])
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         handlers["textbook"] = dict.fromkeys(functions, meters["textbook"].wrap(textbook))
         secret = stack.config.signing_secret
         planned = [[paths[d.route], d.signed_body.decode(), sign(secret, d.signed_body)] for d in corpus.deliveries]

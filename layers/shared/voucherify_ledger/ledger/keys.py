@@ -78,9 +78,8 @@ RECONCILE_JOB_SK_PREFIX = "JOB#"  # RECONCILE / JOB#<job id>: a backfill, contin
 JOB_RUNNING = "RUNNING"
 JOB_DONE = "DONE"
 
-# --- Powertools idempotency records of the worker's API calls ---------------------------------------------
-IDEMPOTENCY_PK = "IDEMPOTENCY#rollback-worker"  # IDEMPOTENCY#rollback-worker / rollback-call#…: one API call
-IDEMPOTENCY_KEY_PREFIX = "rollback-call"
+# --- Powertools idempotency records that earlier versions of the worker kept (TTL expires_at ends them) -----
+IDEMPOTENCY_PK = "IDEMPOTENCY#rollback-worker"  # the events function's filter leaves them out
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from voucherify_ledger.aws import worker_clients
 from voucherify_ledger.ledger import Ledger
-from voucherify_ledger.ledger.claims import finished_note
+from voucherify_ledger.ledger.claims import Claim, finished_note
 from voucherify_ledger.ledger.dynamo import StorageError, StorageRefusedError
 from voucherify_ledger.ledger.keys import ALREADY_ROLLED_BACK, FAILED
 from voucherify_ledger.models.base import build
@@ -260,36 +261,11 @@ class RollbackWorker:
             redemption_id, request_id, now=started, until=started + max(0.0, self.caller.time_left())
         )
         attempt = attempt_fields(message, request)
-        if claim.outcome == "finished":  # a finished request delivered again
-            note = claim.finished or {}
-            state = str(note.get("state"))
-            self._metric("RollbackDuplicates")
-            self.logger.info(
-                "rollback request already finished", request_id=request_id, redemption_id=redemption_id, state=state
-            )
-            return Outcome(
-                state,
-                request_id,
-                redemption_id,
-                rollback_id=note.get("rollback_id"),
-                error_key=note.get("error_key"),
-                detail="already finished",
-            )
-        if claim.outcome == "rolled_back":
-            rollback_ids = claim.item.get("rollback_ids") or []
-            self.ledger.requests.record_already_rolled_back(
-                redemption_id,
-                request_id,
-                now=now,
-                confirmed_by="ledger",
-                fields={"rollback_ids": rollback_ids, **attempt},
-            )
-            return self.recording.done(
-                Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
-            )
         if claim.outcome == "held":
             problem = Problem(None, "in_progress", "another worker is rolling this redemption back")
             self.retries.retry(message, request, request_id, problem)
+        if claim.outcome != "claimed":
+            return self._answer_unclaimed(claim, redemption_id, request_id, now, attempt)
         answer: ApiResponse | None = None
         try:
             place = StackPlace.of(claim.item)
@@ -310,6 +286,37 @@ class RollbackWorker:
         except BaseException:
             self._let_go(redemption_id, request_id, answer=answer)
             raise
+
+    def _answer_unclaimed(
+        self, claim: Claim, redemption_id: str, request_id: str, now: datetime, attempt: Mapping[str, Any]
+    ) -> Outcome:
+        """A claim refused because the request finished before (a redelivery: answered from its note, no write) or
+        because the ledger holds the redemption ROLLED_BACK (the request ends ALREADY_ROLLED_BACK, no call)."""
+        if claim.outcome == "finished":
+            note = claim.finished or {}
+            state = str(note.get("state"))
+            self._metric("RollbackDuplicates")
+            self.logger.info(
+                "rollback request already finished", request_id=request_id, redemption_id=redemption_id, state=state
+            )
+            return Outcome(
+                state,
+                request_id,
+                redemption_id,
+                rollback_id=note.get("rollback_id"),
+                error_key=note.get("error_key"),
+                detail="already finished",
+            )
+        self.ledger.requests.record_already_rolled_back(
+            redemption_id,
+            request_id,
+            now=now,
+            confirmed_by="ledger",
+            fields={"rollback_ids": claim.item.get("rollback_ids") or [], **attempt},
+        )
+        return self.recording.done(
+            Outcome(ALREADY_ROLLED_BACK, request_id, redemption_id, detail="ROLLED_BACK in the ledger")
+        )
 
     def _let_go(
         self,
